@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto';
+import { SignJWT, errors as joseErrors, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTHeaderParameters } from 'jose';
+import type { Clock } from './clock.js';
+import { AuthenticationError } from './errors.js';
+import type { KeyFile } from './keys.js';
+
+export interface AccessTokenSettings {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly secret: string | undefined;
+  readonly accessTokenTtlSeconds: number;
+}
+
+export interface AccessClaims {
+  readonly userId: string;
+  readonly sessionId: string;
+  readonly expiresAt: number;
+}
+
+interface VerificationKey {
+  readonly key: CryptoKey | Uint8Array;
+  readonly publicJwk: JWK | undefined;
+}
+
+/**
+ * Signs and verifies access tokens (JWT). EdDSA with the key file's keys by default, HS256 when a shared
+ * secret is configured. Keys are imported once as CryptoKeys: re-importing per call halves throughput.
+ */
+export class AccessTokenService {
+  private constructor(
+    private readonly settings: AccessTokenSettings,
+    private readonly clock: Clock,
+    private readonly algorithm: 'EdDSA' | 'HS256',
+    private readonly signingKid: string,
+    private readonly signingKey: CryptoKey,
+    private readonly verificationKeys: ReadonlyMap<string, VerificationKey>,
+  ) {}
+
+  static async create(settings: AccessTokenSettings, keys: KeyFile, clock: Clock): Promise<AccessTokenService> {
+    if (settings.secret !== undefined) {
+      const secret = new TextEncoder().encode(settings.secret);
+      // jose would import a raw Uint8Array secret again on every call; a CryptoKey is imported once.
+      const key = await crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+      return new AccessTokenService(settings, clock, 'HS256', 'hs256', key, new Map([['hs256', { key, publicJwk: undefined }]]));
+    }
+    const verificationKeys = new Map<string, VerificationKey>();
+    for (const stored of keys.signingKeys) {
+      const { d: _private, ...publicJwk } = stored.privateJwk;
+      verificationKeys.set(stored.kid, {
+        key: (await importJWK({ ...publicJwk, alg: 'EdDSA' }, 'EdDSA')) as CryptoKey,
+        publicJwk: { ...publicJwk, kid: stored.kid, alg: 'EdDSA', use: 'sig' },
+      });
+    }
+    const current = keys.signingKeys[0]!;
+    const signingKey = (await importJWK({ ...current.privateJwk, alg: 'EdDSA' }, 'EdDSA')) as CryptoKey;
+    return new AccessTokenService(settings, clock, 'EdDSA', current.kid, signingKey, verificationKeys);
+  }
+
+  get ttlSeconds(): number {
+    return this.settings.accessTokenTtlSeconds;
+  }
+
+  /** The public keys, for other services to verify our tokens. Empty under HS256: a shared secret is never published. */
+  jwks(): { keys: JWK[] } {
+    return { keys: [...this.verificationKeys.values()].flatMap((key) => (key.publicJwk ? [key.publicJwk] : [])) };
+  }
+
+  async sign(userId: string, sessionId: string): Promise<string> {
+    const issuedAt = Math.floor(this.clock.now() / 1000);
+    return new SignJWT({ sid: sessionId })
+      .setProtectedHeader({ alg: this.algorithm, kid: this.signingKid, typ: 'JWT' })
+      .setIssuer(this.settings.issuer)
+      .setAudience(this.settings.audience)
+      .setSubject(userId)
+      .setIssuedAt(issuedAt)
+      .setExpirationTime(issuedAt + this.settings.accessTokenTtlSeconds)
+      .setJti(randomUUID())
+      .sign(this.signingKey);
+  }
+
+  /** Verifies signature, algorithm, issuer, audience and lifetime; throws AuthenticationError otherwise. */
+  async verify(token: string): Promise<AccessClaims> {
+    try {
+      const { payload } = await jwtVerify(token, (header: JWTHeaderParameters) => this.keyFor(header), {
+        // Pinned: a token naming any other algorithm (none, HS256 against our public key, ...) is refused.
+        algorithms: [this.algorithm],
+        issuer: this.settings.issuer,
+        audience: this.settings.audience,
+        requiredClaims: ['sub', 'sid', 'iat', 'exp', 'jti'],
+        currentDate: new Date(this.clock.now()),
+        clockTolerance: 5,
+      });
+      if (typeof payload.sid !== 'string' || typeof payload.sub !== 'string') {
+        throw new AuthenticationError('invalid', 'The access token is invalid.');
+      }
+      return { userId: payload.sub, sessionId: payload.sid, expiresAt: payload.exp! * 1000 };
+    } catch (error) {
+      if (error instanceof AuthenticationError) throw error;
+      if (error instanceof joseErrors.JWTExpired) throw new AuthenticationError('expired', 'The access token has expired.');
+      if (error instanceof joseErrors.JWSInvalid || error instanceof joseErrors.JWTInvalid) {
+        throw new AuthenticationError('malformed', 'The access token is malformed.');
+      }
+      throw new AuthenticationError('invalid', 'The access token is invalid.');
+    }
+  }
+
+  private keyFor(header: JWTHeaderParameters): CryptoKey | Uint8Array {
+    const key = header.kid === undefined ? undefined : this.verificationKeys.get(header.kid);
+    if (!key) throw new AuthenticationError('invalid', 'The access token is invalid.');
+    return key.key;
+  }
+}

@@ -1,0 +1,33 @@
+import type { AccessTokenService } from './access-tokens.js';
+import { AuthenticationError } from './errors.js';
+import type { SessionService } from './sessions.js';
+
+export interface Viewer {
+  readonly userId: string;
+  readonly sessionId: string;
+}
+
+const MAX_TOKEN_LENGTH = 4096;
+
+/** Turns an Authorization header into the caller's identity, or refuses it with a reason. */
+export class Authenticator {
+  constructor(
+    private readonly accessTokens: AccessTokenService,
+    private readonly sessions: SessionService,
+  ) {}
+
+  /** null when no credentials were sent; throws AuthenticationError when they were sent and are not good. */
+  async authenticate(authorization: string | null): Promise<Viewer | null> {
+    if (authorization === null || authorization.trim() === '') return null;
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (!match || match[1]!.length > MAX_TOKEN_LENGTH) {
+      throw new AuthenticationError('malformed', 'The Authorization header must be "Bearer <access token>".');
+    }
+    const claims = await this.accessTokens.verify(match[1]!);
+    // A valid signature is not enough: the session may have been logged out since the token was issued.
+    const status = await this.sessions.status(claims.sessionId, claims.userId);
+    if (status === 'ended') throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
+    if (status === 'user_unavailable') throw new AuthenticationError('user_unavailable', 'The account is not available.');
+    return { userId: claims.userId, sessionId: claims.sessionId };
+  }
+}

@@ -1,0 +1,227 @@
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { Database, SessionRecord } from '../db/client.js';
+import type { Clock } from './clock.js';
+import { InvalidRefreshTokenError } from './errors.js';
+
+export interface SessionSettings {
+  readonly idleTimeoutMs: number;
+  readonly absoluteLifetimeMs: number;
+  readonly reuseGraceMs: number;
+}
+
+export interface ClientMeta {
+  readonly userAgent: string | null;
+  readonly ip: string | null;
+}
+
+export interface IssuedSession {
+  readonly session: SessionRecord;
+  readonly refreshToken: string;
+}
+
+export type SessionStatus = 'active' | 'ended' | 'user_unavailable';
+
+/** What the per-request check needs, kept in memory so a valid access token costs no database read. */
+interface SessionState {
+  readonly userId: string;
+  readonly ended: boolean;
+  readonly userDisabled: boolean;
+  readonly expiresAt: number;
+  readonly idleDeadline: number;
+}
+
+const TOKEN_PREFIX = 'grt_';
+const MAX_REFRESH_TOKEN_LENGTH = 128;
+const REFRESH_TOKEN_PATTERN = /^grt_([0-9a-f-]{36})\.(\d{1,9})\.([A-Za-z0-9_-]{43})$/;
+const MAX_USER_AGENT_LENGTH = 512;
+
+/**
+ * Sessions and their refresh tokens.
+ *
+ * A refresh token is `grt_<session id>.<generation>.<HMAC-SHA256(server key, session id . generation)>`.
+ * The database keeps only the session's current generation, never the token or a hash of it: without
+ * the server key nothing stored can be turned into a token. Because the server can recompute the
+ * current token, a client racing another tab with the previous token inside the grace window is given
+ * the current token instead of a fork, and anything older is detectable reuse.
+ */
+export class SessionService {
+  readonly #refreshKey: Buffer;
+  // Bounded, and short-lived so that changes made by another process (the admin CLI) are seen soon.
+  readonly #states: LRUCache<string, SessionState>;
+
+  constructor(
+    private readonly db: Database,
+    private readonly settings: SessionSettings,
+    refreshKey: Buffer,
+    private readonly clock: Clock,
+    cache: { maxEntries: number; ttlMs: number } = { maxEntries: 50_000, ttlMs: 30_000 },
+  ) {
+    this.#refreshKey = refreshKey;
+    this.#states = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.now() } });
+  }
+
+  /** Creates a session for a user who just proved who they are. Pass `db` to join a transaction. */
+  async start(userId: string, meta: ClientMeta, db: Pick<Database, 'session'> = this.db): Promise<IssuedSession> {
+    const now = this.clock.now();
+    const session = await db.session.create({
+      data: {
+        id: randomUUID(),
+        userId,
+        createdAt: new Date(now),
+        lastUsedAt: new Date(now),
+        rotatedAt: new Date(now),
+        expiresAt: new Date(now + this.settings.absoluteLifetimeMs),
+        refreshCounter: 0,
+        userAgent: meta.userAgent?.slice(0, MAX_USER_AGENT_LENGTH) ?? null,
+        ip: meta.ip,
+      },
+    });
+    return { session, refreshToken: this.#tokenFor(session.id, 0) };
+  }
+
+  /**
+   * Exchanges a refresh token for the session's next one. Throws InvalidRefreshTokenError with the reason.
+   * The previous token inside the grace window gets the current token back; any other old token is
+   * reuse, and ends the session.
+   */
+  async rotate(refreshToken: string): Promise<IssuedSession> {
+    const presented = this.#parse(refreshToken);
+    if (!presented) throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
+
+    let session = await this.#load(presented.sessionId);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (!session) throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
+      const now = this.clock.now();
+      if (session.revokedAt) throw new InvalidRefreshTokenError('REFRESH_TOKEN_REVOKED');
+      if (session.user.disabledAt) {
+        await this.revoke(session.id, 'user_disabled');
+        throw new InvalidRefreshTokenError('REFRESH_TOKEN_REVOKED');
+      }
+      if (now >= session.expiresAt.getTime() || now >= session.lastUsedAt.getTime() + this.settings.idleTimeoutMs) {
+        throw new InvalidRefreshTokenError('REFRESH_TOKEN_EXPIRED');
+      }
+
+      if (presented.counter === session.refreshCounter) {
+        // Compare-and-set on the generation: of parallel rotations of the same token exactly one wins.
+        const { count } = await this.db.session.updateMany({
+          where: { id: session.id, refreshCounter: presented.counter, revokedAt: null },
+          data: { refreshCounter: presented.counter + 1, rotatedAt: new Date(now), lastUsedAt: new Date(now) },
+        });
+        if (count === 1) {
+          const rotated = { ...session, refreshCounter: presented.counter + 1, rotatedAt: new Date(now), lastUsedAt: new Date(now) };
+          this.#remember(rotated, session.user.disabledAt !== null);
+          const { user: _user, ...record } = rotated;
+          return { session: record, refreshToken: this.#tokenFor(session.id, rotated.refreshCounter) };
+        }
+        session = await this.#load(session.id);
+        continue;
+      }
+
+      const isPrevious = presented.counter === session.refreshCounter - 1;
+      if (isPrevious && now - session.rotatedAt.getTime() < this.settings.reuseGraceMs) {
+        const { user: _user, ...record } = session;
+        return { session: record, refreshToken: this.#tokenFor(session.id, session.refreshCounter) };
+      }
+      if (presented.counter < session.refreshCounter) {
+        // A token that was already exchanged came back: it was copied. End the session for everyone.
+        await this.revoke(session.id, 'refresh_token_reused');
+        throw new InvalidRefreshTokenError('REFRESH_TOKEN_REUSED');
+      }
+      // A generation from the future cannot be produced without our key (or the database went back in time).
+      throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
+    }
+    throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
+  }
+
+  /** Whether an access token of this session may still be honoured. No database read when cached. */
+  async status(sessionId: string, userId: string): Promise<SessionStatus> {
+    let state = this.#states.get(sessionId);
+    if (!state) {
+      const session = await this.#load(sessionId);
+      if (!session) return 'ended';
+      state = this.#remember(session, session.user.disabledAt !== null);
+    }
+    const now = this.clock.now();
+    if (state.userId !== userId || state.ended || now >= state.expiresAt || now >= state.idleDeadline) return 'ended';
+    if (state.userDisabled) return 'user_unavailable';
+    return 'active';
+  }
+
+  /** Ends one session; returns false if it did not exist or was already ended. */
+  async revoke(sessionId: string, reason: string, userId?: string): Promise<boolean> {
+    const { count } = await this.db.session.updateMany({
+      where: { id: sessionId, revokedAt: null, ...(userId === undefined ? {} : { userId }) },
+      data: { revokedAt: new Date(this.clock.now()), revokedReason: reason },
+    });
+    this.#states.delete(sessionId);
+    return count === 1;
+  }
+
+  /** Ends every session of a user (optionally but one), e.g. logout everywhere or a password change. */
+  async revokeAllForUser(userId: string, reason: string, exceptSessionId?: string): Promise<number> {
+    const sessions = await this.db.session.findMany({
+      where: { userId, revokedAt: null, ...(exceptSessionId ? { id: { not: exceptSessionId } } : {}) },
+      select: { id: true },
+    });
+    if (sessions.length === 0) return 0;
+    const ids = sessions.map((session) => session.id);
+    const { count } = await this.db.session.updateMany({
+      where: { id: { in: ids }, revokedAt: null },
+      data: { revokedAt: new Date(this.clock.now()), revokedReason: reason },
+    });
+    for (const id of ids) this.#states.delete(id);
+    return count;
+  }
+
+  /** The user's sessions that can still be refreshed, newest first. */
+  async listActive(userId: string): Promise<SessionRecord[]> {
+    const now = this.clock.now();
+    const sessions = await this.db.session.findMany({
+      where: { userId, revokedAt: null, expiresAt: { gt: new Date(now) }, lastUsedAt: { gt: new Date(now - this.settings.idleTimeoutMs) } },
+      orderBy: { createdAt: 'desc' },
+    });
+    return sessions;
+  }
+
+  /** Forget cached state, e.g. after a user was disabled or deleted by this process. */
+  forget(sessionIds: Iterable<string>): void {
+    for (const id of sessionIds) this.#states.delete(id);
+  }
+
+  #load(sessionId: string) {
+    return this.db.session.findUnique({ where: { id: sessionId }, include: { user: { select: { disabledAt: true } } } });
+  }
+
+  #remember(session: SessionRecord, userDisabled: boolean): SessionState {
+    const state: SessionState = {
+      userId: session.userId,
+      ended: session.revokedAt !== null,
+      userDisabled,
+      expiresAt: session.expiresAt.getTime(),
+      idleDeadline: session.lastUsedAt.getTime() + this.settings.idleTimeoutMs,
+    };
+    this.#states.set(session.id, state);
+    return state;
+  }
+
+  #mac(sessionId: string, counter: number): Buffer {
+    return createHmac('sha256', this.#refreshKey).update(`${sessionId}.${counter}`).digest();
+  }
+
+  #tokenFor(sessionId: string, counter: number): string {
+    return `${TOKEN_PREFIX}${sessionId}.${counter}.${this.#mac(sessionId, counter).toString('base64url')}`;
+  }
+
+  #parse(token: string): { sessionId: string; counter: number } | null {
+    if (token.length > MAX_REFRESH_TOKEN_LENGTH) return null;
+    const match = REFRESH_TOKEN_PATTERN.exec(token);
+    if (!match) return null;
+    const [, sessionId, counterText, macText] = match as unknown as [string, string, string, string];
+    const counter = Number(counterText);
+    const presentedMac = Buffer.from(macText, 'base64url');
+    const expectedMac = this.#mac(sessionId, counter);
+    if (presentedMac.length !== expectedMac.length || !timingSafeEqual(presentedMac, expectedMac)) return null;
+    return { sessionId, counter };
+  }
+}

@@ -1,0 +1,163 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { parseRateLimit, type RateLimitRule, type RateLimitRuleName } from './auth/rate-limit.js';
+
+// Every setting Gatehouse reads from its environment. Parsed once at start-up; the rest of the code
+// receives the frozen result and never touches process.env. `.env.example` documents each variable.
+
+const OWASP_ARGON2 = { memoryKiB: 19456, timeCost: 2, parallelism: 1 } as const;
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const flag = (fallback: boolean) => z.stringbool().default(fallback);
+const rateLimit = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((spec, ctx) => {
+      try {
+        return parseRateLimit(spec);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    });
+const optionalSecret = z
+  .string()
+  .optional()
+  .refine((value) => value === undefined || Buffer.byteLength(value) >= 32, 'must be at least 32 bytes long');
+
+const environmentSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  DATA_DIR: z.string().min(1).default('data'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^file:/, 'only SQLite `file:` URLs are supported in this version')
+    .optional(),
+  KEYS_FILE: z.string().min(1).optional(),
+  TRUST_PROXY: flag(false),
+
+  JWT_ISSUER: z.string().min(1).default('gatehouse'),
+  JWT_AUDIENCE: z.string().min(1).default('gatehouse'),
+  JWT_SECRET: optionalSecret,
+  ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
+  REFRESH_TOKEN_SECRET: optionalSecret,
+  SESSION_IDLE_TIMEOUT_DAYS: z.coerce.number().positive().default(30),
+  SESSION_ABSOLUTE_LIFETIME_DAYS: z.coerce.number().positive().default(90),
+  REFRESH_REUSE_GRACE_SECONDS: z.coerce.number().int().min(0).max(300).default(10),
+
+  ARGON2_MEMORY_KIB: positiveInt(OWASP_ARGON2.memoryKiB),
+  ARGON2_TIME_COST: positiveInt(OWASP_ARGON2.timeCost),
+  ARGON2_PARALLELISM: positiveInt(OWASP_ARGON2.parallelism),
+
+  RATE_LIMIT_REGISTER: rateLimit('10/1h'),
+  RATE_LIMIT_LOGIN: rateLimit('30/5m'),
+  RATE_LIMIT_LOGIN_ACCOUNT: rateLimit('10/5m'),
+  RATE_LIMIT_USER_EXISTS: rateLimit('60/1m'),
+  RATE_LIMIT_REFRESH: rateLimit('60/1m'),
+  RATE_LIMIT_MAX_KEYS: positiveInt(100_000),
+});
+
+export type Environment = Record<string, string | undefined>;
+
+/** Every variable Gatehouse reads (documented one by one in .env.example). */
+export const environmentVariables: readonly string[] = Object.keys(environmentSchema.shape);
+
+export interface Config {
+  readonly env: 'development' | 'production' | 'test';
+  readonly http: { readonly host: string; readonly port: number; readonly trustProxy: boolean };
+  readonly dataDir: string;
+  readonly databaseUrl: string;
+  readonly keysFile: string;
+  readonly jwt: {
+    readonly issuer: string;
+    readonly audience: string;
+    /** When set, access tokens are HS256 with this secret instead of EdDSA with generated keys. */
+    readonly secret: string | undefined;
+    readonly accessTokenTtlSeconds: number;
+  };
+  readonly sessions: {
+    readonly refreshTokenSecret: string | undefined;
+    readonly idleTimeoutMs: number;
+    readonly absoluteLifetimeMs: number;
+    readonly reuseGraceMs: number;
+  };
+  readonly argon2: { readonly memoryKiB: number; readonly timeCost: number; readonly parallelism: number };
+  readonly rateLimits: { readonly rules: Readonly<Record<RateLimitRuleName, RateLimitRule>>; readonly maxKeys: number };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const DAY_MS = 86_400_000;
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Parses the whole environment at once; throws a ConfigError listing every problem found. */
+export function loadConfig(environment: Environment): Config {
+  // Empty strings mean "not set" (a blank line in .env should not fail validation).
+  const present = Object.fromEntries(Object.entries(environment).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = environmentSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`));
+  }
+  const e = parsed.data;
+
+  const problems: string[] = [];
+  // The cheap argon2 settings exist for tests; a production deployment must not run below OWASP's floor.
+  if (e.NODE_ENV === 'production') {
+    for (const [name, value, floor] of [
+      ['ARGON2_MEMORY_KIB', e.ARGON2_MEMORY_KIB, OWASP_ARGON2.memoryKiB],
+      ['ARGON2_TIME_COST', e.ARGON2_TIME_COST, OWASP_ARGON2.timeCost],
+    ] as const) {
+      if (value < floor) problems.push(`${name}: must be at least ${floor} when NODE_ENV=production`);
+    }
+  }
+  if (e.SESSION_IDLE_TIMEOUT_DAYS > e.SESSION_ABSOLUTE_LIFETIME_DAYS) {
+    problems.push('SESSION_IDLE_TIMEOUT_DAYS: must not exceed SESSION_ABSOLUTE_LIFETIME_DAYS');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const dataDir = path.resolve(e.DATA_DIR);
+  return deepFreeze({
+    env: e.NODE_ENV,
+    http: { host: e.HOST, port: e.PORT, trustProxy: e.TRUST_PROXY },
+    dataDir,
+    databaseUrl: e.DATABASE_URL ?? `file:${path.join(dataDir, 'gatehouse.db')}`,
+    keysFile: path.resolve(e.KEYS_FILE ?? path.join(dataDir, 'keys.json')),
+    jwt: {
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      secret: e.JWT_SECRET,
+      accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
+    },
+    sessions: {
+      refreshTokenSecret: e.REFRESH_TOKEN_SECRET,
+      idleTimeoutMs: e.SESSION_IDLE_TIMEOUT_DAYS * DAY_MS,
+      absoluteLifetimeMs: e.SESSION_ABSOLUTE_LIFETIME_DAYS * DAY_MS,
+      reuseGraceMs: e.REFRESH_REUSE_GRACE_SECONDS * 1000,
+    },
+    argon2: { memoryKiB: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM },
+    rateLimits: {
+      rules: {
+        register: e.RATE_LIMIT_REGISTER,
+        login: e.RATE_LIMIT_LOGIN,
+        loginAccount: e.RATE_LIMIT_LOGIN_ACCOUNT,
+        userExists: e.RATE_LIMIT_USER_EXISTS,
+        refresh: e.RATE_LIMIT_REFRESH,
+      },
+      maxKeys: e.RATE_LIMIT_MAX_KEYS,
+    },
+  });
+}

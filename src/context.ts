@@ -1,0 +1,38 @@
+import type { IncomingMessage } from 'node:http';
+import type { YogaInitialContext } from 'graphql-yoga';
+import type { AccessTokenService } from './auth/access-tokens.js';
+import type { AccountService } from './auth/accounts.js';
+import type { Authenticator, Viewer } from './auth/authenticate.js';
+import type { Clock } from './auth/clock.js';
+import type { RateLimiter } from './auth/rate-limit.js';
+import type { SessionService } from './auth/sessions.js';
+import type { Config } from './config.js';
+import type { Database } from './db/client.js';
+
+/** The long-lived parts of the application, built once by createApp. */
+export interface Services {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly db: Database;
+  readonly accounts: AccountService;
+  readonly sessions: SessionService;
+  readonly accessTokens: AccessTokenService;
+  readonly authenticator: Authenticator;
+  readonly rateLimiter: RateLimiter;
+}
+
+/** Present only when served through node:http; absent under yoga.fetch in tests. */
+export interface ServerContext {
+  readonly req?: IncomingMessage;
+}
+
+/** What createApp adds to every request. */
+export interface UserContext {
+  readonly services: Services;
+  readonly clientIp: string | null;
+  readonly userAgent: string | null;
+  /** The caller, resolved from the Authorization header on first use; throws UNAUTHENTICATED for a bad token. */
+  readonly viewer: () => Promise<Viewer | null>;
+}
+
+export type RequestContext = YogaInitialContext & ServerContext & UserContext;

@@ -1,0 +1,63 @@
+import {
+  AccountDisabledError,
+  AuthError,
+  EmailTakenError,
+  InvalidCredentialsError,
+  InvalidRefreshTokenError,
+  UsernameTakenError,
+  ValidationError,
+  type ErrorCode as ErrorCodeValue,
+  type FieldError,
+} from '../auth/errors.js';
+import { builder } from './builder.js';
+
+const errorCodes: Record<ErrorCodeValue, string> = {
+  VALIDATION_FAILED: 'The input broke a rule; see fieldErrors.',
+  USERNAME_TAKEN: 'The username is registered already (compared case-insensitively).',
+  EMAIL_TAKEN: 'The email address is registered already (compared case-insensitively).',
+  INVALID_CREDENTIALS: 'Unknown user or wrong password; deliberately indistinguishable.',
+  ACCOUNT_DISABLED: 'The password was right but an administrator disabled the account.',
+  REFRESH_TOKEN_INVALID: 'The refresh token is malformed, forged or of a session that no longer exists.',
+  REFRESH_TOKEN_EXPIRED: 'The session passed its idle timeout or absolute lifetime.',
+  REFRESH_TOKEN_REVOKED: 'The session was logged out or revoked.',
+  REFRESH_TOKEN_REUSED: 'An already used refresh token was presented; the session has been revoked.',
+};
+
+export const ErrorCode = builder.enumType('ErrorCode', {
+  description: 'Stable machine-readable reason of an expected failure.',
+  values: Object.fromEntries(Object.entries(errorCodes).map(([code, description]) => [code, { value: code, description }])) as {
+    [K in ErrorCodeValue]: { value: K; description: string };
+  },
+});
+
+export const ErrorInterface = builder.interfaceRef<AuthError>('Error').implement({
+  description: 'An expected failure, returned as a member of a result union.',
+  fields: (t) => ({
+    message: t.exposeString('message'),
+    code: t.field({ type: ErrorCode, resolve: (error) => error.code }),
+  }),
+});
+
+const FieldErrorType = builder.objectRef<FieldError>('FieldError').implement({
+  description: 'What is wrong with one input field.',
+  fields: (t) => ({
+    field: t.exposeString('field', { description: 'Path of the field in the input, e.g. "password".' }),
+    message: t.exposeString('message'),
+  }),
+});
+
+builder.objectType(ValidationError, {
+  name: 'ValidationError',
+  interfaces: [ErrorInterface],
+  fields: (t) => ({ fieldErrors: t.field({ type: [FieldErrorType], resolve: (error) => error.fieldErrors }) }),
+});
+
+for (const [errorClass, name] of [
+  [UsernameTakenError, 'UsernameTakenError'],
+  [EmailTakenError, 'EmailTakenError'],
+  [InvalidCredentialsError, 'InvalidCredentialsError'],
+  [AccountDisabledError, 'AccountDisabledError'],
+  [InvalidRefreshTokenError, 'InvalidRefreshTokenError'],
+] as const) {
+  builder.objectType(errorClass, { name, interfaces: [ErrorInterface], fields: () => ({}) });
+}

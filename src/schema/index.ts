@@ -1,0 +1,7 @@
+import { builder } from './builder.js';
+import './errors.js';
+import './user.js';
+import './auth.js';
+import './sessions.js';
+
+export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,47 @@
+import type { UserRecord } from '../db/client.js';
+import { builder } from './builder.js';
+import { unauthenticated } from './graphql-errors.js';
+import { enforceRateLimit } from './rate-limits.js';
+
+export const Role = builder.enumType('Role', {
+  values: {
+    USER: { value: 'USER', description: 'A regular account.' },
+    ADMIN: { value: 'ADMIN', description: 'May administer other accounts.' },
+  } as const,
+});
+
+export const User = builder.objectRef<UserRecord>('User').implement({
+  description: 'An account. Only its owner sees it whole.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    username: t.exposeString('username', { description: 'As typed at registration; unique regardless of case.' }),
+    email: t.exposeString('email', { nullable: true }),
+    fullname: t.exposeString('fullname', { nullable: true }),
+    role: t.field({ type: Role, resolve: (user) => (user.role === 'ADMIN' ? 'ADMIN' : 'USER') }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  me: t.field({
+    type: User,
+    nullable: true,
+    description: 'The caller. null without an Authorization header; UNAUTHENTICATED with a bad one.',
+    resolve: async (_root, _args, ctx) => {
+      const viewer = await ctx.viewer();
+      if (!viewer) return null;
+      const user = await ctx.services.accounts.findUser(viewer.userId);
+      // Deleted or disabled since the token was issued: the token no longer speaks for anyone.
+      if (!user || user.disabledAt) throw unauthenticated('user_unavailable', 'The account is not available.');
+      return user;
+    },
+  }),
+  userExists: t.boolean({
+    description: 'Whether a username is registered (for sign-up forms). Rate limited.',
+    args: { username: t.arg.string({ required: true }) },
+    resolve: async (_root, { username }, ctx) => {
+      await enforceRateLimit(ctx, 'userExists');
+      return ctx.services.accounts.usernameExists(username);
+    },
+  }),
+}));

@@ -1,0 +1,198 @@
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { sqlitePath } from '../src/db/client.js';
+import { bearer, createTestApp, LOGIN, ManualClock, ME, REFRESH, registerUser } from './support/app.js';
+
+const DAY = 86_400_000;
+const clock = new ManualClock();
+const app = await createTestApp({ REFRESH_REUSE_GRACE_SECONDS: '10' }, { clock });
+
+async function refresh(token: string, target = app) {
+  const response = await target.gql(REFRESH, { token });
+  expect(response.errors).toBeUndefined();
+  return response.data.refresh;
+}
+
+async function me(accessToken: string) {
+  return app.gql(ME, {}, bearer(accessToken));
+}
+
+const MY_SESSIONS = 'query { mySessions { id current createdAt lastUsedAt expiresAt userAgent ip } }';
+
+describe('refresh rotation', () => {
+  it('returns new tokens and makes the new refresh token the current one', async () => {
+    const { refreshToken, user } = await registerUser(app);
+    const first = await refresh(refreshToken);
+    expect(first.__typename).toBe('AuthPayload');
+    expect(first.refreshToken).not.toBe(refreshToken);
+    expect(first.user.id).toBe(user.id);
+    expect((await me(first.accessToken)).data.me.id).toBe(user.id);
+
+    clock.advance(11_000);
+    const second = await refresh(first.refreshToken);
+    expect(second.__typename).toBe('AuthPayload');
+    expect(second.refreshToken).not.toBe(first.refreshToken);
+  });
+
+  it('converges racing tabs: the previous token inside the grace window returns the current token', async () => {
+    const { refreshToken } = await registerUser(app);
+    const first = await refresh(refreshToken);
+    clock.advance(5_000);
+    const again = await refresh(refreshToken);
+    expect(again.__typename).toBe('AuthPayload');
+    expect(again.refreshToken).toBe(first.refreshToken);
+    // The converged token is still the live one.
+    expect((await refresh(first.refreshToken)).__typename).toBe('AuthPayload');
+  });
+
+  it('treats the previous token after the window as reuse: the session dies with its access tokens', async () => {
+    const { refreshToken } = await registerUser(app);
+    const first = await refresh(refreshToken);
+    expect((await me(first.accessToken)).data.me).not.toBeNull();
+    clock.advance(10_001);
+    expect(await refresh(refreshToken)).toMatchObject({ __typename: 'InvalidRefreshTokenError', code: 'REFRESH_TOKEN_REUSED' });
+    expect((await me(first.accessToken)).errors?.[0]?.extensions).toMatchObject({ code: 'UNAUTHENTICATED', reason: 'session_ended' });
+    expect((await refresh(first.refreshToken)).code).toBe('REFRESH_TOKEN_REVOKED');
+  });
+
+  it('treats a token two generations old as reuse even inside the window', async () => {
+    const { refreshToken } = await registerUser(app);
+    const first = await refresh(refreshToken);
+    clock.advance(11_000);
+    const second = await refresh(first.refreshToken);
+    expect(second.__typename).toBe('AuthPayload');
+    expect((await refresh(refreshToken)).code).toBe('REFRESH_TOKEN_REUSED');
+    expect((await refresh(second.refreshToken)).code).toBe('REFRESH_TOKEN_REVOKED');
+  });
+
+  it('has no grace at all when the window is 0', async () => {
+    const strict = await createTestApp({ REFRESH_REUSE_GRACE_SECONDS: '0' });
+    const { refreshToken } = await registerUser(strict);
+    expect((await refresh(refreshToken, strict)).__typename).toBe('AuthPayload');
+    expect((await refresh(refreshToken, strict)).code).toBe('REFRESH_TOKEN_REUSED');
+  });
+
+  it('answers unknown, forged and malformed tokens with REFRESH_TOKEN_INVALID', async () => {
+    const { refreshToken } = await registerUser(app);
+    const [prefixAndId, counter, mac] = refreshToken.split('.');
+    const forgedMac = mac!.slice(0, -1) + (mac!.endsWith('A') ? 'B' : 'A');
+    for (const token of [
+      'nonsense',
+      '',
+      'x'.repeat(10_000),
+      `${prefixAndId}.${counter}.${forgedMac}`,
+      `${prefixAndId}.${Number(counter) + 1}.${mac}`,
+      `grt_${crypto.randomUUID()}.0.${mac}`,
+    ]) {
+      expect(await refresh(token)).toMatchObject({ __typename: 'InvalidRefreshTokenError', code: 'REFRESH_TOKEN_INVALID' });
+    }
+    // None of that harmed the real session.
+    expect((await refresh(refreshToken)).__typename).toBe('AuthPayload');
+  });
+
+  it('survives 20 parallel refreshes with one token: all succeed with the same new token', async () => {
+    const { refreshToken, user } = await registerUser(app);
+    const results = await Promise.all(Array.from({ length: 20 }, () => refresh(refreshToken)));
+    expect(results.every((result) => result.__typename === 'AuthPayload')).toBe(true);
+    expect(new Set(results.map((result) => result.refreshToken)).size).toBe(1);
+    const sessions = await app.services.db.session.findMany({ where: { userId: user.id } });
+    expect(sessions).toHaveLength(1);
+    expect(sessions[0]).toMatchObject({ revokedAt: null, refreshCounter: 1 });
+    expect((await refresh(results[0].refreshToken)).__typename).toBe('AuthPayload');
+  });
+});
+
+describe('session lifetime', () => {
+  it('expires after the idle timeout, enforced at refresh, and refreshing keeps it alive', async () => {
+    const { refreshToken } = await registerUser(app);
+    clock.advance(29 * DAY);
+    const kept = await refresh(refreshToken);
+    expect(kept.__typename).toBe('AuthPayload');
+    clock.advance(30 * DAY + 1);
+    expect((await refresh(kept.refreshToken)).code).toBe('REFRESH_TOKEN_EXPIRED');
+  });
+
+  it('expires after the absolute lifetime however active it is', async () => {
+    let { refreshToken } = await registerUser(app);
+    for (let day = 20; day <= 80; day += 20) {
+      clock.advance(20 * DAY);
+      const next = await refresh(refreshToken);
+      expect(next.__typename).toBe('AuthPayload');
+      refreshToken = next.refreshToken;
+    }
+    clock.advance(15 * DAY); // day 95: idle for only 15 days, but past the 90-day lifetime
+    expect((await refresh(refreshToken)).code).toBe('REFRESH_TOKEN_EXPIRED');
+  });
+});
+
+describe('logout and session management', () => {
+  it('logout kills the access token and the refresh token of the current session only', async () => {
+    const { username, password, accessToken, refreshToken } = await registerUser(app);
+    const other = (await app.gql(LOGIN, { input: { username, password } })).data.login;
+    expect((await app.gql('mutation { logout }', {}, bearer(accessToken))).data.logout).toBe(true);
+    expect((await me(accessToken)).errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    expect((await refresh(refreshToken)).code).toBe('REFRESH_TOKEN_REVOKED');
+    expect((await me(other.accessToken)).data.me).not.toBeNull();
+    expect((await refresh(other.refreshToken)).__typename).toBe('AuthPayload');
+  });
+
+  it('logout of all sessions kills every access token at once', async () => {
+    const { username, password, accessToken } = await registerUser(app);
+    const logins = await Promise.all([1, 2, 3].map(async () => (await app.gql(LOGIN, { input: { username, password } })).data.login));
+    for (const login of logins) expect((await me(login.accessToken)).data.me).not.toBeNull();
+    expect((await app.gql('mutation { logout(allSessions: true) }', {}, bearer(accessToken))).data.logout).toBe(true);
+    for (const token of [accessToken, ...logins.map((login) => login.accessToken)]) {
+      expect((await me(token)).errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    }
+    for (const login of logins) expect((await refresh(login.refreshToken)).code).toBe('REFRESH_TOKEN_REVOKED');
+  });
+
+  it('logout without a token is UNAUTHENTICATED', async () => {
+    const response = await app.gql('mutation { logout }');
+    expect(response.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('lists my sessions and marks the current one', async () => {
+    const { username, password, accessToken } = await registerUser(app);
+    await app.gql(LOGIN, { input: { username, password } }, { 'user-agent': 'Phone/2' });
+    const response = await app.gql(MY_SESSIONS, {}, bearer(accessToken));
+    expect(response.errors).toBeUndefined();
+    const sessions = response.data.mySessions;
+    expect(sessions).toHaveLength(2);
+    expect(sessions.filter((session: { current: boolean }) => session.current)).toHaveLength(1);
+    expect(sessions.map((session: { userAgent: string }) => session.userAgent)).toContain('Phone/2');
+  });
+
+  it('revokes one of my sessions, but another user cannot revoke mine', async () => {
+    const alice = await registerUser(app);
+    const mallory = await registerUser(app);
+    const aliceSessionId = (await app.gql(MY_SESSIONS, {}, bearer(alice.accessToken))).data.mySessions[0].id;
+
+    const attempt = await app.gql('mutation ($id: ID!) { revokeSession(id: $id) }', { id: aliceSessionId }, bearer(mallory.accessToken));
+    const unknown = await app.gql('mutation ($id: ID!) { revokeSession(id: $id) }', { id: crypto.randomUUID() }, bearer(mallory.accessToken));
+    expect(attempt).toEqual(unknown);
+    expect(attempt.data.revokeSession).toBe(false);
+    expect((await me(alice.accessToken)).data.me).not.toBeNull();
+
+    const own = await app.gql('mutation ($id: ID!) { revokeSession(id: $id) }', { id: aliceSessionId }, bearer(alice.accessToken));
+    expect(own.data.revokeSession).toBe(true);
+    expect((await me(alice.accessToken)).errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+});
+
+describe('storage', () => {
+  it('never stores a refresh token, or any part of its secret, in the database', async () => {
+    const issued = await registerUser(app);
+    const rotated = await refresh(issued.refreshToken);
+    const secrets = [issued.refreshToken, rotated.refreshToken].map((token) => token.split('.').at(-1)!);
+    // Read the raw tables, as someone with a copy of the database file would.
+    const raw = new Database(sqlitePath(app.services.config.databaseUrl), { readonly: true });
+    try {
+      const dump = JSON.stringify([raw.prepare('SELECT * FROM Session').all(), raw.prepare('SELECT * FROM User').all()]);
+      for (const secret of secrets) expect(dump).not.toContain(secret);
+      expect(dump).not.toContain(issued.password);
+    } finally {
+      raw.close();
+    }
+  });
+});

@@ -1,0 +1,102 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll } from 'vitest';
+import { createApp, type App } from '../../src/app.js';
+import type { Clock } from '../../src/auth/clock.js';
+import { loadConfig, type Environment } from '../../src/config.js';
+import { freshDatabaseUrl } from './db.js';
+
+/** A clock the test moves by hand. */
+export class ManualClock implements Clock {
+  constructor(private current = Date.now()) {}
+  now(): number {
+    return this.current;
+  }
+  advance(ms: number): void {
+    this.current += ms;
+  }
+}
+
+export interface TestApp extends App {
+  /** Runs one GraphQL operation in process through yoga.fetch. */
+  gql<T = any>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GraphQLResponse<T>>;
+}
+
+export interface GraphQLResponse<T> {
+  status: number;
+  data?: T;
+  errors?: { message: string; extensions?: Record<string, unknown> }[];
+}
+
+// Cheap argon2 keeps the suite fast; the production parameters are exercised by the password tests.
+const testEnvironment: Environment = {
+  NODE_ENV: 'test',
+  ARGON2_MEMORY_KIB: '1024',
+  ARGON2_TIME_COST: '1',
+  RATE_LIMIT_REGISTER: '1000/1m',
+  RATE_LIMIT_LOGIN: '1000/1m',
+  RATE_LIMIT_LOGIN_ACCOUNT: '1000/1m',
+  RATE_LIMIT_USER_EXISTS: '1000/1m',
+  RATE_LIMIT_REFRESH: '1000/1m',
+};
+
+/** A fully wired app on its own freshly migrated database and key file; closed after the test file. */
+export async function createTestApp(overrides: Environment = {}, options: { clock?: Clock } = {}): Promise<TestApp> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-test-'));
+  const config = loadConfig({ ...testEnvironment, DATA_DIR: dataDir, DATABASE_URL: await freshDatabaseUrl(), ...overrides });
+  const app = await createApp(config, options);
+  afterAll(() => app.close());
+  return {
+    ...app,
+    async gql(query, variables, headers = {}) {
+      const response = await app.yoga.fetch('http://gatehouse.test/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', ...headers },
+        body: JSON.stringify({ query, variables }),
+      });
+      return { status: response.status, ...(await response.json()) };
+    },
+  };
+}
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+export const AUTH_FIELDS = /* GraphQL */ `
+  __typename
+  ... on AuthPayload { accessToken refreshToken tokenType expiresIn user { id username email fullname role createdAt } }
+  ... on Error { code message }
+  ... on ValidationError { fieldErrors { field message } }
+`;
+
+export const REGISTER = /* GraphQL */ `
+  mutation Register($input: RegisterInput!) { register(input: $input) { ${AUTH_FIELDS} } }
+`;
+export const LOGIN = /* GraphQL */ `
+  mutation Login($input: LoginInput!) { login(input: $input) { ${AUTH_FIELDS} } }
+`;
+export const REFRESH = /* GraphQL */ `
+  mutation Refresh($token: String!) { refresh(refreshToken: $token) { ${AUTH_FIELDS} } }
+`;
+export const ME = /* GraphQL */ `query Me { me { id username email role } }`;
+
+let counter = 0;
+/** A username no other test in this file uses. */
+export function uniqueName(prefix = 'user'): string {
+  counter += 1;
+  return `${prefix}${counter}_${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export async function registerUser(app: TestApp, input: { username?: string; password?: string; email?: string } = {}) {
+  const username = input.username ?? uniqueName();
+  const password = input.password ?? 'a long enough password';
+  const { data } = await app.gql(REGISTER, { input: { username, password, ...(input.email ? { email: input.email } : {}) } });
+  if (data?.register?.__typename !== 'AuthPayload') throw new Error(`registration failed: ${JSON.stringify(data)}`);
+  return { username, password, ...data.register } as {
+    username: string;
+    password: string;
+    accessToken: string;
+    refreshToken: string;
+    user: { id: string; username: string };
+  };
+}
