@@ -7,7 +7,8 @@ import { parseRateLimit, type RateLimitRule, type RateLimitRuleName } from './au
 
 const OWASP_ARGON2 = { memoryKiB: 19456, timeCost: 2, parallelism: 1 } as const;
 
-const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const number = () => z.coerce.number({ error: 'expected a number' });
+const positiveInt = (fallback: number) => number().int().positive().default(fallback);
 const flag = (fallback: boolean) => z.stringbool().default(fallback);
 const rateLimit = (fallback: string) =>
   z
@@ -29,7 +30,7 @@ const optionalSecret = z
 const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().min(1).default('127.0.0.1'),
-  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  PORT: number().int().min(0).max(65535).default(4000),
   DATA_DIR: z.string().min(1).default('data'),
   DATABASE_URL: z
     .string()
@@ -41,11 +42,11 @@ const environmentSchema = z.object({
   JWT_ISSUER: z.string().min(1).default('gatehouse'),
   JWT_AUDIENCE: z.string().min(1).default('gatehouse'),
   JWT_SECRET: optionalSecret,
-  ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
+  ACCESS_TOKEN_TTL_SECONDS: number().int().min(30).max(86_400).default(900),
   REFRESH_TOKEN_SECRET: optionalSecret,
-  SESSION_IDLE_TIMEOUT_DAYS: z.coerce.number().positive().default(30),
-  SESSION_ABSOLUTE_LIFETIME_DAYS: z.coerce.number().positive().default(90),
-  REFRESH_REUSE_GRACE_SECONDS: z.coerce.number().int().min(0).max(300).default(10),
+  SESSION_IDLE_TIMEOUT_DAYS: number().positive().default(30),
+  SESSION_ABSOLUTE_LIFETIME_DAYS: number().positive().default(90),
+  REFRESH_REUSE_GRACE_SECONDS: number().int().min(0).max(300).default(10),
 
   ARGON2_MEMORY_KIB: positiveInt(OWASP_ARGON2.memoryKiB),
   ARGON2_TIME_COST: positiveInt(OWASP_ARGON2.timeCost),

@@ -30,6 +30,8 @@ function startServer(env: Record<string, string>) {
     });
     void exited.then((code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
   });
+  // A server expected to fail never listens; only a test that awaits `listening` should see that.
+  listening.catch(() => undefined);
   return { child, listening, exited, output: () => stdout + stderr };
 }
 

@@ -62,10 +62,13 @@ export async function createTestApp(overrides: Environment = {}, options: { cloc
 
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
-export const AUTH_FIELDS = /* GraphQL */ `
+const RESULT_FIELDS = /* GraphQL */ `
   __typename
   ... on AuthPayload { accessToken refreshToken tokenType expiresIn user { id username email fullname role createdAt } }
   ... on Error { code message }
+`;
+export const AUTH_FIELDS = /* GraphQL */ `
+  ${RESULT_FIELDS}
   ... on ValidationError { fieldErrors { field message } }
 `;
 
@@ -76,7 +79,7 @@ export const LOGIN = /* GraphQL */ `
   mutation Login($input: LoginInput!) { login(input: $input) { ${AUTH_FIELDS} } }
 `;
 export const REFRESH = /* GraphQL */ `
-  mutation Refresh($token: String!) { refresh(refreshToken: $token) { ${AUTH_FIELDS} } }
+  mutation Refresh($token: String!) { refresh(refreshToken: $token) { ${RESULT_FIELDS} } }
 `;
 export const ME = /* GraphQL */ `query Me { me { id username email role } }`;
 
