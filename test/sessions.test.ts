@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { sqlitePath } from '../src/db/client.js';
 import { bearer, createTestApp, LOGIN, ManualClock, ME, REFRESH, registerUser } from './support/app.js';
 
@@ -177,6 +177,32 @@ describe('logout and session management', () => {
     const own = await app.gql('mutation ($id: ID!) { revokeSession(id: $id) }', { id: aliceSessionId }, bearer(alice.accessToken));
     expect(own.data.revokeSession).toBe(true);
     expect((await me(alice.accessToken)).errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+});
+
+describe('per-request session check', () => {
+  it('reads the session from the database once, then answers from memory until it is revoked', async () => {
+    const { accessToken } = await registerUser(app);
+    const reads = vi.spyOn(app.services.db.session, 'findUnique');
+    try {
+      for (let i = 0; i < 20; i++) expect((await me(accessToken)).data.me).not.toBeNull();
+      expect(reads.mock.calls.length).toBeLessThanOrEqual(1);
+      expect((await app.gql('mutation { logout }', {}, bearer(accessToken))).data.logout).toBe(true);
+      expect((await me(accessToken)).errors?.[0]?.extensions?.reason).toBe('session_ended');
+    } finally {
+      reads.mockRestore();
+    }
+  });
+
+  it('does not let a check racing a logout bring the session back', async () => {
+    const { accessToken } = await registerUser(app);
+    const racing = await Promise.all([
+      ...Array.from({ length: 5 }, () => me(accessToken)),
+      app.gql('mutation { logout }', {}, bearer(accessToken)),
+      ...Array.from({ length: 5 }, () => me(accessToken)),
+    ]);
+    expect(racing[5]!.data.logout).toBe(true);
+    for (let i = 0; i < 3; i++) expect((await me(accessToken)).errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
   });
 });
 

@@ -31,6 +31,10 @@ interface SessionState {
   readonly idleDeadline: number;
 }
 
+// Cached in place of a session ended by this process. Ending is final, so nothing may overwrite it:
+// a status() that read the row just before the revocation must not cache it as still active.
+const ENDED: SessionState = { userId: '', ended: true, userDisabled: false, expiresAt: 0, idleDeadline: 0 };
+
 const TOKEN_PREFIX = 'grt_';
 const MAX_REFRESH_TOKEN_LENGTH = 128;
 const REFRESH_TOKEN_PATTERN = /^grt_([0-9a-f-]{36})\.(\d{1,9})\.([A-Za-z0-9_-]{43})$/;
@@ -154,7 +158,7 @@ export class SessionService {
       where: { id: sessionId, revokedAt: null, ...(userId === undefined ? {} : { userId }) },
       data: { revokedAt: new Date(this.clock.now()), revokedReason: reason },
     });
-    this.#states.delete(sessionId);
+    if (count === 1) this.#states.set(sessionId, ENDED);
     return count === 1;
   }
 
@@ -170,7 +174,7 @@ export class SessionService {
       where: { id: { in: ids }, revokedAt: null },
       data: { revokedAt: new Date(this.clock.now()), revokedReason: reason },
     });
-    for (const id of ids) this.#states.delete(id);
+    for (const id of ids) this.#states.set(id, ENDED);
     return count;
   }
 
@@ -184,16 +188,13 @@ export class SessionService {
     return sessions;
   }
 
-  /** Forget cached state, e.g. after a user was disabled or deleted by this process. */
-  forget(sessionIds: Iterable<string>): void {
-    for (const id of sessionIds) this.#states.delete(id);
-  }
-
   #load(sessionId: string) {
     return this.db.session.findUnique({ where: { id: sessionId }, include: { user: { select: { disabledAt: true } } } });
   }
 
   #remember(session: SessionRecord, userDisabled: boolean): SessionState {
+    const cached = this.#states.peek(session.id);
+    if (cached?.ended) return cached;
     const state: SessionState = {
       userId: session.userId,
       ended: session.revokedAt !== null,
