@@ -1,20 +1,14 @@
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
-import { AccessTokenService } from './auth/access-tokens.js';
-import { AccountService } from './auth/accounts.js';
-import { Authenticator, type Viewer } from './auth/authenticate.js';
-import { systemClock, type Clock } from './auth/clock.js';
+import type { Authenticator, Viewer } from './auth/authenticate.js';
+import type { Clock } from './auth/clock.js';
 import { AuthenticationError } from './auth/errors.js';
-import { loadOrCreateKeyFile } from './auth/keys.js';
-import { PasswordHasher } from './auth/passwords.js';
-import { BoundedMemoryStore } from './auth/rate-limit-store.js';
-import { RateLimiter } from './auth/rate-limit.js';
-import { SessionService } from './auth/sessions.js';
 import type { Config } from './config.js';
 import type { ServerContext, Services, UserContext } from './context.js';
-import { isDatabaseReachable, openDatabase } from './db/client.js';
+import { isDatabaseReachable } from './db/client.js';
 import { graphiqlExample } from './graphiql-example.js';
 import { unauthenticated } from './schema/graphql-errors.js';
 import { schema } from './schema/index.js';
+import { createServices } from './services.js';
 
 export interface App {
   readonly yoga: YogaServerInstance<ServerContext, UserContext>;
@@ -31,23 +25,8 @@ export interface AppOptions {
 
 /** Builds the whole application against an already migrated database. Listening is main.ts's job. */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
-  const clock = options.clock ?? systemClock;
-  const db = await openDatabase(config.databaseUrl);
-  const { keys, created: keysCreated } = await loadOrCreateKeyFile(config.keysFile, new Date(clock.now()));
-  const refreshKey = Buffer.from(config.sessions.refreshTokenSecret ?? keys.refreshTokenSecret, 'utf8');
-
-  const accessTokens = await AccessTokenService.create(config.jwt, keys, clock);
-  const sessions = new SessionService(db, config.sessions, refreshKey, clock);
-  const services: Services = {
-    config,
-    clock,
-    db,
-    accessTokens,
-    sessions,
-    accounts: new AccountService(db, new PasswordHasher(config.argon2), sessions, accessTokens),
-    authenticator: new Authenticator(accessTokens, sessions),
-    rateLimiter: new RateLimiter(config.rateLimits.rules, new BoundedMemoryStore({ maxIdentities: config.rateLimits.maxKeys })),
-  };
+  const { services, keysCreated } = await createServices(config, options.clock);
+  const { db, accessTokens } = services;
 
   const yoga = createYoga<ServerContext, UserContext>({
     schema,

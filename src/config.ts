@@ -38,6 +38,7 @@ const environmentSchema = z.object({
     .optional(),
   KEYS_FILE: z.string().min(1).optional(),
   TRUST_PROXY: flag(false),
+  REGISTRATION_MODE: z.enum(['open', 'admin']).default('open'),
 
   JWT_ISSUER: z.string().min(1).default('gatehouse'),
   JWT_AUDIENCE: z.string().min(1).default('gatehouse'),
@@ -68,6 +69,8 @@ export const environmentVariables: readonly string[] = Object.keys(environmentSc
 export interface Config {
   readonly env: 'development' | 'production' | 'test';
   readonly http: { readonly host: string; readonly port: number; readonly trustProxy: boolean };
+  /** open: anyone may register. admin: only an administrator creates accounts. */
+  readonly registrationMode: 'open' | 'admin';
   readonly dataDir: string;
   readonly databaseUrl: string;
   readonly keysFile: string;
@@ -134,6 +137,7 @@ export function loadConfig(environment: Environment): Config {
   return deepFreeze({
     env: e.NODE_ENV,
     http: { host: e.HOST, port: e.PORT, trustProxy: e.TRUST_PROXY },
+    registrationMode: e.REGISTRATION_MODE,
     dataDir,
     databaseUrl: e.DATABASE_URL ?? `file:${path.join(dataDir, 'gatehouse.db')}`,
     keysFile: path.resolve(e.KEYS_FILE ?? path.join(dataDir, 'keys.json')),

@@ -2,10 +2,12 @@ import type { IncomingMessage } from 'node:http';
 import type { YogaInitialContext } from 'graphql-yoga';
 import type { AccessTokenService } from './auth/access-tokens.js';
 import type { AccountService } from './auth/accounts.js';
+import type { ApiTokenService } from './auth/api-tokens.js';
 import type { Authenticator, Viewer } from './auth/authenticate.js';
 import type { Clock } from './auth/clock.js';
 import type { RateLimiter } from './auth/rate-limit.js';
 import type { SessionService } from './auth/sessions.js';
+import type { UserAdministration } from './auth/user-admin.js';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 
@@ -16,6 +18,8 @@ export interface Services {
   readonly db: Database;
   readonly accounts: AccountService;
   readonly sessions: SessionService;
+  readonly apiTokens: ApiTokenService;
+  readonly users: UserAdministration;
   readonly accessTokens: AccessTokenService;
   readonly authenticator: Authenticator;
   readonly rateLimiter: RateLimiter;

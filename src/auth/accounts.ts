@@ -4,20 +4,41 @@ import type { Database, UserRecord } from '../db/client.js';
 import type { AccessTokenService } from './access-tokens.js';
 import {
   AccountDisabledError,
+  ValidationError,
   EmailTakenError,
   InvalidCredentialsError,
   UsernameTakenError,
-  ValidationError,
-  type FieldError,
 } from './errors.js';
-import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, type PasswordHasher } from './passwords.js';
+import type { PasswordHasher } from './passwords.js';
 import type { ClientMeta, IssuedSession, SessionService } from './sessions.js';
+import {
+  emailSchema,
+  foldCase,
+  fullnameSchema,
+  MAX_EMAIL_LENGTH,
+  passwordSchema,
+  presentedPasswordSchema,
+  usernameSchema,
+  validate,
+} from './validation.js';
 
 export interface RegisterInput {
   readonly username: string;
   readonly password: string;
   readonly email?: string | null;
   readonly fullname?: string | null;
+}
+
+export type Role = 'USER' | 'ADMIN';
+
+export interface ProfileInput {
+  readonly fullname?: string | null;
+  readonly email?: string | null;
+}
+
+export interface ChangePasswordInput {
+  readonly currentPassword: string;
+  readonly newPassword: string;
 }
 
 export interface LoginInput {
@@ -34,33 +55,12 @@ export interface AuthResult {
   readonly sessionId: string;
 }
 
-const MAX_EMAIL_LENGTH = 254;
-const MAX_FULLNAME_LENGTH = 100;
-
-export const usernameSchema = z
-  .string()
-  .min(3, 'must be at least 3 characters')
-  .max(32, 'must be at most 32 characters')
-  // No '@': login tells a username from an email address by it.
-  .regex(/^[a-zA-Z0-9_.-]+$/, 'may contain only letters, digits, underscore, dot and hyphen');
-
-const passwordSchema = z
-  .string()
-  .min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
-  .max(MAX_PASSWORD_LENGTH, `must be at most ${MAX_PASSWORD_LENGTH} characters`);
-
 const registerSchema = z
   .object({
     username: usernameSchema,
     password: passwordSchema,
-    email: z.email('must be a valid email address').max(MAX_EMAIL_LENGTH, `must be at most ${MAX_EMAIL_LENGTH} characters`).nullish(),
-    fullname: z
-      .string()
-      .trim()
-      .min(1, 'must not be blank')
-      .max(MAX_FULLNAME_LENGTH, `must be at most ${MAX_FULLNAME_LENGTH} characters`)
-      .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters')
-      .nullish(),
+    email: emailSchema.nullish(),
+    fullname: fullnameSchema.nullish(),
   })
   .superRefine((input, ctx) => {
     if (input.password.toLowerCase() === input.username.toLowerCase()) {
@@ -68,22 +68,24 @@ const registerSchema = z
     }
   });
 
-const loginSchema = z.object({
-  username: z.string().min(1, 'is required').max(MAX_EMAIL_LENGTH, 'is too long'),
-  password: z.string().min(1, 'is required').max(MAX_PASSWORD_LENGTH, 'is too long'),
+const profileSchema = z.object({
+  fullname: fullnameSchema.nullish(),
+  email: emailSchema.nullish(),
 });
 
-function validate<T>(schema: z.ZodType<T>, input: unknown): T {
-  const parsed = schema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  const fieldErrors: FieldError[] = parsed.error.issues.map((issue) => ({
-    field: issue.path.join('.') || 'input',
-    message: issue.message,
-  }));
-  throw new ValidationError(fieldErrors);
-}
+const changePasswordSchema = z.object({
+  currentPassword: presentedPasswordSchema,
+  newPassword: passwordSchema,
+});
 
-const foldCase = (value: string) => value.toLowerCase();
+const loginSchema = z.object({
+  username: z.string().min(1, 'is required').max(MAX_EMAIL_LENGTH, 'is too long'),
+  password: presentedPasswordSchema,
+});
+
+export function isUniqueViolation(error: unknown): boolean {
+  return (error as { code?: string } | null)?.code === 'P2002';
+}
 
 /** Registration, login and account look-ups: the account rules, free of GraphQL. */
 export class AccountService {
@@ -94,7 +96,18 @@ export class AccountService {
     private readonly accessTokens: AccessTokenService,
   ) {}
 
+  /** Open registration: creates the user and logs them in. */
   async register(input: RegisterInput, meta: ClientMeta): Promise<AuthResult> {
+    const { user, issued } = await this.#create(input, 'USER', meta);
+    return this.#authResult(user, issued!);
+  }
+
+  /** An account made by an administrator (admin registration mode, CLI): no session is started. */
+  async createUser(input: RegisterInput, role: Role = 'USER'): Promise<UserRecord> {
+    return (await this.#create(input, role, null)).user;
+  }
+
+  async #create(input: RegisterInput, role: Role, meta: ClientMeta | null): Promise<{ user: UserRecord; issued: IssuedSession | null }> {
     // Validation (including the password length bound) happens before any hashing.
     const valid = validate(registerSchema, input);
     const usernameKey = foldCase(valid.username);
@@ -103,7 +116,7 @@ export class AccountService {
 
     const passwordHash = await this.passwords.hash(valid.password);
     try {
-      const { user, issued } = await this.db.$transaction(async (tx) => {
+      return await this.db.$transaction(async (tx) => {
         const user = await tx.user.create({
           data: {
             id: randomUUID(),
@@ -113,14 +126,14 @@ export class AccountService {
             emailKey,
             fullname: valid.fullname ?? null,
             passwordHash,
+            role,
           },
         });
-        return { user, issued: await this.sessions.start(user.id, meta, tx) };
+        return { user, issued: meta ? await this.sessions.start(user.id, meta, tx) : null };
       });
-      return this.#authResult(user, issued);
     } catch (error) {
       // Lost a race with a parallel registration of the same name: the unique index decided.
-      if ((error as { code?: string }).code === 'P2002') await this.#assertAvailable(usernameKey, emailKey);
+      if (isUniqueViolation(error)) await this.#assertAvailable(usernameKey, emailKey);
       throw error;
     }
   }
@@ -154,6 +167,54 @@ export class AccountService {
 
   findUser(id: string): Promise<UserRecord | null> {
     return this.db.user.findUnique({ where: { id } });
+  }
+
+  /** Changes the caller's own name and email. Omitted fields stay; null clears. */
+  async updateProfile(userId: string, input: ProfileInput): Promise<UserRecord> {
+    const valid = validate(profileSchema, input);
+    const data: { fullname?: string | null; email?: string | null; emailKey?: string | null } = {};
+    if (valid.fullname !== undefined) data.fullname = valid.fullname;
+    if (valid.email !== undefined) {
+      data.email = valid.email;
+      data.emailKey = valid.email === null ? null : foldCase(valid.email);
+      if (data.emailKey) {
+        const owner = await this.db.user.findUnique({ where: { emailKey: data.emailKey }, select: { id: true } });
+        if (owner && owner.id !== userId) throw new EmailTakenError();
+      }
+    }
+    try {
+      return await this.db.user.update({ where: { id: userId }, data });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new EmailTakenError();
+      throw error;
+    }
+  }
+
+  /**
+   * Replaces the password after checking the current one, and ends every other session: whoever else
+   * knew the old password is logged out, the caller stays in. Returns how many sessions were ended.
+   */
+  async changePassword(userId: string, keepSessionId: string, input: ChangePasswordInput): Promise<number> {
+    const valid = validate(changePasswordSchema, input);
+    const user = await this.#requirePassword(userId, valid.currentPassword);
+    const fieldErrors = [];
+    if (valid.newPassword.toLowerCase() === user.usernameKey) fieldErrors.push({ field: 'newPassword', message: 'must not be the same as the username' });
+    if (valid.newPassword === valid.currentPassword) fieldErrors.push({ field: 'newPassword', message: 'must differ from the current password' });
+    if (fieldErrors.length > 0) throw new ValidationError(fieldErrors);
+    await this.db.user.update({ where: { id: userId }, data: { passwordHash: await this.passwords.hash(valid.newPassword) } });
+    return this.sessions.revokeAllForUser(userId, 'password_changed', keepSessionId);
+  }
+
+  /** Verifies a password the caller typed again (change password, delete account). */
+  async #requirePassword(userId: string, password: string): Promise<UserRecord> {
+    const user = await this.db.user.findUnique({ where: { id: userId } });
+    if (!user || !(await this.passwords.verify(user.passwordHash, password))) throw new InvalidCredentialsError();
+    return user;
+  }
+
+  /** Checks a password the caller typed again, e.g. before deleting their account. */
+  async verifyPassword(userId: string, password: string): Promise<UserRecord> {
+    return this.#requirePassword(userId, validate(presentedPasswordSchema, password));
   }
 
   async #assertAvailable(usernameKey: string, emailKey: string | null): Promise<void> {

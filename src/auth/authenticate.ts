@@ -1,10 +1,20 @@
 import type { AccessTokenService } from './access-tokens.js';
+import { API_TOKEN_PREFIX, type ApiTokenService } from './api-tokens.js';
 import { AuthenticationError } from './errors.js';
+import type { ApiScope } from './scopes.js';
 import type { SessionService } from './sessions.js';
 
 export interface Viewer {
   readonly userId: string;
-  readonly sessionId: string;
+  /** The session behind an access token; null when the caller used an API token. */
+  readonly sessionId: string | null;
+  readonly apiTokenId: string | null;
+  /** An API token's grants; null for a session, which may do whatever its user's role allows. */
+  readonly scopes: ReadonlySet<ApiScope> | null;
+}
+
+export function grants(viewer: Viewer, scope: ApiScope): boolean {
+  return viewer.scopes === null || viewer.scopes.has(scope);
 }
 
 const MAX_TOKEN_LENGTH = 4096;
@@ -14,6 +24,7 @@ export class Authenticator {
   constructor(
     private readonly accessTokens: AccessTokenService,
     private readonly sessions: SessionService,
+    private readonly apiTokens: ApiTokenService,
   ) {}
 
   /** null when no credentials were sent; throws AuthenticationError when they were sent and are not good. */
@@ -23,11 +34,16 @@ export class Authenticator {
     if (!match || match[1]!.length > MAX_TOKEN_LENGTH) {
       throw new AuthenticationError('malformed', 'The Authorization header must be "Bearer <access token>".');
     }
-    const claims = await this.accessTokens.verify(match[1]!);
+    const token = match[1]!;
+    if (token.startsWith(API_TOKEN_PREFIX)) {
+      const apiToken = await this.apiTokens.authenticate(token);
+      return { userId: apiToken.userId, sessionId: null, apiTokenId: apiToken.id, scopes: apiToken.scopes };
+    }
+    const claims = await this.accessTokens.verify(token);
     // A valid signature is not enough: the session may have been logged out since the token was issued.
     const status = await this.sessions.status(claims.sessionId, claims.userId);
     if (status === 'ended') throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
     if (status === 'user_unavailable') throw new AuthenticationError('user_unavailable', 'The account is not available.');
-    return { userId: claims.userId, sessionId: claims.sessionId };
+    return { userId: claims.userId, sessionId: claims.sessionId, apiTokenId: null, scopes: null };
   }
 }

@@ -10,7 +10,9 @@ export type ErrorCode =
   | 'REFRESH_TOKEN_INVALID'
   | 'REFRESH_TOKEN_EXPIRED'
   | 'REFRESH_TOKEN_REVOKED'
-  | 'REFRESH_TOKEN_REUSED';
+  | 'REFRESH_TOKEN_REUSED'
+  | 'USER_NOT_FOUND'
+  | 'LAST_ADMIN';
 
 export abstract class AuthError extends Error {
   abstract readonly code: ErrorCode;
@@ -72,10 +74,25 @@ export class InvalidRefreshTokenError extends AuthError {
   }
 }
 
+export class UserNotFoundError extends AuthError {
+  readonly code = 'USER_NOT_FOUND';
+  constructor() {
+    super('No such user.');
+  }
+}
+
+/** Refuses the change that would leave no active administrator to undo it. */
+export class LastAdminError extends AuthError {
+  readonly code = 'LAST_ADMIN';
+  constructor() {
+    super('This is the last active administrator; make another user an administrator first.');
+  }
+}
+
 /** A presented access token that cannot be accepted. `reason` is safe to show to the client. */
 export class AuthenticationError extends Error {
   constructor(
-    readonly reason: 'malformed' | 'invalid' | 'expired' | 'session_ended' | 'user_unavailable',
+    readonly reason: 'malformed' | 'invalid' | 'expired' | 'session_ended' | 'user_unavailable' | 'token_revoked',
     message: string,
   ) {
     super(message);

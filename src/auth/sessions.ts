@@ -188,6 +188,21 @@ export class SessionService {
     return sessions;
   }
 
+  /** Deletes sessions that can never be used again (revoked, expired or idle too long). */
+  async purgeEnded(): Promise<number> {
+    const now = this.clock.now();
+    const { count } = await this.db.session.deleteMany({
+      where: {
+        OR: [
+          { revokedAt: { not: null } },
+          { expiresAt: { lte: new Date(now) } },
+          { lastUsedAt: { lte: new Date(now - this.settings.idleTimeoutMs) } },
+        ],
+      },
+    });
+    return count;
+  }
+
   #load(sessionId: string) {
     return this.db.session.findUnique({ where: { id: sessionId }, include: { user: { select: { disabledAt: true } } } });
   }

@@ -4,7 +4,7 @@ import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import { PrismaClient } from './generated/sqlite/client.js';
 
 export type Database = PrismaClient;
-export type { User as UserRecord, Session as SessionRecord } from './generated/sqlite/client.js';
+export type { User as UserRecord, Session as SessionRecord, ApiToken as ApiTokenRecord } from './generated/sqlite/client.js';
 
 export function sqlitePath(databaseUrl: string): string {
   return databaseUrl.replace(/^file:/, '');

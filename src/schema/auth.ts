@@ -9,6 +9,9 @@ import {
 import type { RequestContext } from '../context.js';
 import { builder } from './builder.js';
 import { enforceRateLimit } from './rate-limits.js';
+import { errorTypeMap, wrapErrorIfMatches } from '@pothos/plugin-errors';
+import type { UserRecord } from '../db/client.js';
+import { requireAdmin } from './graphql-errors.js';
 import { User } from './user.js';
 
 export const AuthPayload = builder.objectRef<AuthResult>('AuthPayload').implement({
@@ -20,6 +23,30 @@ export const AuthPayload = builder.objectRef<AuthResult>('AuthPayload').implemen
     expiresIn: t.exposeInt('expiresIn', { description: 'Seconds until the access token expires.' }),
     user: t.field({ type: User, resolve: (payload) => payload.user }),
   }),
+});
+
+const UserCreated = builder.objectRef<{ user: UserRecord }>('UserCreated').implement({
+  description: 'An account an administrator created (REGISTRATION_MODE=admin). No session was started for it.',
+  fields: (t) => ({ user: t.field({ type: User, resolve: (created) => created.user }) }),
+});
+
+// The errors `register` returns as data; the same object types the errors plugin uses elsewhere.
+const REGISTER_ERRORS = [ValidationError, UsernameTakenError, EmailTakenError];
+const registerErrorNames = new Map<unknown, string>([
+  [ValidationError, 'ValidationError'],
+  [UsernameTakenError, 'UsernameTakenError'],
+  [EmailTakenError, 'EmailTakenError'],
+]);
+
+// Built by hand rather than by the errors plugin: it has two success shapes (open and admin mode),
+// and a union cannot contain another union.
+const RegisterResult = builder.unionType('RegisterResult', {
+  types: [AuthPayload, UserCreated, ...REGISTER_ERRORS],
+  resolveType: (value) => {
+    const errorName = registerErrorNames.get(errorTypeMap.get(value as object));
+    if (errorName) return errorName;
+    return 'accessToken' in value ? 'AuthPayload' : 'UserCreated';
+  },
 });
 
 const RegisterInput = builder.inputType('RegisterInput', {
@@ -44,12 +71,21 @@ function clientMeta(ctx: RequestContext) {
 
 builder.mutationFields((t) => ({
   register: t.field({
-    type: AuthPayload,
+    type: RegisterResult,
+    description: 'Creates an account. Open registration logs the new user in (AuthPayload); with REGISTRATION_MODE=admin only an administrator may call it, and it returns UserCreated without starting a session.',
     args: { input: t.arg({ type: RegisterInput, required: true }) },
-    errors: { types: [ValidationError, UsernameTakenError, EmailTakenError], union: { name: 'RegisterResult' } },
     resolve: async (_root, { input }, ctx) => {
       await enforceRateLimit(ctx, 'register');
-      return ctx.services.accounts.register(input, clientMeta(ctx));
+      try {
+        if (ctx.services.config.registrationMode === 'open') return await ctx.services.accounts.register(input, clientMeta(ctx));
+        await requireAdmin(ctx);
+        return { user: await ctx.services.accounts.createUser(input) };
+      } catch (error) {
+        // The errors plugin's own wrapping: graphql-js would treat a returned Error instance as a failure.
+        const wrapped = wrapErrorIfMatches(error, REGISTER_ERRORS) as object;
+        if (wrapped !== error) return wrapped as ValidationError;
+        throw error;
+      }
     },
   }),
   login: t.field({

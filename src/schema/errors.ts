@@ -6,6 +6,8 @@ import {
   InvalidRefreshTokenError,
   UsernameTakenError,
   ValidationError,
+  UserNotFoundError,
+  LastAdminError,
   type ErrorCode as ErrorCodeValue,
   type FieldError,
 } from '../auth/errors.js';
@@ -21,6 +23,8 @@ const errorCodes: Record<ErrorCodeValue, string> = {
   REFRESH_TOKEN_EXPIRED: 'The session passed its idle timeout or absolute lifetime.',
   REFRESH_TOKEN_REVOKED: 'The session was logged out or revoked.',
   REFRESH_TOKEN_REUSED: 'An already used refresh token was presented; the session has been revoked.',
+  USER_NOT_FOUND: 'No user has that id.',
+  LAST_ADMIN: 'The change would leave no active administrator.',
 };
 
 export const ErrorCode = builder.enumType('ErrorCode', {
@@ -58,6 +62,8 @@ for (const [errorClass, name] of [
   [InvalidCredentialsError, 'InvalidCredentialsError'],
   [AccountDisabledError, 'AccountDisabledError'],
   [InvalidRefreshTokenError, 'InvalidRefreshTokenError'],
+  [UserNotFoundError, 'UserNotFoundError'],
+  [LastAdminError, 'LastAdminError'],
 ] as const) {
   builder.objectType(errorClass, { name, interfaces: [ErrorInterface], fields: () => ({}) });
 }

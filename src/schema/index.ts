@@ -3,5 +3,8 @@ import './errors.js';
 import './user.js';
 import './auth.js';
 import './sessions.js';
+import './profile.js';
+import './api-tokens.js';
+import './admin.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -2,7 +2,7 @@ import { InvalidRefreshTokenError } from '../auth/errors.js';
 import type { SessionRecord } from '../db/client.js';
 import { AuthPayload } from './auth.js';
 import { builder } from './builder.js';
-import { requireViewer } from './graphql-errors.js';
+import { requireSession, requireViewer } from './graphql-errors.js';
 import { enforceRateLimit } from './rate-limits.js';
 
 interface SessionView {
@@ -27,6 +27,7 @@ builder.queryFields((t) => ({
   mySessions: t.field({
     type: [Session],
     description: "The caller's sessions that can still be refreshed, newest first.",
+    authScopes: { scope: 'sessions:read' },
     resolve: async (_root, _args, ctx) => {
       const viewer = await requireViewer(ctx);
       const sessions = await ctx.services.sessions.listActive(viewer.userId);
@@ -49,8 +50,9 @@ builder.mutationFields((t) => ({
   logout: t.boolean({
     description: 'Ends the current session, or with allSessions every session of the caller. Their tokens stop working at once.',
     args: { allSessions: t.arg.boolean({ required: true, defaultValue: false }) },
+    authScopes: { session: true },
     resolve: async (_root, { allSessions }, ctx) => {
-      const viewer = await requireViewer(ctx);
+      const viewer = await requireSession(ctx);
       if (allSessions) await ctx.services.sessions.revokeAllForUser(viewer.userId, 'logout_all');
       else await ctx.services.sessions.revoke(viewer.sessionId, 'logout');
       return true;
@@ -59,8 +61,9 @@ builder.mutationFields((t) => ({
   revokeSession: t.boolean({
     description: "Ends one of the caller's sessions. false when no such session of the caller is active.",
     args: { id: t.arg.id({ required: true }) },
+    authScopes: { session: true },
     resolve: async (_root, { id }, ctx) => {
-      const viewer = await requireViewer(ctx);
+      const viewer = await requireSession(ctx);
       // Scoped to the caller: another user's session id answers exactly like an unknown one.
       return ctx.services.sessions.revoke(String(id).slice(0, 64), 'revoked_by_user', viewer.userId);
     },

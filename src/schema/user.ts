@@ -27,6 +27,7 @@ builder.queryFields((t) => ({
     type: User,
     nullable: true,
     description: 'The caller. null without an Authorization header; UNAUTHENTICATED with a bad one.',
+    authScopes: { $any: { anonymous: true, scope: 'profile:read' } },
     resolve: async (_root, _args, ctx) => {
       const viewer = await ctx.viewer();
       if (!viewer) return null;

@@ -1,0 +1,160 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import { z } from 'zod';
+import type { Database } from '../db/client.js';
+import type { ApiTokenRecord } from '../db/client.js';
+import type { Clock } from './clock.js';
+import { AuthenticationError, ValidationError } from './errors.js';
+import { API_SCOPES, isApiScope, type ApiScope } from './scopes.js';
+import { validate } from './validation.js';
+
+export const API_TOKEN_PREFIX = 'gat_';
+// gat_ + 43 base64url characters (32 random bytes).
+const API_TOKEN_PATTERN = /^gat_[A-Za-z0-9_-]{43}$/;
+const LAST_USED_WRITE_INTERVAL_MS = 60_000;
+const MAX_TOKENS_PER_USER = 100;
+
+export interface CreateApiTokenInput {
+  readonly name: string;
+  readonly scopes: readonly ApiScope[];
+  readonly expiresInDays?: number | null;
+}
+
+export interface AuthenticatedApiToken {
+  readonly id: string;
+  readonly userId: string;
+  readonly scopes: ReadonlySet<ApiScope>;
+}
+
+interface CachedToken extends AuthenticatedApiToken {
+  readonly expiresAt: number | null;
+  readonly revoked: boolean;
+  lastUsedWrittenAt: number;
+}
+
+const createSchema = z.object({
+  name: z.string().trim().min(1, 'is required').max(64, 'must be at most 64 characters').regex(/^[^\p{Cc}]*$/u, 'must not contain control characters'),
+  scopes: z.array(z.enum(API_SCOPES)).min(1, 'needs at least one scope').max(API_SCOPES.length),
+  expiresInDays: z.number().int().min(1, 'must be at least 1').max(3650, 'must be at most 3650').nullish(),
+});
+
+function hashSecret(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+function parseScopes(stored: string): ReadonlySet<ApiScope> {
+  return new Set(stored.split(' ').filter(isApiScope));
+}
+
+/**
+ * Long-lived API tokens (`gat_...`) for scripts. The secret is shown once and stored only as its SHA-256:
+ * 256 random bits need no slow hash, and hashing lets a presented token be found by index, so no
+ * comparison of secrets happens in application code at all. Token state is cached like session state.
+ */
+export class ApiTokenService {
+  readonly #cache: LRUCache<string, CachedToken>;
+
+  constructor(
+    private readonly db: Database,
+    private readonly clock: Clock,
+    cache: { maxEntries: number; ttlMs: number } = { maxEntries: 10_000, ttlMs: 30_000 },
+  ) {
+    this.#cache = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.now() } });
+  }
+
+  /** Creates a token for `userId`. `mayAdmin`: whether the owner is an administrator right now. */
+  async create(userId: string, input: CreateApiTokenInput, mayAdmin: boolean): Promise<{ token: string; record: ApiTokenRecord }> {
+    const valid = validate(createSchema, input);
+    if (valid.scopes.includes('admin') && !mayAdmin) {
+      throw new ValidationError([{ field: 'scopes', message: 'admin is only for administrators' }]);
+    }
+    const count = await this.db.apiToken.count({ where: { userId, revokedAt: null } });
+    if (count >= MAX_TOKENS_PER_USER) {
+      throw new ValidationError([{ field: 'input', message: `at most ${MAX_TOKENS_PER_USER} active tokens per user; revoke one first` }]);
+    }
+    const token = `${API_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+    const now = this.clock.now();
+    const record = await this.db.apiToken.create({
+      data: {
+        id: randomUUID(),
+        userId,
+        name: valid.name,
+        scopes: [...new Set(valid.scopes)].join(' '),
+        secretHash: hashSecret(token),
+        createdAt: new Date(now),
+        expiresAt: valid.expiresInDays ? new Date(now + valid.expiresInDays * 86_400_000) : null,
+      },
+    });
+    return { token, record };
+  }
+
+  /** The caller's tokens that still work, newest first. Never includes a secret (none is stored). */
+  list(userId: string): Promise<ApiTokenRecord[]> {
+    return this.db.apiToken.findMany({
+      where: { userId, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: new Date(this.clock.now()) } }] },
+      orderBy: { createdAt: 'desc' },
+    });
+  }
+
+  /** Revokes one of the user's tokens; false when the user has no such working token. */
+  async revoke(userId: string, tokenId: string): Promise<boolean> {
+    const token = await this.db.apiToken.findFirst({ where: { id: tokenId, userId, revokedAt: null }, select: { secretHash: true } });
+    if (!token) return false;
+    const { count } = await this.db.apiToken.updateMany({ where: { id: tokenId, revokedAt: null }, data: { revokedAt: new Date(this.clock.now()) } });
+    this.#markRevoked(token.secretHash);
+    return count === 1;
+  }
+
+  /** Revokes every token of a user (account disabled or deleted). */
+  async revokeAllForUser(userId: string): Promise<void> {
+    const tokens = await this.db.apiToken.findMany({ where: { userId, revokedAt: null }, select: { secretHash: true } });
+    await this.db.apiToken.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: new Date(this.clock.now()) } });
+    for (const { secretHash } of tokens) this.#markRevoked(secretHash);
+  }
+
+  /** Resolves a presented token; throws AuthenticationError when it is unknown, revoked or expired. */
+  async authenticate(token: string): Promise<AuthenticatedApiToken> {
+    if (!API_TOKEN_PATTERN.test(token)) throw new AuthenticationError('malformed', 'The API token is malformed.');
+    const secretHash = hashSecret(token);
+    let cached = this.#cache.get(secretHash);
+    if (!cached) {
+      const record = await this.db.apiToken.findUnique({ where: { secretHash }, include: { user: { select: { disabledAt: true } } } });
+      if (!record) throw new AuthenticationError('invalid', 'The API token is invalid.');
+      cached = this.#remember(secretHash, record, record.user.disabledAt !== null);
+    }
+    const now = this.clock.now();
+    if (cached.revoked) throw new AuthenticationError('token_revoked', 'The API token has been revoked.');
+    if (cached.expiresAt !== null && now >= cached.expiresAt) throw new AuthenticationError('expired', 'The API token has expired.');
+    this.#recordUse(cached, now);
+    return cached;
+  }
+
+  #remember(secretHash: string, record: ApiTokenRecord, userDisabled: boolean): CachedToken {
+    const existing = this.#cache.peek(secretHash);
+    if (existing?.revoked) return existing;
+    const state: CachedToken = {
+      id: record.id,
+      userId: record.userId,
+      scopes: parseScopes(record.scopes),
+      expiresAt: record.expiresAt?.getTime() ?? null,
+      revoked: record.revokedAt !== null || userDisabled,
+      lastUsedWrittenAt: record.lastUsedAt?.getTime() ?? 0,
+    };
+    this.#cache.set(secretHash, state);
+    return state;
+  }
+
+  #markRevoked(secretHash: string): void {
+    // Revocation is final; nothing may overwrite this entry with an older, still-valid reading.
+    this.#cache.set(secretHash, { id: '', userId: '', scopes: new Set(), expiresAt: null, revoked: true, lastUsedWrittenAt: 0 });
+  }
+
+  /** lastUsedAt is written at most once a minute per token: a busy script must not mean a write per request. */
+  #recordUse(token: CachedToken, now: number): void {
+    if (now - token.lastUsedWrittenAt < LAST_USED_WRITE_INTERVAL_MS) return;
+    token.lastUsedWrittenAt = now;
+    this.db.apiToken.update({ where: { id: token.id }, data: { lastUsedAt: new Date(now) } }).catch(() => {
+      // Best effort: a lost timestamp (e.g. the token was deleted meanwhile) must not fail the request.
+    });
+  }
+}

@@ -1,0 +1,123 @@
+import type { Database, UserRecord } from '../db/client.js';
+import type { Role } from './accounts.js';
+import type { ApiTokenService } from './api-tokens.js';
+import type { Clock } from './clock.js';
+import { LastAdminError, UserNotFoundError } from './errors.js';
+import type { SessionService } from './sessions.js';
+import { foldCase } from './validation.js';
+
+type Transaction = Parameters<Parameters<Database['$transaction']>[0]>[0];
+
+export interface UserPage {
+  readonly after?: string;
+  readonly before?: string;
+  readonly limit: number;
+  /** Walk backwards from `before` (a "last" page). */
+  readonly inverted: boolean;
+  readonly search?: string | null;
+}
+
+const MAX_SEARCH_LENGTH = 100;
+
+/**
+ * What administrators do to accounts. Every change that could remove the last active administrator is
+ * checked inside the same transaction as the change itself, so two admins cannot demote each other into
+ * a system nobody can administer.
+ */
+export class UserAdministration {
+  constructor(
+    private readonly db: Database,
+    private readonly sessions: SessionService,
+    private readonly apiTokens: ApiTokenService,
+    private readonly clock: Clock,
+  ) {}
+
+  /** A page of users ordered by username (case-folded), optionally filtered by a substring. */
+  page({ after, before, limit, inverted, search }: UserPage): Promise<UserRecord[]> {
+    const term = search ? foldCase(search.trim().slice(0, MAX_SEARCH_LENGTH)) : '';
+    return this.db.user.findMany({
+      where: {
+        ...(term ? { OR: [{ usernameKey: { contains: term } }, { emailKey: { contains: term } }, { fullname: { contains: term } }] } : {}),
+        usernameKey: { ...(after ? { gt: after } : {}), ...(before ? { lt: before } : {}) },
+      },
+      orderBy: { usernameKey: inverted ? 'desc' : 'asc' },
+      take: limit,
+    });
+  }
+
+  async find(id: string): Promise<UserRecord> {
+    const user = await this.db.user.findUnique({ where: { id } });
+    if (!user) throw new UserNotFoundError();
+    return user;
+  }
+
+  async findByUsername(username: string): Promise<UserRecord> {
+    const user = await this.db.user.findUnique({ where: { usernameKey: foldCase(username) } });
+    if (!user) throw new UserNotFoundError();
+    return user;
+  }
+
+  async setRole(id: string, role: Role): Promise<UserRecord> {
+    return this.db.$transaction(async (tx) => {
+      const user = await this.#find(tx, id);
+      if (role !== 'ADMIN') await this.#keepAnAdmin(tx, user);
+      return tx.user.update({ where: { id }, data: { role } });
+    });
+  }
+
+  /** Disables the account and ends its sessions and API tokens at once. */
+  async disable(id: string): Promise<UserRecord> {
+    const user = await this.db.$transaction(async (tx) => {
+      const found = await this.#find(tx, id);
+      await this.#keepAnAdmin(tx, found);
+      return found.disabledAt ? found : tx.user.update({ where: { id }, data: { disabledAt: new Date(this.clock.now()) } });
+    });
+    await this.#endAccess(id, 'user_disabled');
+    return user;
+  }
+
+  async enable(id: string): Promise<UserRecord> {
+    await this.find(id);
+    return this.db.user.update({ where: { id }, data: { disabledAt: null } });
+  }
+
+  /** Deletes the account with everything it owns; its tokens stop working on the next request. */
+  async delete(id: string): Promise<UserRecord> {
+    const user = await this.db.$transaction(async (tx) => {
+      const found = await this.#find(tx, id);
+      await this.#keepAnAdmin(tx, found);
+      return found;
+    });
+    // End access before the rows go: this marks the user's sessions and tokens as ended in this
+    // process's caches, which a cascade delete alone would not.
+    await this.#endAccess(id, 'user_deleted');
+    await this.db.user.delete({ where: { id } });
+    return user;
+  }
+
+  /** Deletes expired and revoked sessions and API tokens; returns how many rows went. */
+  async purge(): Promise<{ sessions: number; apiTokens: number }> {
+    const now = new Date(this.clock.now());
+    const sessions = await this.sessions.purgeEnded();
+    const { count: apiTokens } = await this.db.apiToken.deleteMany({ where: { OR: [{ revokedAt: { not: null } }, { expiresAt: { lte: now } }] } });
+    return { sessions, apiTokens };
+  }
+
+  async #endAccess(userId: string, reason: string): Promise<void> {
+    await this.sessions.revokeAllForUser(userId, reason);
+    await this.apiTokens.revokeAllForUser(userId);
+  }
+
+  async #find(tx: Transaction, id: string): Promise<UserRecord> {
+    const user = await tx.user.findUnique({ where: { id } });
+    if (!user) throw new UserNotFoundError();
+    return user;
+  }
+
+  /** Refuses to take away the last active administrator. */
+  async #keepAnAdmin(tx: Transaction, user: UserRecord): Promise<void> {
+    if (user.role !== 'ADMIN' || user.disabledAt) return;
+    const others = await tx.user.count({ where: { role: 'ADMIN', disabledAt: null, id: { not: user.id } } });
+    if (others === 0) throw new LastAdminError();
+  }
+}

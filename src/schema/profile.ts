@@ -1,0 +1,84 @@
+import { EmailTakenError, InvalidCredentialsError, LastAdminError, ValidationError } from '../auth/errors.js';
+import type { UserRecord } from '../db/client.js';
+import { builder } from './builder.js';
+import { requireSession, requireViewer } from './graphql-errors.js';
+import { enforceRateLimit } from './rate-limits.js';
+import { User } from './user.js';
+
+const PublicUser = builder.objectRef<UserRecord>('PublicUser').implement({
+  description: 'What anyone may see of an account.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    username: t.exposeString('username'),
+    fullname: t.exposeString('fullname', { nullable: true }),
+  }),
+});
+
+const UpdateProfileInput = builder.inputType('UpdateProfileInput', {
+  description: 'Omitted fields stay as they are; null clears one.',
+  fields: (t) => ({
+    fullname: t.string({ required: false }),
+    email: t.string({ required: false }),
+  }),
+});
+
+const PasswordChanged = builder.objectRef<{ endedSessions: number }>('PasswordChanged').implement({
+  fields: (t) => ({
+    endedSessions: t.exposeInt('endedSessions', { description: 'Other sessions that were logged out; this one stays.' }),
+  }),
+});
+
+const AccountDeleted = builder.objectRef<{ id: string }>('AccountDeleted').implement({
+  fields: (t) => ({ id: t.exposeID('id') }),
+});
+
+builder.queryFields((t) => ({
+  user: t.field({
+    type: PublicUser,
+    nullable: true,
+    description: 'Public profile of any account; null for an unknown id.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, ctx) => ctx.services.accounts.findUser(String(id).slice(0, 64)),
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  updateProfile: t.field({
+    type: User,
+    description: "Changes the caller's full name and email.",
+    args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
+    authScopes: { scope: 'profile:write' },
+    errors: { types: [ValidationError, EmailTakenError], union: { name: 'UpdateProfileResult' } },
+    resolve: async (_root, { input }, ctx) => {
+      const viewer = await requireViewer(ctx);
+      return ctx.services.accounts.updateProfile(viewer.userId, input);
+    },
+  }),
+  changePassword: t.field({
+    type: PasswordChanged,
+    description: 'Checks the current password, sets the new one and logs out every other session. Not available to API tokens.',
+    args: { currentPassword: t.arg.string({ required: true }), newPassword: t.arg.string({ required: true }) },
+    authScopes: { session: true },
+    errors: { types: [ValidationError, InvalidCredentialsError], union: { name: 'ChangePasswordResult' } },
+    resolve: async (_root, args, ctx) => {
+      const viewer = await requireSession(ctx);
+      // Guessing the current password with a stolen access token is limited like guessing at login.
+      await enforceRateLimit(ctx, 'loginAccount', viewer.userId);
+      return { endedSessions: await ctx.services.accounts.changePassword(viewer.userId, viewer.sessionId, args) };
+    },
+  }),
+  deleteAccount: t.field({
+    type: AccountDeleted,
+    description: "Deletes the caller's account, sessions and API tokens after checking the password. Not available to API tokens.",
+    args: { password: t.arg.string({ required: true }) },
+    authScopes: { session: true },
+    errors: { types: [ValidationError, InvalidCredentialsError, LastAdminError], union: { name: 'DeleteAccountResult' } },
+    resolve: async (_root, { password }, ctx) => {
+      const viewer = await requireSession(ctx);
+      await enforceRateLimit(ctx, 'loginAccount', viewer.userId);
+      await ctx.services.accounts.verifyPassword(viewer.userId, password);
+      const deleted = await ctx.services.users.delete(viewer.userId);
+      return { id: deleted.id };
+    },
+  }),
+}));
