@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 // The project's own pinned CLI: npx could pick another version, and a shell would need quoting.
@@ -10,11 +12,41 @@ const prismaCli = createRequire(path.join(repoRoot, 'package.json')).resolve('pr
 const TIMEOUT_MS = 120_000;
 const DONE = /No pending migrations to apply\.|All migrations have been successfully applied\./;
 
+const migrationsDir = path.join(repoRoot, 'prisma', 'migrations');
+
+/**
+ * Names of the migrations in prisma/migrations that the database has not applied yet. Read straight
+ * from Prisma's own bookkeeping table, so an up-to-date database (every start but the first after an
+ * upgrade) costs a millisecond instead of a CLI run, and never contends with a running server.
+ */
+export function pendingMigrations(databaseUrl: string): string[] {
+  const available = readdirSync(migrationsDir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name);
+  const file = absoluteSqliteUrl(databaseUrl).slice('file:'.length);
+  if (!existsSync(file)) return available;
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_prisma_migrations'").get();
+    if (!hasTable) return available;
+    const applied = new Set(
+      db
+        .prepare('SELECT migration_name AS name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL')
+        .all()
+        .map((row) => (row as { name: string }).name),
+    );
+    return available.filter((name) => !applied.has(name));
+  } finally {
+    db.close();
+  }
+}
+
 /**
  * Applies pending migrations from prisma/migrations with `prisma migrate deploy` (creating the SQLite file
  * if needed). Silent on success; throws with the CLI's output otherwise.
  */
 export async function applyMigrations(databaseUrl: string): Promise<void> {
+  if (pendingMigrations(databaseUrl).length === 0) return;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DATABASE_URL: absoluteSqliteUrl(databaseUrl),
@@ -38,7 +70,11 @@ export async function applyMigrations(databaseUrl: string): Promise<void> {
             ? `was stopped after ${TIMEOUT_MS / 1000} s`
             : `exited with code ${error.code ?? error.signal}`;
         const output = [stderr.trim(), stdout.trim()].filter(Boolean).join('\n');
-        reject(new Error(`Database migration failed: prisma migrate deploy ${how}.\n${output || error?.message || ''}`));
+        // The engine reports a locked SQLite file as an obscure connector timeout.
+        const hint = /SocketTimeout|database is locked|SQLITE_BUSY/.test(output)
+          ? `\nThe database ${absoluteSqliteUrl(databaseUrl)} is busy: another process is writing to it. Stop it and start again.`
+          : '';
+        reject(new Error(`Database migration failed: prisma migrate deploy ${how}.${hint}\n${output || error?.message || ''}`));
       },
     );
   });
