@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { z } from 'zod';
@@ -12,6 +12,8 @@ const storedSigningKey = z.object({
   kid: z.string().min(1),
   alg: z.literal('EdDSA'),
   createdAt: z.string(),
+  /** Set when a newer key took over signing; the key then only verifies, until its tokens have expired. */
+  retiredAt: z.string().optional(),
   privateJwk: z.looseObject({ kty: z.literal('OKP'), crv: z.literal('Ed25519'), d: z.string(), x: z.string() }),
 });
 
@@ -55,6 +57,43 @@ export async function loadOrCreateKeyFile(file: string, now: Date): Promise<{ ke
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     return { keys: parseKeyFile(await readFile(file, 'utf8'), file), created: false };
   }
+}
+
+/** Whether a retired key can still have valid tokens: it retired less than one token lifetime ago. */
+export function isStillVerifying(key: StoredSigningKey, accessTokenTtlSeconds: number, now: Date): boolean {
+  if (key.retiredAt === undefined) return true;
+  // Margin: a server notices the rotation within a few seconds and may sign with the old key until then.
+  return now.getTime() < Date.parse(key.retiredAt) + (accessTokenTtlSeconds + RETIREMENT_MARGIN_SECONDS) * 1000;
+}
+
+const RETIREMENT_MARGIN_SECONDS = 60;
+
+export async function readKeyFile(file: string): Promise<KeyFile> {
+  return parseKeyFile(await readFile(file, 'utf8'), file);
+}
+
+/**
+ * Puts a new signing key in front; the previous one is retired (verify only) and keys retired longer
+ * ago than a token lifetime are dropped. The file is replaced atomically so a server reading it never
+ * sees half of it.
+ */
+export async function rotateSigningKeys(
+  file: string,
+  jwt: { readonly secret: string | undefined; readonly accessTokenTtlSeconds: number },
+  now: Date,
+): Promise<{ kid: string; retired: number }> {
+  if (jwt.secret !== undefined) {
+    throw new Error('JWT_SECRET is set, so tokens are HS256 with that secret: rotate by changing JWT_SECRET (every access token then ends).');
+  }
+  const { keys } = await loadOrCreateKeyFile(file, now);
+  const fresh = await generateSigningKey(now);
+  const previous = keys.signingKeys.map((key) => (key.retiredAt ? key : { ...key, retiredAt: now.toISOString() }));
+  const kept = previous.filter((key) => isStillVerifying(key, jwt.accessTokenTtlSeconds, now));
+  const next: KeyFile = { ...keys, signingKeys: [fresh, ...kept] };
+  const temporary = `${file}.${process.pid}.tmp`;
+  await writeFile(temporary, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  await rename(temporary, file);
+  return { kid: fresh.kid, retired: previous.length - kept.length };
 }
 
 function parseKeyFile(text: string, file: string): KeyFile {
