@@ -1,0 +1,518 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { BENCH_PASSWORD, seedDatabase, usernameOf } from './seed.js';
+
+// `npm run bench`: the real server (`node --import tsx src/main.ts`) on a fresh, seeded SQLite database,
+// measured against bare graphql-yoga started the same way. See README.md, "Performance".
+
+const root = path.resolve(import.meta.dirname, '..');
+
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '8' },
+    warmup: { type: 'string', default: '2' },
+    users: { type: 'string', default: '10000' },
+    sessions: { type: 'string', default: '300' },
+    connections: { type: 'string', default: '10' },
+    'login-connections': { type: 'string', default: String(os.availableParallelism()) },
+    'paced-rate': { type: 'string' },
+    'paced-connections': { type: 'string', default: '4' },
+    json: { type: 'string', default: path.join(root, 'bench', 'results.json') },
+    stdout: { type: 'boolean', default: false },
+    'keep-data': { type: 'boolean', default: false },
+    phases: { type: 'string' },
+    'server-node-args': { type: 'string', default: '' },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (args.help) {
+  console.log(`usage: npm run bench -- [options]
+  --rounds N              measured rounds per phase (3)
+  --duration S            seconds per round (8)
+  --warmup S              unmeasured warm-up seconds before each phase (2; 0 = none)
+  --users N               seeded users (10000)
+  --sessions N            users logged in first; their tokens drive me and refresh (300)
+  --connections N         connections for baseline, me and refresh (10)
+  --login-connections N   connections for login, the storm and raw argon2 (core count)
+  --paced-rate N          req/s of the paced me probe, idle and under the storm (25% of me's rate)
+  --paced-connections N   connections of the paced me probe (4)
+  --json PATH             where to write the results (bench/results.json)
+  --stdout                print the results JSON on stdout after the table instead of writing a file
+  --keep-data             keep the temporary data directory
+  --phases a,b            only these phases (baseline,me,login,rawArgon2,refresh,storm); ratios needing
+                          a skipped phase are null
+  --server-node-args "…"  extra Node flags for the Gatehouse server only, e.g. "--cpu-prof --cpu-prof-dir=prof"`);
+  process.exit(0);
+}
+
+const int = (name: string, value: string | undefined, min = 0): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min}, got ${value}`);
+  return n;
+};
+const settings = {
+  rounds: int('rounds', args.rounds, 1),
+  durationSeconds: int('duration', args.duration, 1),
+  warmupSeconds: int('warmup', args.warmup, 0),
+  users: int('users', args.users, 1),
+  sessions: int('sessions', args.sessions, 1),
+  connections: int('connections', args.connections, 1),
+  loginConnections: int('login-connections', args['login-connections'], 1),
+  pacedRate: args['paced-rate'] === undefined ? undefined : int('paced-rate', args['paced-rate'], 1),
+  pacedConnections: int('paced-connections', args['paced-connections'], 1),
+};
+if (settings.sessions > settings.users) settings.sessions = settings.users;
+// Refresh chains are lost when a round ends with their request in flight; every connection needs one.
+if (settings.sessions < settings.connections * (settings.rounds + 2)) {
+  throw new Error(`--sessions must be at least connections × (rounds + 2) = ${settings.connections * (settings.rounds + 2)}`);
+}
+
+const PHASES = ['baseline', 'me', 'login', 'rawArgon2', 'refresh', 'storm'] as const;
+const selected = new Set(args.phases ? args.phases.split(',').map((name) => name.trim()) : PHASES);
+for (const name of selected) {
+  if (!(PHASES as readonly string[]).includes(name)) throw new Error(`--phases: unknown phase ${name}; known: ${PHASES.join(', ')}`);
+}
+const want = (name: (typeof PHASES)[number]) => selected.has(name);
+
+const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+
+// ---------------------------------------------------------------------------------------------------
+// Processes
+
+interface Server {
+  readonly child: ChildProcess;
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+const children = new Set<ChildProcess>();
+const killAll = () => {
+  for (const child of children) child.kill('SIGKILL');
+};
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+/** Every process we measure runs with the same flags and environment as `npm start`'s server. */
+const NODE_ARGS = ['--import', 'tsx'];
+
+function baseEnvironment(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0' };
+  for (const name of ['UV_THREADPOOL_SIZE', 'NODE_OPTIONS', 'TMPDIR']) {
+    if (process.env[name] !== undefined) env[name] = process.env[name];
+  }
+  return env;
+}
+
+async function startServer(script: string, env: NodeJS.ProcessEnv, extraNodeArgs: string[] = []): Promise<Server> {
+  const child = spawn(process.execPath, [...extraNodeArgs, ...NODE_ARGS, script], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
+    children.delete(child);
+    resolve(code);
+  }));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${script} did not start within 60 s:\n${output}`)), 60_000);
+    child.stdout!.on('data', () => {
+      const match = /listening on (http:\/\/\S+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${script} exited with ${code}:\n${output}`));
+    });
+  });
+  return {
+    child,
+    url,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Resident set size of a process in MiB (Linux /proc; null elsewhere). */
+function rssMB(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// GraphQL over plain fetch (set-up only; never timed)
+
+async function gql(url: string, query: string, variables: object = {}, headers: Record<string, string> = {}): Promise<any> {
+  const response = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = await response.json();
+  if (!response.ok || body.errors) throw new Error(`set-up request failed (${response.status}): ${JSON.stringify(body)}`);
+  return body.data;
+}
+
+const LOGIN = 'mutation Login($input: LoginInput!) { login(input: $input) { __typename ... on AuthPayload { accessToken refreshToken } ... on Error { code } } }';
+const REFRESH = 'mutation Refresh($token: String!) { refresh(refreshToken: $token) { __typename ... on AuthPayload { accessToken refreshToken } ... on Error { code } } }';
+const ME = '{ me { id username } }';
+const TYPENAME = '{ __typename }';
+
+interface Chain {
+  refreshToken: string;
+}
+
+async function logInSessions(url: string, count: number, users: number): Promise<{ accessTokens: string[]; chains: Chain[] }> {
+  const accessTokens: string[] = [];
+  const chains: Chain[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      // Spread over the whole user table, not just its first rows.
+      const index = Math.floor((next++ * users) / count);
+      const data = await gql(url, LOGIN, { input: { username: usernameOf(index), password: BENCH_PASSWORD } });
+      if (data.login.__typename !== 'AuthPayload') throw new Error(`set-up login failed: ${JSON.stringify(data)}`);
+      accessTokens.push(data.login.accessToken);
+      chains.push({ refreshToken: data.login.refreshToken });
+    }
+  };
+  await Promise.all(Array.from({ length: os.availableParallelism() }, worker));
+  return { accessTokens, chains };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Load
+
+interface RoundResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  /** non-2xx answers, connection errors, timeouts and 200s carrying GraphQL errors or failure results. */
+  errors: number;
+  errorSamples: string[];
+  rssMB: number | null;
+}
+
+interface Workload {
+  url: string;
+  connections: number;
+  /** Builds one request body (and headers); called for every request. */
+  body: () => { body: string; headers?: Record<string, string>; tag?: unknown };
+  /** Whether a 200 answer is a success; may record state (e.g. the next refresh token). */
+  check: (body: string, tag: unknown) => boolean;
+  overallRate?: number;
+}
+
+async function load(workload: Workload, seconds: number): Promise<Omit<RoundResult, 'rssMB'>> {
+  let bad = 0;
+  const samples: string[] = [];
+  const result = await autocannon({
+    url: `${workload.url}/graphql`,
+    connections: workload.connections,
+    duration: seconds,
+    ...(workload.overallRate ? { overallRate: workload.overallRate } : {}),
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    requests: [
+      {
+        setupRequest: (request: any, context: any) => {
+          const built = workload.body();
+          context.tag = built.tag;
+          return { ...request, body: built.body, headers: { ...request.headers, ...built.headers } };
+        },
+        onResponse: (status: number, body: string, context: any) => {
+          if (status >= 200 && status < 300 && workload.check(body, context.tag)) return;
+          bad++;
+          if (samples.length < 3) samples.push(`${status} ${String(body).slice(0, 300)}`);
+        },
+      } as any,
+    ],
+  });
+  const rps = result.requests.total / Math.max(seconds, result.duration);
+  return {
+    rps,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    requests: result.requests.total,
+    // non2xx is also seen by onResponse; errors and timeouts are not.
+    errors: bad + result.errors + result.timeouts,
+    errorSamples: samples,
+  };
+}
+
+interface PhaseResult {
+  description: string;
+  connections: number;
+  rounds: RoundResult[];
+  median: { rps: number; p50: number; p99: number };
+  errors: number;
+  rssMB: number | null;
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+function summarise(description: string, connections: number, rounds: RoundResult[]): PhaseResult {
+  return {
+    description,
+    connections,
+    rounds,
+    median: { rps: median(rounds.map((r) => r.rps)), p50: median(rounds.map((r) => r.p50)), p99: median(rounds.map((r) => r.p99)) },
+    errors: rounds.reduce((sum, r) => sum + r.errors, 0),
+    rssMB: rounds.at(-1)?.rssMB ?? null,
+  };
+}
+
+async function phase(name: string, description: string, workload: Workload, pid: number | undefined): Promise<PhaseResult> {
+  if (settings.warmupSeconds > 0) await load(workload, settings.warmupSeconds);
+  const rounds: RoundResult[] = [];
+  for (let i = 0; i < settings.rounds; i++) {
+    const round = await load(workload, settings.durationSeconds);
+    rounds.push({ ...round, rssMB: rssMB(pid) });
+    log(`${name} round ${i + 1}: ${round.rps.toFixed(0)} req/s, p50 ${round.p50} ms, p99 ${round.p99} ms, errors ${round.errors}`);
+  }
+  return summarise(description, workload.connections, rounds);
+}
+
+async function rawArgon2(passwordHash: string, env: NodeJS.ProcessEnv): Promise<PhaseResult> {
+  const input = {
+    hash: passwordHash,
+    password: BENCH_PASSWORD,
+    concurrency: settings.loginConnections,
+    durationMs: settings.durationSeconds * 1000,
+    warmupMs: settings.warmupSeconds * 1000,
+    rounds: settings.rounds,
+  };
+  const child = spawn(process.execPath, [...NODE_ARGS, 'bench/raw-argon2.ts', JSON.stringify(input)], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  children.delete(child);
+  if (code !== 0) throw new Error(`raw argon2 measurement exited with ${code}: ${stderr}`);
+  const output = JSON.parse(stdout.trim().split('\n').at(-1)!) as { rounds: Omit<RoundResult, 'rssMB' | 'requests' | 'errorSamples'>[] & { count: number }[]; rssMB: number };
+  const rounds = output.rounds.map((r: any) => ({ rps: r.rps, p50: r.p50, p99: r.p99, requests: r.count, errors: r.errors, errorSamples: [], rssMB: output.rssMB }));
+  rounds.forEach((r, i) => log(`raw argon2 round ${i + 1}: ${r.rps.toFixed(1)} verify/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms`));
+  return summarise(`@node-rs/argon2 verify, same parameters and concurrency, own process`, settings.loginConnections, rounds);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The run
+
+async function main() {
+  const startedAt = new Date();
+  const loadAtStart = os.loadavg().map((n) => Number(n.toFixed(2)));
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
+  const servers: Server[] = [];
+  try {
+    log(`seeding ${settings.users} users into ${dataDir}`);
+    const seeded = await seedDatabase(dataDir, settings.users);
+
+    const env = baseEnvironment();
+    const unlimited = '1000000/1s';
+    const serverEnv = {
+      ...env,
+      DATA_DIR: dataDir,
+      RATE_LIMIT_LOGIN: unlimited,
+      RATE_LIMIT_LOGIN_ACCOUNT: unlimited,
+      RATE_LIMIT_REFRESH: unlimited,
+      RATE_LIMIT_REGISTER: unlimited,
+      RATE_LIMIT_USER_EXISTS: unlimited,
+    };
+    const baseline = await startServer('bench/baseline-server.ts', env);
+    servers.push(baseline);
+    const server = await startServer('src/main.ts', serverEnv, args['server-node-args']!.split(' ').filter(Boolean));
+    servers.push(server);
+    const pid = server.child.pid;
+    log(`server ${server.url} (pid ${pid}), baseline ${baseline.url}`);
+
+    log(`logging in ${settings.sessions} users`);
+    const { accessTokens, chains } = await logInSessions(server.url, settings.sessions, settings.users);
+    const rssAfterSetup = rssMB(pid);
+
+    const phases: Record<string, PhaseResult> = {};
+    const typenameBody = JSON.stringify({ query: TYPENAME });
+    const meBody = JSON.stringify({ query: ME });
+    const meOk = (body: string) => body.includes('"me":{"id"') && !body.includes('"errors"');
+
+    if (want('baseline')) phases.baseline = await phase('baseline', 'bare graphql-yoga, { __typename }, own process', {
+      url: baseline.url,
+      connections: settings.connections,
+      body: () => ({ body: typenameBody }),
+      check: (body) => body.includes('"__typename":"Query"'),
+    }, baseline.child.pid);
+
+    let nextToken = 0;
+    const meWorkload = (connections: number, overallRate?: number): Workload => ({
+      url: server.url,
+      connections,
+      overallRate,
+      body: () => ({ body: meBody, headers: { authorization: `Bearer ${accessTokens[nextToken++ % accessTokens.length]}` } }),
+      check: meOk,
+    });
+    if (want('me')) phases.me = await phase('me', `me { id username }, ${accessTokens.length} users' tokens`, meWorkload(settings.connections), pid);
+
+    let nextUser = 0;
+    const loginWorkload: Workload = {
+      url: server.url,
+      connections: settings.loginConnections,
+      body: () => ({
+        body: JSON.stringify({ query: LOGIN, variables: { input: { username: usernameOf(nextUser++ % settings.users), password: BENCH_PASSWORD } } }),
+      }),
+      check: (body) => body.includes('"accessToken"'),
+    };
+    if (want('login')) phases.login = await phase('login', 'login with the right password, a new session each', loginWorkload, pid);
+    if (want('rawArgon2')) phases.rawArgon2 = await rawArgon2(seeded.passwordHash, env);
+
+    // Each request takes a session chain off the queue and puts it back with the token it received, so no
+    // token is ever presented twice; a chain whose answer never came (end of a round) is simply dropped.
+    const available = [...chains];
+    if (want('refresh')) phases.refresh = await phase('refresh', 'refresh (rotation: one write per call), chains of single-use tokens', {
+      url: server.url,
+      connections: settings.connections,
+      body: () => {
+        const chain = available.shift();
+        if (!chain) throw new Error('ran out of refresh chains; raise --sessions');
+        return { body: JSON.stringify({ query: REFRESH, variables: { token: chain.refreshToken } }), tag: chain };
+      },
+      check: (body, tag) => {
+        const match = /"refreshToken":"([^"]+)"/.exec(body);
+        if (!match || body.includes('"errors"')) return false;
+        (tag as Chain).refreshToken = match[1]!;
+        available.push(tag as Chain);
+        return true;
+      },
+    }, pid);
+
+    // Latency under a login storm, against the same paced probe without it. A paced probe, not a
+    // saturating one: at saturation latency is just queue length / throughput and says nothing of stalls.
+    const pacedRate = settings.pacedRate ?? Math.max(20, Math.round((phases.me?.median.rps ?? 800) * 0.25));
+    if (want('storm')) await storm();
+    async function storm() {
+      phases.mePacedIdle = await phase('me paced, idle', `me at ${pacedRate} req/s, nothing else running`, meWorkload(settings.pacedConnections, pacedRate), pid);
+      if (settings.warmupSeconds > 0) await load(loginWorkload, settings.warmupSeconds);
+      const stormRounds: RoundResult[] = [];
+      const meStormRounds: RoundResult[] = [];
+      for (let i = 0; i < settings.rounds; i++) {
+        const [storm, probe] = await Promise.all([
+          load(loginWorkload, settings.durationSeconds),
+          load(meWorkload(settings.pacedConnections, pacedRate), settings.durationSeconds),
+        ]);
+        const rss = rssMB(pid);
+        stormRounds.push({ ...storm, rssMB: rss });
+        meStormRounds.push({ ...probe, rssMB: rss });
+        log(`storm round ${i + 1}: login ${storm.rps.toFixed(0)} req/s; me ${probe.rps.toFixed(0)} req/s, p50 ${probe.p50} ms, p99 ${probe.p99} ms`);
+      }
+      phases.mePacedStorm = summarise(`me at ${pacedRate} req/s during a login storm`, settings.pacedConnections, meStormRounds);
+      phases.loginStorm = summarise('the login storm itself', settings.loginConnections, stormRounds);
+    }
+
+    const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : null);
+    const ratios = {
+      meOverBaseline: { value: ratio(phases.me?.median.rps, phases.baseline?.median.rps), target: '>= 0.8', min: 0.8 },
+      loginOverRawArgon2: { value: ratio(phases.login?.median.rps, phases.rawArgon2?.median.rps), target: '>= 0.9', min: 0.9 },
+      refreshOverMe: { value: ratio(phases.refresh?.median.rps, phases.me?.median.rps), target: '>= 0.5', min: 0.5 },
+      stormP99OverIdleP99: { value: ratio(phases.mePacedStorm?.median.p99, phases.mePacedIdle?.median.p99), target: '<= 2', max: 2 },
+    };
+    const rssPerRound = Object.fromEntries(
+      Object.entries(phases)
+        .filter(([name]) => name !== 'baseline' && name !== 'rawArgon2')
+        .map(([name, result]) => [name, result.rounds.map((r) => r.rssMB)]),
+    );
+    const results = {
+      startedAt: startedAt.toISOString(),
+      machine: {
+        cpus: os.availableParallelism(),
+        model: os.cpus()[0]?.model ?? 'unknown',
+        node: process.version,
+        platform: `${os.platform()} ${os.release()}`,
+        memoryGB: Math.round(os.totalmem() / 2 ** 30),
+        // Other work on the machine skews every figure; a load well above 0 at the start means a noisy run.
+        loadAverage: { atStart: loadAtStart, atEnd: os.loadavg().map((n) => Number(n.toFixed(2))) },
+      },
+      settings: { ...settings, pacedRate, argon2: 'argon2id m=19456 t=2 p=1', nodeEnv: 'production' },
+      phases,
+      ratios: Object.fromEntries(
+        Object.entries(ratios).map(([name, r]) => [
+          name,
+          { value: r.value, target: r.target, met: r.value !== null && ('min' in r ? r.value >= r.min! : r.value <= r.max!) },
+        ]),
+      ),
+      rss: { afterSetupMB: rssAfterSetup, perRoundMB: rssPerRound },
+    };
+
+    printTable(results);
+    const json = `${JSON.stringify(results, null, 2)}\n`;
+    if (args.stdout) {
+      process.stdout.write(json);
+    } else {
+      mkdirSync(path.dirname(path.resolve(args.json!)), { recursive: true });
+      writeFileSync(path.resolve(args.json!), json);
+      log(`results written to ${path.resolve(args.json!)}`);
+    }
+
+    const failed = Object.entries(phases).filter(([, p]) => p.errors > 0);
+    if (failed.length > 0) {
+      for (const [name, p] of failed) {
+        console.error(`ERROR: phase ${name} had ${p.errors} failed responses, e.g.\n  ${p.rounds.flatMap((r) => r.errorSamples).slice(0, 3).join('\n  ')}`);
+      }
+      process.exitCode = 1;
+    }
+  } finally {
+    for (const server of servers) await server.stop();
+    if (!args['keep-data']) rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+function printTable(results: { phases: Record<string, PhaseResult>; ratios: Record<string, { value: number | null; target: string; met: boolean }>; machine: object }) {
+  const rows = Object.entries(results.phases).map(([name, p]) => [
+    name,
+    String(p.connections),
+    p.median.rps.toFixed(p.median.rps < 100 ? 1 : 0),
+    p.median.p50.toFixed(1),
+    p.median.p99.toFixed(1),
+    String(p.errors),
+    p.rssMB === null ? '-' : p.rssMB.toFixed(0),
+  ]);
+  const header = ['phase', 'conns', 'req/s (median)', 'p50 ms', 'p99 ms', 'errors', 'RSS MB'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  const out = [line(header), `|${widths.map((w, i) => (i === 0 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line), ''];
+  const ratioHeader = ['ratio', 'value', 'target', 'met'];
+  const ratioRows = Object.entries(results.ratios).map(([name, r]) => [name, r.value === null ? '-' : r.value.toFixed(2), r.target, r.met ? 'yes' : 'NO']);
+  const rw = ratioHeader.map((h, i) => Math.max(h.length, ...ratioRows.map((r) => r[i]!.length)));
+  const rline = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(rw[i]!)).join(' | ')} |`;
+  out.push(rline(ratioHeader), `|${rw.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...ratioRows.map(rline));
+  console.log(out.join('\n'));
+}
+
+await main();

@@ -1,0 +1,49 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+// `npm run bench` end to end, for one very short round on a small database. It checks that the script runs
+// and reports every phase and ratio; it never asserts on a timing (the figures are whatever this machine gives).
+
+const root = path.resolve(import.meta.dirname, '..');
+
+describe('npm run bench', () => {
+  it('runs one short round, prints the table and writes every phase and ratio as JSON', async () => {
+    const json = path.join(mkdtempSync(path.join(tmpdir(), 'gatehouse-bench-test-')), 'results.json');
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'bench/run.ts', '--rounds', '1', '--duration', '1', '--warmup', '0', '--users', '60', '--sessions', '40', '--connections', '4', '--json', json],
+      { cwd: root, env: { ...process.env, NODE_ENV: undefined }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, stderr).toBe(0);
+
+    const phases = ['baseline', 'me', 'login', 'rawArgon2', 'refresh', 'mePacedIdle', 'mePacedStorm', 'loginStorm'];
+    const ratios = ['meOverBaseline', 'loginOverRawArgon2', 'refreshOverMe', 'stormP99OverIdleP99'];
+    for (const name of [...phases, ...ratios]) expect(stdout).toContain(`| ${name} `);
+    expect(stdout).toMatch(/\| phase\s+\| conns \| req\/s \(median\) \| p50 ms \| p99 ms \| errors \| RSS MB \|/);
+
+    const results = JSON.parse(readFileSync(json, 'utf8'));
+    expect(Object.keys(results.phases).sort()).toEqual([...phases].sort());
+    for (const name of phases) {
+      const phase = results.phases[name];
+      expect(phase.rounds).toHaveLength(1);
+      expect(phase.errors).toBe(0);
+      for (const field of ['rps', 'p50', 'p99']) expect(typeof phase.median[field]).toBe('number');
+      expect(phase.median.rps).toBeGreaterThan(0);
+    }
+    expect(Object.keys(results.ratios).sort()).toEqual([...ratios].sort());
+    for (const name of ratios) {
+      expect(typeof results.ratios[name].value).toBe('number');
+      expect(typeof results.ratios[name].met).toBe('boolean');
+    }
+    expect(results.machine.cpus).toBeGreaterThan(0);
+    expect(results.rss.perRoundMB.me).toHaveLength(1);
+  }, 120_000);
+});
