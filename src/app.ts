@@ -1,3 +1,7 @@
+import { randomUUID } from 'node:crypto';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
+import { NoSchemaIntrospectionCustomRule } from 'graphql';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Authenticator, Viewer } from './auth/authenticate.js';
 import type { Clock } from './auth/clock.js';
@@ -6,6 +10,7 @@ import type { Config } from './config.js';
 import type { ServerContext, Services, UserContext } from './context.js';
 import { isDatabaseReachable } from './db/client.js';
 import { graphiqlExample } from './graphiql-example.js';
+import { createLogger, type Logger } from './logger.js';
 import { unauthenticated } from './schema/graphql-errors.js';
 import { schema } from './schema/index.js';
 import { createServices } from './services.js';
@@ -21,30 +26,70 @@ export interface App {
 export interface AppOptions {
   /** Replaces the system clock, so tests can expire tokens and sessions. */
   readonly clock?: Clock;
+  /** Where logs go; by default JSON lines on stdout at the configured level. */
+  readonly logger?: Logger;
 }
 
 /** Builds the whole application against an already migrated database. Listening is main.ts's job. */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
   const { services, keysCreated } = await createServices(config, options.clock);
   const { db, accessTokens } = services;
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const limits = config.graphql;
 
   const yoga = createYoga<ServerContext, UserContext>({
     schema,
     // Liveness only; /health is the readiness check below, which also asks the database.
     healthCheckEndpoint: '/live',
-    graphiql: { title: 'Gatehouse', defaultQuery: graphiqlExample, shouldPersistHeaders: false },
+    graphiql: limits.graphiql ? { title: 'Gatehouse', defaultQuery: graphiqlExample, shouldPersistHeaders: false } : false,
+    landingPage: false,
+    // Refused with HTTP 413 while the body is read, before any parsing.
+    maxRequestBodySize: limits.maxRequestBodyBytes,
+    // One operation per request: a batch would multiply every per-request limit.
+    batching: false,
+    cors: corsOptions(limits.corsOrigins),
+    logging: {
+      debug: (...args) => logger.debug(args.map(String).join(' ')),
+      info: (...args) => logger.info(args.map(String).join(' ')),
+      warn: (...args) => logger.warn(args.map(String).join(' ')),
+      error: (...args) => logger.error({ err: args.find((arg) => arg instanceof Error) }, 'unexpected error'),
+    },
     context: ({ request, req }) => {
+      const requestId = randomUUID();
+      const ip = clientIp(config.http.trustProxy, request, req?.socket.remoteAddress);
       let viewer: Promise<Viewer | null> | undefined;
+      let resolved: Viewer | null = null;
+      const audit = (event: string, outcome: string, userId: string | null) => {
+        const entry = { event, outcome, requestId, userId, ip };
+        if (outcome === 'success') logger.info(entry, `${event}: ${outcome}`);
+        else logger.warn(entry, `${event}: ${outcome}`);
+      };
       return {
         services,
-        clientIp: clientIp(config.http.trustProxy, request, req?.socket.remoteAddress),
+        requestId,
+        clientIp: ip,
         userAgent: request.headers.get('user-agent'),
-        viewer: () => (viewer ??= authenticate(services.authenticator, request.headers.get('authorization'))),
+        viewer: () =>
+          (viewer ??= authenticate(services.authenticator, request.headers.get('authorization'), audit).then((found) => (resolved = found))),
+        currentUserId: () => resolved?.userId ?? null,
+        audit,
       };
     },
     plugins: [
       useReadinessCheck({ endpoint: '/health', check: () => isDatabaseReachable(db) }),
       useJwks(() => accessTokens.jwks()),
+      // A request must be one a browser preflights (e.g. content-type: application/json) or carry the
+      // x-graphql-yoga-csrf header, so a plain form or <img> on another site cannot call the API.
+      useCSRFPrevention(),
+      EnvelopArmorPlugin({
+        maxDepth: { n: limits.maxDepth },
+        maxAliases: { n: limits.maxAliases },
+        maxDirectives: { n: limits.maxDirectives },
+        maxTokens: { n: limits.maxTokens },
+        costLimit: { maxCost: limits.maxCost },
+        blockFieldSuggestion: { enabled: !limits.introspection },
+      }),
+      ...(limits.introspection ? [] : [useIntrospectionDisabled()]),
     ],
   });
 
@@ -56,13 +101,35 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   };
 }
 
-async function authenticate(authenticator: Authenticator, header: string | null): Promise<Viewer | null> {
+async function authenticate(
+  authenticator: Authenticator,
+  header: string | null,
+  audit: (event: string, outcome: string, userId: string | null) => void,
+): Promise<Viewer | null> {
   try {
     return await authenticator.authenticate(header);
   } catch (error) {
-    if (error instanceof AuthenticationError) throw unauthenticated(error.reason, error.message);
+    if (error instanceof AuthenticationError) {
+      audit('authenticate', `UNAUTHENTICATED:${error.reason}`, null);
+      throw unauthenticated(error.reason, error.message);
+    }
     throw error;
   }
+}
+
+function corsOptions(origins: readonly string[]) {
+  if (origins.length === 0) return false;
+  if (origins.includes('*')) return { origin: '*' };
+  return { origin: [...origins], credentials: true };
+}
+
+/** Refuses introspection queries (production default): the schema is published as schema.graphql instead. */
+function useIntrospectionDisabled(): Plugin {
+  return {
+    onValidate({ addValidationRule }) {
+      addValidationRule(NoSchemaIntrospectionCustomRule);
+    },
+  };
 }
 
 /** Serves the public verification keys at the well-known JWKS address. */

@@ -59,6 +59,22 @@ const environmentSchema = z.object({
   RATE_LIMIT_USER_EXISTS: rateLimit('60/1m'),
   RATE_LIMIT_REFRESH: rateLimit('60/1m'),
   RATE_LIMIT_MAX_KEYS: positiveInt(100_000),
+
+  LOCKOUT_THRESHOLD: positiveInt(10),
+  LOCKOUT_BASE_SECONDS: positiveInt(30),
+  LOCKOUT_MAX_SECONDS: positiveInt(900),
+  LOCKOUT_MIN_SOURCES: positiveInt(3),
+
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  CORS_ORIGINS: z.string().optional(),
+  GRAPHIQL: z.stringbool().optional(),
+  INTROSPECTION: z.stringbool().optional(),
+  MAX_REQUEST_BODY_BYTES: positiveInt(65_536),
+  GRAPHQL_MAX_DEPTH: positiveInt(10),
+  GRAPHQL_MAX_ALIASES: positiveInt(15),
+  GRAPHQL_MAX_DIRECTIVES: positiveInt(20),
+  GRAPHQL_MAX_TOKENS: positiveInt(2_000),
+  GRAPHQL_MAX_COST: positiveInt(5_000),
 });
 
 export type Environment = Record<string, string | undefined>;
@@ -89,6 +105,26 @@ export interface Config {
   };
   readonly argon2: { readonly memoryKiB: number; readonly timeCost: number; readonly parallelism: number };
   readonly rateLimits: { readonly rules: Readonly<Record<RateLimitRuleName, RateLimitRule>>; readonly maxKeys: number };
+  readonly lockout: {
+    readonly threshold: number;
+    readonly baseDelayMs: number;
+    readonly maxDelayMs: number;
+    readonly minSources: number;
+    readonly maxEntries: number;
+  };
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly graphql: {
+    /** Origins allowed by CORS; '*' any. Empty: no cross-origin requests. */
+    readonly corsOrigins: readonly string[];
+    readonly graphiql: boolean;
+    readonly introspection: boolean;
+    readonly maxRequestBodyBytes: number;
+    readonly maxDepth: number;
+    readonly maxAliases: number;
+    readonly maxDirectives: number;
+    readonly maxTokens: number;
+    readonly maxCost: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -134,6 +170,7 @@ export function loadConfig(environment: Environment): Config {
   if (problems.length > 0) throw new ConfigError(problems);
 
   const dataDir = path.resolve(e.DATA_DIR);
+  const production = e.NODE_ENV === 'production';
   return deepFreeze({
     env: e.NODE_ENV,
     http: { host: e.HOST, port: e.PORT, trustProxy: e.TRUST_PROXY },
@@ -163,6 +200,26 @@ export function loadConfig(environment: Environment): Config {
         refresh: e.RATE_LIMIT_REFRESH,
       },
       maxKeys: e.RATE_LIMIT_MAX_KEYS,
+    },
+    lockout: {
+      threshold: e.LOCKOUT_THRESHOLD,
+      baseDelayMs: e.LOCKOUT_BASE_SECONDS * 1000,
+      maxDelayMs: e.LOCKOUT_MAX_SECONDS * 1000,
+      minSources: e.LOCKOUT_MIN_SOURCES,
+      maxEntries: e.RATE_LIMIT_MAX_KEYS,
+    },
+    logLevel: e.LOG_LEVEL,
+    graphql: {
+      // Development answers any origin; production none until CORS_ORIGINS names them.
+      corsOrigins: e.CORS_ORIGINS !== undefined ? e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean) : production ? [] : ['*'],
+      graphiql: e.GRAPHIQL ?? !production,
+      introspection: e.INTROSPECTION ?? !production,
+      maxRequestBodyBytes: e.MAX_REQUEST_BODY_BYTES,
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      maxCost: e.GRAPHQL_MAX_COST,
     },
   });
 }

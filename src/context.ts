@@ -37,6 +37,11 @@ export interface UserContext {
   readonly userAgent: string | null;
   /** The caller, resolved from the Authorization header on first use; throws UNAUTHENTICATED for a bad token. */
   readonly viewer: () => Promise<Viewer | null>;
+  /** The caller's user id if viewer() has already resolved one; never triggers authentication. */
+  readonly currentUserId: () => string | null;
+  readonly requestId: string;
+  /** Logs an auth event (outcome "success" or a refusal code) with request id, address and user. */
+  readonly audit: (event: string, outcome: string, userId: string | null) => void;
 }
 
 export type RequestContext = YogaInitialContext & ServerContext & UserContext;

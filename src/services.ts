@@ -4,6 +4,7 @@ import { ApiTokenService } from './auth/api-tokens.js';
 import { Authenticator } from './auth/authenticate.js';
 import { systemClock, type Clock } from './auth/clock.js';
 import { loadOrCreateKeyFile } from './auth/keys.js';
+import { LoginLockout } from './auth/lockout.js';
 import { PasswordHasher } from './auth/passwords.js';
 import { BoundedMemoryStore } from './auth/rate-limit-store.js';
 import { RateLimiter } from './auth/rate-limit.js';
@@ -29,7 +30,7 @@ export async function createServices(config: Config, clock: Clock = systemClock)
     accessTokens,
     sessions,
     apiTokens,
-    accounts: new AccountService(db, new PasswordHasher(config.argon2), sessions, accessTokens),
+    accounts: new AccountService(db, new PasswordHasher(config.argon2), sessions, accessTokens, new LoginLockout(config.lockout, clock)),
     users: new UserAdministration(db, sessions, apiTokens, clock),
     authenticator: new Authenticator(accessTokens, sessions, apiTokens),
     rateLimiter: new RateLimiter(config.rateLimits.rules, new BoundedMemoryStore({ maxIdentities: config.rateLimits.maxKeys })),

@@ -36,7 +36,7 @@ async function login(app: Awaited<ReturnType<typeof appOn>>, username: string, p
   return ((await response.json()) as { data: { login: Record<string, unknown> } }).data.login;
 }
 
-describe('npm run admin', () => {
+describe('npm run admin', { timeout: 120_000 }, () => {
   it('creates an administrator on a fresh data directory, the password read from stdin and never echoed', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-cli-'));
     const result = await admin(dataDir, ['create-admin', 'root', '--email', 'root@example.com'], 'a long admin password\n');

@@ -50,7 +50,7 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-describe('Prisma CLI through the wasm schema-engine stand-in', () => {
+describe('Prisma CLI through the wasm schema-engine stand-in', { timeout: 120_000 }, () => {
   it('migrate deploy migrates a new database, and migrate status then finds it up to date', async () => {
     const file = path.join(dir, 'deploy.db');
     // Without the variable, prisma.config.ts must point the CLI at the stand-in by itself.

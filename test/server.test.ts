@@ -44,7 +44,7 @@ async function post(base: string, query: string, variables: object = {}, headers
   return response.json();
 }
 
-describe('npm start', () => {
+describe('npm start', { timeout: 120_000 }, () => {
   it('migrates, creates keys, serves GraphiQL and the register → login → me flow over HTTP', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-server-'));
     const server = startServer({ DATA_DIR: dataDir });

@@ -9,6 +9,7 @@ import {
   InvalidCredentialsError,
   UsernameTakenError,
 } from './errors.js';
+import type { LoginLockout } from './lockout.js';
 import type { PasswordHasher } from './passwords.js';
 import type { ClientMeta, IssuedSession, SessionService } from './sessions.js';
 import {
@@ -94,6 +95,7 @@ export class AccountService {
     private readonly passwords: PasswordHasher,
     private readonly sessions: SessionService,
     private readonly accessTokens: AccessTokenService,
+    private readonly lockout: LoginLockout,
   ) {}
 
   /** Open registration: creates the user and logs them in. */
@@ -141,12 +143,21 @@ export class AccountService {
   async login(input: LoginInput, meta: ClientMeta): Promise<AuthResult> {
     const valid = validate(loginSchema, input);
     const key = foldCase(valid.username);
+    const source = meta.ip ?? 'unknown';
+    // Checked before any lookup or hashing, and the same for names that do not exist.
+    const lockedMs = this.lockout.lockedFor(key, source);
+    if (lockedMs > 0) throw InvalidCredentialsError.locked(Math.ceil(lockedMs / 1000));
+
     const user = await this.db.user.findUnique({ where: key.includes('@') ? { emailKey: key } : { usernameKey: key } });
     // Same work and same answer whether the user is unknown or the password wrong.
     const passwordMatches = user
       ? await this.passwords.verify(user.passwordHash, valid.password)
       : await this.passwords.verifyAgainstDummy(valid.password);
-    if (!user || !passwordMatches) throw new InvalidCredentialsError();
+    if (!user || !passwordMatches) {
+      this.lockout.recordFailure(key, source);
+      throw new InvalidCredentialsError();
+    }
+    this.lockout.recordSuccess(key, source);
     if (user.disabledAt) throw new AccountDisabledError();
     return this.#authResult(user, await this.sessions.start(user.id, meta));
   }

@@ -6,6 +6,7 @@ export type ErrorCode =
   | 'USERNAME_TAKEN'
   | 'EMAIL_TAKEN'
   | 'INVALID_CREDENTIALS'
+  | 'LOGIN_LOCKED'
   | 'ACCOUNT_DISABLED'
   | 'REFRESH_TOKEN_INVALID'
   | 'REFRESH_TOKEN_EXPIRED'
@@ -44,10 +45,19 @@ export class EmailTakenError extends AuthError {
   }
 }
 
+/** Unknown user or wrong password (deliberately the same), or too many failures for the name. */
 export class InvalidCredentialsError extends AuthError {
-  readonly code = 'INVALID_CREDENTIALS';
-  constructor() {
-    super('Invalid username or password.');
+  constructor(
+    readonly code: 'INVALID_CREDENTIALS' | 'LOGIN_LOCKED' = 'INVALID_CREDENTIALS',
+    /** Seconds until the name may be tried again; LOGIN_LOCKED only. */
+    readonly retryAfter: number | null = null,
+  ) {
+    super(code === 'LOGIN_LOCKED' ? `Too many failed attempts; try again in ${retryAfter} s.` : 'Invalid username or password.');
+  }
+
+  /** The lock applies to names that do not exist too, so it says nothing about existence. */
+  static locked(retryAfter: number): InvalidCredentialsError {
+    return new InvalidCredentialsError('LOGIN_LOCKED', retryAfter);
   }
 }
 

@@ -1,6 +1,7 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
 import { LastAdminError, UserNotFoundError } from '../auth/errors.js';
 import type { UserRecord } from '../db/client.js';
+import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { Role, User } from './user.js';
 
@@ -32,7 +33,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }), role: t.arg({ type: Role, required: true }) },
     authScopes: { admin: true },
     errors: adminResult('SetUserRoleResult', [LastAdminError]),
-    resolve: (_root, { id, role }, ctx) => ctx.services.users.setRole(String(id).slice(0, 64), role),
+    resolve: audited('setUserRole', (_root, { id, role }, ctx) => ctx.services.users.setRole(String(id).slice(0, 64), role)),
   }),
   disableUser: t.field({
     type: User,
@@ -40,14 +41,14 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     authScopes: { admin: true },
     errors: adminResult('DisableUserResult', [LastAdminError]),
-    resolve: (_root, { id }, ctx) => ctx.services.users.disable(String(id).slice(0, 64)),
+    resolve: audited('disableUser', (_root, { id }, ctx) => ctx.services.users.disable(String(id).slice(0, 64))),
   }),
   enableUser: t.field({
     type: User,
     args: { id: t.arg.id({ required: true }) },
     authScopes: { admin: true },
     errors: adminResult('EnableUserResult'),
-    resolve: (_root, { id }, ctx) => ctx.services.users.enable(String(id).slice(0, 64)),
+    resolve: audited('enableUser', (_root, { id }, ctx) => ctx.services.users.enable(String(id).slice(0, 64))),
   }),
   deleteUser: t.field({
     type: User,
@@ -55,6 +56,6 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     authScopes: { admin: true },
     errors: adminResult('DeleteUserResult', [LastAdminError]),
-    resolve: (_root, { id }, ctx) => ctx.services.users.delete(String(id).slice(0, 64)),
+    resolve: audited('deleteUser', (_root, { id }, ctx) => ctx.services.users.delete(String(id).slice(0, 64))),
   }),
 }));

@@ -1,6 +1,7 @@
 import { ValidationError } from '../auth/errors.js';
 import { API_SCOPES, type ApiScope } from '../auth/scopes.js';
 import type { ApiTokenRecord } from '../db/client.js';
+import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { requireSession } from './graphql-errors.js';
 
@@ -60,21 +61,21 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: CreateApiTokenInput, required: true }) },
     authScopes: { session: true },
     errors: { types: [ValidationError], union: { name: 'CreateApiTokenResult' } },
-    resolve: async (_root, { input }, ctx) => {
+    resolve: audited('createApiToken', async (_root, { input }, ctx) => {
       const viewer = await requireSession(ctx);
       const owner = await ctx.services.accounts.findUser(viewer.userId);
       const { token, record } = await ctx.services.apiTokens.create(viewer.userId, input, owner?.role === 'ADMIN');
       return { token, apiToken: record };
-    },
+    }),
   }),
   revokeApiToken: t.boolean({
     description: "Revokes one of the caller's API tokens at once. false when no such working token of the caller exists.",
     args: { id: t.arg.id({ required: true }) },
     authScopes: { session: true },
-    resolve: async (_root, { id }, ctx) => {
+    resolve: audited('revokeApiToken', async (_root, { id }, ctx) => {
       const viewer = await requireSession(ctx);
       // Scoped to the caller: another user's token id answers exactly like an unknown one.
       return ctx.services.apiTokens.revoke(viewer.userId, String(id).slice(0, 64));
-    },
+    }),
   }),
 }));

@@ -1,4 +1,4 @@
-import type { AuthResult } from '../auth/accounts.js';
+import type { AuthResult, RegisterInput } from '../auth/accounts.js';
 import {
   AccountDisabledError,
   EmailTakenError,
@@ -7,6 +7,7 @@ import {
   ValidationError,
 } from '../auth/errors.js';
 import type { RequestContext } from '../context.js';
+import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { enforceRateLimit } from './rate-limits.js';
 import { errorTypeMap, wrapErrorIfMatches } from '@pothos/plugin-errors';
@@ -49,7 +50,7 @@ const RegisterResult = builder.unionType('RegisterResult', {
   },
 });
 
-const RegisterInput = builder.inputType('RegisterInput', {
+const RegisterInputType = builder.inputType('RegisterInput', {
   fields: (t) => ({
     username: t.string({ required: true, description: '3-32 of letters, digits, _ . -; unique regardless of case.' }),
     password: t.string({ required: true, description: '8-256 characters, not the username.' }),
@@ -69,17 +70,25 @@ function clientMeta(ctx: RequestContext) {
   return { userAgent: ctx.userAgent, ip: ctx.clientIp };
 }
 
+const register = audited(
+  'register',
+  async (_root: unknown, { input }: { input: RegisterInput }, ctx: RequestContext): Promise<AuthResult | { user: UserRecord }> => {
+    await enforceRateLimit(ctx, 'register');
+    if (ctx.services.config.registrationMode === 'open') return ctx.services.accounts.register(input, clientMeta(ctx));
+    await requireAdmin(ctx);
+    return { user: await ctx.services.accounts.createUser(input) };
+  },
+  (result) => result.user.id,
+);
+
 builder.mutationFields((t) => ({
   register: t.field({
     type: RegisterResult,
     description: 'Creates an account. Open registration logs the new user in (AuthPayload); with REGISTRATION_MODE=admin only an administrator may call it, and it returns UserCreated without starting a session.',
-    args: { input: t.arg({ type: RegisterInput, required: true }) },
-    resolve: async (_root, { input }, ctx) => {
-      await enforceRateLimit(ctx, 'register');
+    args: { input: t.arg({ type: RegisterInputType, required: true }) },
+    resolve: async (root, args, ctx) => {
       try {
-        if (ctx.services.config.registrationMode === 'open') return await ctx.services.accounts.register(input, clientMeta(ctx));
-        await requireAdmin(ctx);
-        return { user: await ctx.services.accounts.createUser(input) };
+        return await register(root, args, ctx);
       } catch (error) {
         // The errors plugin's own wrapping: graphql-js would treat a returned Error instance as a failure.
         const wrapped = wrapErrorIfMatches(error, REGISTER_ERRORS) as object;
@@ -95,11 +104,15 @@ builder.mutationFields((t) => ({
       types: [ValidationError, InvalidCredentialsError, AccountDisabledError],
       union: { name: 'LoginResult' },
     },
-    resolve: async (_root, { input }, ctx) => {
-      await enforceRateLimit(ctx, 'login');
-      // Per account too, so one address cannot spend its whole budget guessing a single password.
-      await enforceRateLimit(ctx, 'loginAccount', input.username.slice(0, 256).toLowerCase());
-      return ctx.services.accounts.login(input, clientMeta(ctx));
-    },
+    resolve: audited(
+      'login',
+      async (_root, { input }, ctx) => {
+        await enforceRateLimit(ctx, 'login');
+        // Per account too, so one address cannot spend its whole budget guessing a single password.
+        await enforceRateLimit(ctx, 'loginAccount', input.username.slice(0, 256).toLowerCase());
+        return ctx.services.accounts.login(input, clientMeta(ctx));
+      },
+      (result) => result.user.id,
+    ),
   }),
 }));

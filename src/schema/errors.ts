@@ -18,6 +18,7 @@ const errorCodes: Record<ErrorCodeValue, string> = {
   USERNAME_TAKEN: 'The username is registered already (compared case-insensitively).',
   EMAIL_TAKEN: 'The email address is registered already (compared case-insensitively).',
   INVALID_CREDENTIALS: 'Unknown user or wrong password; deliberately indistinguishable.',
+  LOGIN_LOCKED: 'Too many failed logins for this name; wait retryAfter seconds. Says nothing about whether the account exists.',
   ACCOUNT_DISABLED: 'The password was right but an administrator disabled the account.',
   REFRESH_TOKEN_INVALID: 'The refresh token is malformed, forged or of a session that no longer exists.',
   REFRESH_TOKEN_EXPIRED: 'The session passed its idle timeout or absolute lifetime.',
@@ -56,10 +57,17 @@ builder.objectType(ValidationError, {
   fields: (t) => ({ fieldErrors: t.field({ type: [FieldErrorType], resolve: (error) => error.fieldErrors }) }),
 });
 
+builder.objectType(InvalidCredentialsError, {
+  name: 'InvalidCredentialsError',
+  interfaces: [ErrorInterface],
+  fields: (t) => ({
+    retryAfter: t.exposeInt('retryAfter', { nullable: true, description: 'With LOGIN_LOCKED: seconds until this name may be tried again.' }),
+  }),
+});
+
 for (const [errorClass, name] of [
   [UsernameTakenError, 'UsernameTakenError'],
   [EmailTakenError, 'EmailTakenError'],
-  [InvalidCredentialsError, 'InvalidCredentialsError'],
   [AccountDisabledError, 'AccountDisabledError'],
   [InvalidRefreshTokenError, 'InvalidRefreshTokenError'],
   [UserNotFoundError, 'UserNotFoundError'],

@@ -1,5 +1,6 @@
 import { EmailTakenError, InvalidCredentialsError, LastAdminError, ValidationError } from '../auth/errors.js';
 import type { UserRecord } from '../db/client.js';
+import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { requireSession, requireViewer } from './graphql-errors.js';
 import { enforceRateLimit } from './rate-limits.js';
@@ -49,10 +50,10 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
     authScopes: { scope: 'profile:write' },
     errors: { types: [ValidationError, EmailTakenError], union: { name: 'UpdateProfileResult' } },
-    resolve: async (_root, { input }, ctx) => {
+    resolve: audited('updateProfile', async (_root, { input }, ctx) => {
       const viewer = await requireViewer(ctx);
       return ctx.services.accounts.updateProfile(viewer.userId, input);
-    },
+    }),
   }),
   changePassword: t.field({
     type: PasswordChanged,
@@ -60,12 +61,12 @@ builder.mutationFields((t) => ({
     args: { currentPassword: t.arg.string({ required: true }), newPassword: t.arg.string({ required: true }) },
     authScopes: { session: true },
     errors: { types: [ValidationError, InvalidCredentialsError], union: { name: 'ChangePasswordResult' } },
-    resolve: async (_root, args, ctx) => {
+    resolve: audited('changePassword', async (_root, args, ctx) => {
       const viewer = await requireSession(ctx);
       // Guessing the current password with a stolen access token is limited like guessing at login.
       await enforceRateLimit(ctx, 'loginAccount', viewer.userId);
       return { endedSessions: await ctx.services.accounts.changePassword(viewer.userId, viewer.sessionId, args) };
-    },
+    }),
   }),
   deleteAccount: t.field({
     type: AccountDeleted,
@@ -73,12 +74,12 @@ builder.mutationFields((t) => ({
     args: { password: t.arg.string({ required: true }) },
     authScopes: { session: true },
     errors: { types: [ValidationError, InvalidCredentialsError, LastAdminError], union: { name: 'DeleteAccountResult' } },
-    resolve: async (_root, { password }, ctx) => {
+    resolve: audited('deleteAccount', async (_root, { password }, ctx) => {
       const viewer = await requireSession(ctx);
       await enforceRateLimit(ctx, 'loginAccount', viewer.userId);
       await ctx.services.accounts.verifyPassword(viewer.userId, password);
       const deleted = await ctx.services.users.delete(viewer.userId);
       return { id: deleted.id };
-    },
+    }),
   }),
 }));

@@ -1,6 +1,7 @@
 import { InvalidRefreshTokenError } from '../auth/errors.js';
 import type { SessionRecord } from '../db/client.js';
 import { AuthPayload } from './auth.js';
+import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { requireSession, requireViewer } from './graphql-errors.js';
 import { enforceRateLimit } from './rate-limits.js';
@@ -42,30 +43,34 @@ builder.mutationFields((t) => ({
     description: 'Exchanges a refresh token for a new access token and a new refresh token.',
     args: { refreshToken: t.arg.string({ required: true }) },
     errors: { types: [InvalidRefreshTokenError], union: { name: 'RefreshResult' } },
-    resolve: async (_root, { refreshToken }, ctx) => {
-      await enforceRateLimit(ctx, 'refresh');
-      return ctx.services.accounts.refresh(refreshToken);
-    },
+    resolve: audited(
+      'refresh',
+      async (_root, { refreshToken }, ctx) => {
+        await enforceRateLimit(ctx, 'refresh');
+        return ctx.services.accounts.refresh(refreshToken);
+      },
+      (result) => result.user.id,
+    ),
   }),
   logout: t.boolean({
     description: 'Ends the current session, or with allSessions every session of the caller. Their tokens stop working at once.',
     args: { allSessions: t.arg.boolean({ required: true, defaultValue: false }) },
     authScopes: { session: true },
-    resolve: async (_root, { allSessions }, ctx) => {
+    resolve: audited('logout', async (_root, { allSessions }, ctx) => {
       const viewer = await requireSession(ctx);
       if (allSessions) await ctx.services.sessions.revokeAllForUser(viewer.userId, 'logout_all');
       else await ctx.services.sessions.revoke(viewer.sessionId, 'logout');
       return true;
-    },
+    }),
   }),
   revokeSession: t.boolean({
     description: "Ends one of the caller's sessions. false when no such session of the caller is active.",
     args: { id: t.arg.id({ required: true }) },
     authScopes: { session: true },
-    resolve: async (_root, { id }, ctx) => {
+    resolve: audited('revokeSession', async (_root, { id }, ctx) => {
       const viewer = await requireSession(ctx);
       // Scoped to the caller: another user's session id answers exactly like an unknown one.
       return ctx.services.sessions.revoke(String(id).slice(0, 64), 'revoked_by_user', viewer.userId);
-    },
+    }),
   }),
 }));

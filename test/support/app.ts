@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll } from 'vitest';
-import { createApp, type App } from '../../src/app.js';
+import { createApp, type App, type AppOptions } from '../../src/app.js';
 import type { Clock } from '../../src/auth/clock.js';
 import { loadConfig, type Environment } from '../../src/config.js';
 import { freshDatabaseUrl } from './db.js';
@@ -39,10 +39,11 @@ const testEnvironment: Environment = {
   RATE_LIMIT_LOGIN_ACCOUNT: '1000/1m',
   RATE_LIMIT_USER_EXISTS: '1000/1m',
   RATE_LIMIT_REFRESH: '1000/1m',
+  LOG_LEVEL: 'silent',
 };
 
 /** A fully wired app on its own freshly migrated database and key file; closed after the test file. */
-export async function createTestApp(overrides: Environment = {}, options: { clock?: Clock } = {}): Promise<TestApp> {
+export async function createTestApp(overrides: Environment = {}, options: AppOptions = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-test-'));
   const config = loadConfig({ ...testEnvironment, DATA_DIR: dataDir, DATABASE_URL: await freshDatabaseUrl(), ...overrides });
   const app = await createApp(config, options);
