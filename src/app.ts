@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { unwatchFile, watchFile } from 'node:fs';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { NoSchemaIntrospectionCustomRule } from 'graphql';
@@ -6,6 +7,7 @@ import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } f
 import type { Authenticator, Viewer } from './auth/authenticate.js';
 import type { Clock } from './auth/clock.js';
 import { AuthenticationError } from './auth/errors.js';
+import { readKeyFile } from './auth/keys.js';
 import type { Config } from './config.js';
 import type { ServerContext, Services, UserContext } from './context.js';
 import { isDatabaseReachable } from './db/client.js';
@@ -93,11 +95,26 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ],
   });
 
+  // The admin CLI rotates keys by replacing the key file; a running server takes the new key up within
+  // a second or two. Polling (not fs.watch) survives the file being replaced by a rename.
+  const reloadKeys = () => {
+    readKeyFile(config.keysFile)
+      .then((keys) => accessTokens.reload(keys))
+      .then(
+        () => logger.info({ event: 'keys_reloaded', kid: accessTokens.signingKeyId }, 'signing keys reloaded'),
+        (error: unknown) => logger.error({ event: 'keys_reloaded', outcome: (error as Error).message }, 'could not reload the key file'),
+      );
+  };
+  if (config.jwt.secret === undefined) watchFile(config.keysFile, { interval: 1000, persistent: false }, reloadKeys);
+
   return {
     yoga,
     services,
     keysCreated,
-    close: () => db.$disconnect(),
+    close: async () => {
+      unwatchFile(config.keysFile, reloadKeys);
+      await db.$disconnect();
+    },
   };
 }
 

@@ -98,34 +98,34 @@ describe('npm run admin', { timeout: 120_000 }, () => {
     }
   });
 
-  it('rotates the signing key: new tokens use the new kid, old tokens still verify', async () => {
+  it('rotates the signing key: a running server signs with the new kid, old tokens still verify', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-cli-'));
     expect((await admin(dataDir, ['create-admin', 'root'], 'long enough password')).code).toBe(0);
-    const before = await appOn(dataDir);
-    const oldToken = (await login(before, 'root', 'long enough password')).accessToken as string;
-    await before.close();
-
-    const rotated = await admin(dataDir, ['rotate-keys']);
-    expect(rotated.code).toBe(0);
-    const keysFile = path.join(dataDir, 'keys.json');
-    expect(statSync(keysFile).mode & 0o777).toBe(0o600);
-    const keys = JSON.parse(readFileSync(keysFile, 'utf8')).signingKeys as { kid: string; retiredAt?: string }[];
-    expect(keys).toHaveLength(2);
-    expect(keys[0]!.retiredAt).toBeUndefined();
-    expect(keys[1]!.retiredAt).toBeDefined();
-    expect(rotated.stdout).toContain(keys[0]!.kid);
-
-    const after = await appOn(dataDir);
+    const running = await appOn(dataDir);
     try {
-      const newToken = (await login(after, 'root', 'long enough password')).accessToken as string;
+      const oldToken = (await login(running, 'root', 'long enough password')).accessToken as string;
+      const oldKid = running.services.accessTokens.signingKeyId;
+
+      const rotated = await admin(dataDir, ['rotate-keys']);
+      expect(rotated.code).toBe(0);
+      const keysFile = path.join(dataDir, 'keys.json');
+      expect(statSync(keysFile).mode & 0o777).toBe(0o600);
+      const keys = JSON.parse(readFileSync(keysFile, 'utf8')).signingKeys as { kid: string; retiredAt?: string }[];
+      expect(keys.map((key) => key.kid)).toEqual([expect.any(String), oldKid]);
+      expect(keys[0]!.retiredAt).toBeUndefined();
+      expect(keys[1]!.retiredAt).toBeDefined();
+      expect(rotated.stdout).toContain(keys[0]!.kid);
+
+      await expect.poll(() => running.services.accessTokens.signingKeyId, { timeout: 10_000 }).toBe(keys[0]!.kid);
+      const newToken = (await login(running, 'root', 'long enough password')).accessToken as string;
       const kidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()).kid;
-      expect(kidOf(oldToken)).toBe(keys[1]!.kid);
+      expect(kidOf(oldToken)).toBe(oldKid);
       expect(kidOf(newToken)).toBe(keys[0]!.kid);
-      const jwks = (await (await after.yoga.fetch('http://test/.well-known/jwks.json')).json()) as { keys: { kid: string }[] };
-      expect(jwks.keys.map((key) => key.kid).sort()).toEqual([keys[0]!.kid, keys[1]!.kid].sort());
-      await expect(after.services.accessTokens.verify(oldToken)).resolves.toMatchObject({ sessionId: expect.any(String) });
+      const jwks = (await (await running.yoga.fetch('http://test/.well-known/jwks.json')).json()) as { keys: { kid: string }[] };
+      expect(jwks.keys.map((key) => key.kid).sort()).toEqual([keys[0]!.kid, oldKid].sort());
+      await expect(running.services.accessTokens.verify(oldToken)).resolves.toMatchObject({ sessionId: expect.any(String) });
     } finally {
-      await after.close();
+      await running.close();
     }
   });
 

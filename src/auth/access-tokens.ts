@@ -3,7 +3,7 @@ import { SignJWT, errors as joseErrors, importJWK, jwtVerify, type CryptoKey, ty
 import { LRUCache } from 'lru-cache';
 import type { Clock } from './clock.js';
 import { AuthenticationError } from './errors.js';
-import type { KeyFile } from './keys.js';
+import { isStillVerifying, type KeyFile } from './keys.js';
 
 export interface AccessTokenSettings {
   readonly issuer: string;
@@ -26,6 +26,34 @@ export interface AccessTokenCacheOptions {
 /** Seconds of clock skew allowed on `exp`, as jose applies it. */
 const CLOCK_TOLERANCE_SECONDS = 5;
 
+interface Keyring {
+  readonly algorithm: 'EdDSA' | 'HS256';
+  readonly signingKid: string;
+  readonly signingKey: CryptoKey;
+  readonly verificationKeys: ReadonlyMap<string, VerificationKey>;
+}
+
+/** Imports the keys once as CryptoKeys. Retired keys verify (and are published) until their tokens have expired. */
+async function buildKeyring(settings: AccessTokenSettings, keys: KeyFile, now: Date): Promise<Keyring> {
+  if (settings.secret !== undefined) {
+    const secret = new TextEncoder().encode(settings.secret);
+    // jose would import a raw Uint8Array secret again on every call; a CryptoKey is imported once.
+    const key = await crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+    return { algorithm: 'HS256', signingKid: 'hs256', signingKey: key, verificationKeys: new Map([['hs256', { key, publicJwk: undefined }]]) };
+  }
+  const verificationKeys = new Map<string, VerificationKey>();
+  for (const stored of keys.signingKeys.filter((key) => isStillVerifying(key, settings.accessTokenTtlSeconds, now))) {
+    const { d: _private, ...publicJwk } = stored.privateJwk;
+    verificationKeys.set(stored.kid, {
+      key: (await importJWK({ ...publicJwk, alg: 'EdDSA' }, 'EdDSA')) as CryptoKey,
+      publicJwk: { ...publicJwk, kid: stored.kid, alg: 'EdDSA', use: 'sig' },
+    });
+  }
+  const current = keys.signingKeys[0]!;
+  const signingKey = (await importJWK({ ...current.privateJwk, alg: 'EdDSA' }, 'EdDSA')) as CryptoKey;
+  return { algorithm: 'EdDSA', signingKid: current.kid, signingKey, verificationKeys };
+}
+
 interface VerificationKey {
   readonly key: CryptoKey | Uint8Array;
   readonly publicJwk: JWK | undefined;
@@ -42,15 +70,15 @@ export class AccessTokenService {
   // session is still alive is the SessionService's check, made on every request regardless.
   readonly #verified: LRUCache<string, AccessClaims> | undefined;
 
+  #keyring: Keyring;
+
   private constructor(
     private readonly settings: AccessTokenSettings,
     private readonly clock: Clock,
-    private readonly algorithm: 'EdDSA' | 'HS256',
-    private readonly signingKid: string,
-    private readonly signingKey: CryptoKey,
-    private readonly verificationKeys: ReadonlyMap<string, VerificationKey>,
+    keyring: Keyring,
     cache: AccessTokenCacheOptions,
   ) {
+    this.#keyring = keyring;
     this.#verified = cache.maxEntries > 0 ? new LRUCache({ max: cache.maxEntries }) : undefined;
   }
 
@@ -60,23 +88,17 @@ export class AccessTokenService {
     clock: Clock,
     cache: AccessTokenCacheOptions = { maxEntries: 10_000 },
   ): Promise<AccessTokenService> {
-    if (settings.secret !== undefined) {
-      const secret = new TextEncoder().encode(settings.secret);
-      // jose would import a raw Uint8Array secret again on every call; a CryptoKey is imported once.
-      const key = await crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
-      return new AccessTokenService(settings, clock, 'HS256', 'hs256', key, new Map([['hs256', { key, publicJwk: undefined }]]), cache);
-    }
-    const verificationKeys = new Map<string, VerificationKey>();
-    for (const stored of keys.signingKeys) {
-      const { d: _private, ...publicJwk } = stored.privateJwk;
-      verificationKeys.set(stored.kid, {
-        key: (await importJWK({ ...publicJwk, alg: 'EdDSA' }, 'EdDSA')) as CryptoKey,
-        publicJwk: { ...publicJwk, kid: stored.kid, alg: 'EdDSA', use: 'sig' },
-      });
-    }
-    const current = keys.signingKeys[0]!;
-    const signingKey = (await importJWK({ ...current.privateJwk, alg: 'EdDSA' }, 'EdDSA')) as CryptoKey;
-    return new AccessTokenService(settings, clock, 'EdDSA', current.kid, signingKey, verificationKeys, cache);
+    return new AccessTokenService(settings, clock, await buildKeyring(settings, keys, new Date(clock.now())), cache);
+  }
+
+  /** Takes up a rotated key file (admin CLI `rotate-keys`): its first key signs from now on. */
+  async reload(keys: KeyFile): Promise<void> {
+    if (this.settings.secret !== undefined) return;
+    this.#keyring = await buildKeyring(this.settings, keys, new Date(this.clock.now()));
+  }
+
+  get signingKeyId(): string {
+    return this.#keyring.signingKid;
   }
 
   get ttlSeconds(): number {
@@ -85,20 +107,20 @@ export class AccessTokenService {
 
   /** The public keys, for other services to verify our tokens. Empty under HS256: a shared secret is never published. */
   jwks(): { keys: JWK[] } {
-    return { keys: [...this.verificationKeys.values()].flatMap((key) => (key.publicJwk ? [key.publicJwk] : [])) };
+    return { keys: [...this.#keyring.verificationKeys.values()].flatMap((key) => (key.publicJwk ? [key.publicJwk] : [])) };
   }
 
   async sign(userId: string, sessionId: string): Promise<string> {
     const issuedAt = Math.floor(this.clock.now() / 1000);
     return new SignJWT({ sid: sessionId })
-      .setProtectedHeader({ alg: this.algorithm, kid: this.signingKid, typ: 'JWT' })
+      .setProtectedHeader({ alg: this.#keyring.algorithm, kid: this.#keyring.signingKid, typ: 'JWT' })
       .setIssuer(this.settings.issuer)
       .setAudience(this.settings.audience)
       .setSubject(userId)
       .setIssuedAt(issuedAt)
       .setExpirationTime(issuedAt + this.settings.accessTokenTtlSeconds)
       .setJti(randomUUID())
-      .sign(this.signingKey);
+      .sign(this.#keyring.signingKey);
   }
 
   /** Verifies signature, algorithm, issuer, audience and lifetime; throws AuthenticationError otherwise. */
@@ -121,7 +143,7 @@ export class AccessTokenService {
     try {
       const { payload } = await jwtVerify(token, (header: JWTHeaderParameters) => this.keyFor(header), {
         // Pinned: a token naming any other algorithm (none, HS256 against our public key, ...) is refused.
-        algorithms: [this.algorithm],
+        algorithms: [this.#keyring.algorithm],
         issuer: this.settings.issuer,
         audience: this.settings.audience,
         requiredClaims: ['sub', 'sid', 'iat', 'exp', 'jti'],
@@ -143,7 +165,7 @@ export class AccessTokenService {
   }
 
   private keyFor(header: JWTHeaderParameters): CryptoKey | Uint8Array {
-    const key = header.kid === undefined ? undefined : this.verificationKeys.get(header.kid);
+    const key = header.kid === undefined ? undefined : this.#keyring.verificationKeys.get(header.kid);
     if (!key) throw new AuthenticationError('invalid', 'The access token is invalid.');
     return key.key;
   }
