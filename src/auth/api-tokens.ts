@@ -98,9 +98,14 @@ export class ApiTokenService {
 
   /** Revokes one of the user's tokens; false when the user has no such working token. */
   async revoke(userId: string, tokenId: string): Promise<boolean> {
-    const token = await this.db.apiToken.findFirst({ where: { id: tokenId, userId, revokedAt: null }, select: { secretHash: true } });
+    const now = new Date(this.clock.now());
+    // Only a working token: an expired one answers false, like an unknown one (as `list` leaves it out).
+    const token = await this.db.apiToken.findFirst({
+      where: { id: tokenId, userId, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
+      select: { secretHash: true },
+    });
     if (!token) return false;
-    const { count } = await this.db.apiToken.updateMany({ where: { id: tokenId, revokedAt: null }, data: { revokedAt: new Date(this.clock.now()) } });
+    const { count } = await this.db.apiToken.updateMany({ where: { id: tokenId, revokedAt: null }, data: { revokedAt: now } });
     this.#markRevoked(token.secretHash);
     return count === 1;
   }
@@ -138,7 +143,9 @@ export class ApiTokenService {
       scopes: parseScopes(record.scopes),
       expiresAt: record.expiresAt?.getTime() ?? null,
       revoked: record.revokedAt !== null || userDisabled,
-      lastUsedWrittenAt: record.lastUsedAt?.getTime() ?? 0,
+      // Parallel first requests each read the row before any of them cached it: keep the write time one of
+      // them already recorded, or each would write lastUsedAt.
+      lastUsedWrittenAt: Math.max(record.lastUsedAt?.getTime() ?? 0, existing?.lastUsedWrittenAt ?? 0),
     };
     this.#cache.set(secretHash, state);
     return state;

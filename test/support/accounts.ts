@@ -1,0 +1,75 @@
+import Database from 'better-sqlite3';
+import { expect } from 'vitest';
+import { sqlitePath } from '../../src/db/client.js';
+import { bearer, LOGIN, registerUser, uniqueName, type GraphQLResponse, type TestApp } from './app.js';
+
+// Helpers shared by the accounts-and-administration tests.
+
+export const USER_FIELDS = 'id username email fullname role createdAt';
+
+/** The extensions.code of the first GraphQL error, if any. */
+export function errorCode(response: GraphQLResponse<unknown>): unknown {
+  return response.errors?.[0]?.extensions?.code;
+}
+
+/** Logs in and returns the AuthPayload, or the union member the login returned. */
+export async function login(app: TestApp, username: string, password: string) {
+  const response = await app.gql(LOGIN, { input: { username, password } });
+  expect(response.errors).toBeUndefined();
+  return response.data.login;
+}
+
+/** A registered (open mode) user promoted to administrator; their access token works as an admin at once. */
+export async function registerAdmin(app: TestApp) {
+  const registered = await registerUser(app);
+  await app.services.users.setRole(registered.user.id, 'ADMIN');
+  return registered;
+}
+
+/** An administrator made through the service (works in any registration mode), logged in. */
+export async function createLoggedInAdmin(app: TestApp) {
+  const username = uniqueName('admin');
+  const password = 'admin password that is long';
+  const user = await app.services.accounts.createUser({ username, password }, 'ADMIN');
+  const payload = await login(app, username, password);
+  expect(payload.__typename).toBe('AuthPayload');
+  return { username, password, user, accessToken: payload.accessToken as string, refreshToken: payload.refreshToken as string };
+}
+
+export const ME_QUERY = 'query { me { id username role } }';
+
+export async function me(app: TestApp, token: string) {
+  return app.gql(ME_QUERY, {}, bearer(token));
+}
+
+export const CREATE_API_TOKEN = /* GraphQL */ `
+  mutation Create($input: CreateApiTokenInput!) {
+    createApiToken(input: $input) {
+      __typename
+      ... on ApiTokenCreated { token apiToken { id name scopes createdAt expiresAt lastUsedAt } }
+      ... on ValidationError { code message fieldErrors { field message } }
+    }
+  }
+`;
+
+/** Creates an API token through the API with the given session access token; fails the test otherwise. */
+export async function createApiToken(
+  app: TestApp,
+  accessToken: string,
+  input: { name?: string; scopes: string[]; expiresInDays?: number | null },
+) {
+  const response = await app.gql(CREATE_API_TOKEN, { input: { name: input.name ?? 'script', ...input } }, bearer(accessToken));
+  expect(response.errors).toBeUndefined();
+  expect(response.data.createApiToken.__typename).toBe('ApiTokenCreated');
+  return response.data.createApiToken as { token: string; apiToken: { id: string; name: string; scopes: string[]; expiresAt: string | null; lastUsedAt: string | null } };
+}
+
+/** Reads raw rows the way someone holding the database file would. */
+export function readTable(app: TestApp, sql: string, ...params: unknown[]): Record<string, unknown>[] {
+  const raw = new Database(sqlitePath(app.services.config.databaseUrl), { readonly: true });
+  try {
+    return raw.prepare(sql).all(...params) as Record<string, unknown>[];
+  } finally {
+    raw.close();
+  }
+}
