@@ -10,6 +10,7 @@ import { BoundedMemoryStore } from './auth/rate-limit-store.js';
 import { RateLimiter } from './auth/rate-limit.js';
 import { SessionService } from './auth/sessions.js';
 import { UserAdministration } from './auth/user-admin.js';
+import { UserCache } from './auth/user-cache.js';
 import type { Config } from './config.js';
 import type { Services } from './context.js';
 import { openDatabase } from './db/client.js';
@@ -23,6 +24,7 @@ export async function createServices(config: Config, clock: Clock = systemClock)
   const accessTokens = await AccessTokenService.create(config.jwt, keys, clock);
   const sessions = new SessionService(db, config.sessions, refreshKey, clock);
   const apiTokens = new ApiTokenService(db, clock);
+  const userCache = new UserCache(db, clock);
   const services: Services = {
     config,
     clock,
@@ -30,8 +32,8 @@ export async function createServices(config: Config, clock: Clock = systemClock)
     accessTokens,
     sessions,
     apiTokens,
-    accounts: new AccountService(db, new PasswordHasher(config.argon2), sessions, accessTokens, new LoginLockout(config.lockout, clock)),
-    users: new UserAdministration(db, sessions, apiTokens, clock),
+    accounts: new AccountService(db, new PasswordHasher(config.argon2), sessions, accessTokens, new LoginLockout(config.lockout, clock), userCache),
+    users: new UserAdministration(db, sessions, apiTokens, clock, userCache),
     authenticator: new Authenticator(accessTokens, sessions, apiTokens),
     rateLimiter: new RateLimiter(config.rateLimits.rules, new BoundedMemoryStore({ maxIdentities: config.rateLimits.maxKeys })),
   };

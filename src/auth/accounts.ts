@@ -10,6 +10,7 @@ import {
   UsernameTakenError,
 } from './errors.js';
 import type { LoginLockout } from './lockout.js';
+import type { UserCache } from './user-cache.js';
 import type { PasswordHasher } from './passwords.js';
 import type { ClientMeta, IssuedSession, SessionService } from './sessions.js';
 import {
@@ -96,6 +97,7 @@ export class AccountService {
     private readonly sessions: SessionService,
     private readonly accessTokens: AccessTokenService,
     private readonly lockout: LoginLockout,
+    private readonly users: UserCache,
   ) {}
 
   /** Open registration: creates the user and logs them in. */
@@ -177,7 +179,7 @@ export class AccountService {
   }
 
   findUser(id: string): Promise<UserRecord | null> {
-    return this.db.user.findUnique({ where: { id } });
+    return this.users.get(id);
   }
 
   /** Changes the caller's own name and email. Omitted fields stay; null clears. */
@@ -194,7 +196,9 @@ export class AccountService {
       }
     }
     try {
-      return await this.db.user.update({ where: { id: userId }, data });
+      const user = await this.db.user.update({ where: { id: userId }, data });
+      this.users.forget(userId);
+      return user;
     } catch (error) {
       if (isUniqueViolation(error)) throw new EmailTakenError();
       throw error;
@@ -213,6 +217,7 @@ export class AccountService {
     if (valid.newPassword === valid.currentPassword) fieldErrors.push({ field: 'newPassword', message: 'must differ from the current password' });
     if (fieldErrors.length > 0) throw new ValidationError(fieldErrors);
     await this.db.user.update({ where: { id: userId }, data: { passwordHash: await this.passwords.hash(valid.newPassword) } });
+    this.users.forget(userId);
     return this.sessions.revokeAllForUser(userId, 'password_changed', keepSessionId);
   }
 

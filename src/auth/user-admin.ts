@@ -4,6 +4,7 @@ import type { ApiTokenService } from './api-tokens.js';
 import type { Clock } from './clock.js';
 import { LastAdminError, UserNotFoundError } from './errors.js';
 import type { SessionService } from './sessions.js';
+import type { UserCache } from './user-cache.js';
 import { foldCase } from './validation.js';
 
 type Transaction = Parameters<Parameters<Database['$transaction']>[0]>[0];
@@ -19,6 +20,10 @@ export interface UserPage {
 
 const MAX_SEARCH_LENGTH = 100;
 
+function containsLiterally(user: UserRecord, term: string): boolean {
+  return user.usernameKey.includes(term) || (user.emailKey?.includes(term) ?? false) || (user.fullname?.toLowerCase().includes(term) ?? false);
+}
+
 /**
  * What administrators do to accounts. Every change that could remove the last active administrator is
  * checked inside the same transaction as the change itself, so two admins cannot demote each other into
@@ -30,19 +35,28 @@ export class UserAdministration {
     private readonly sessions: SessionService,
     private readonly apiTokens: ApiTokenService,
     private readonly clock: Clock,
+    private readonly users: UserCache,
   ) {}
 
   /** A page of users ordered by username (case-folded), optionally filtered by a substring. */
-  page({ after, before, limit, inverted, search }: UserPage): Promise<UserRecord[]> {
+  async page({ after, before, limit, inverted, search }: UserPage): Promise<UserRecord[]> {
     const term = search ? foldCase(search.trim().slice(0, MAX_SEARCH_LENGTH)) : '';
-    return this.db.user.findMany({
-      where: {
-        ...(term ? { OR: [{ usernameKey: { contains: term } }, { emailKey: { contains: term } }, { fullname: { contains: term } }] } : {}),
-        usernameKey: { ...(after ? { gt: after } : {}), ...(before ? { lt: before } : {}) },
-      },
-      orderBy: { usernameKey: inverted ? 'desc' : 'asc' },
-      take: limit,
-    });
+    // SQL's LIKE (what `contains` becomes) reads _ and % as wildcards, and _ is allowed in usernames: the
+    // query only narrows the candidates, and the literal substring test below decides.
+    const narrowing = term ? { OR: [{ usernameKey: { contains: term } }, { emailKey: { contains: term } }, { fullname: { contains: term } }] } : {};
+    const matches: UserRecord[] = [];
+    let range = { after, before };
+    for (;;) {
+      const batch = await this.db.user.findMany({
+        where: { ...narrowing, usernameKey: { ...(range.after ? { gt: range.after } : {}), ...(range.before ? { lt: range.before } : {}) } },
+        orderBy: { usernameKey: inverted ? 'desc' : 'asc' },
+        take: limit,
+      });
+      matches.push(...batch.filter((user) => !term || containsLiterally(user, term)));
+      if (matches.length >= limit || batch.length < limit) return matches.slice(0, limit);
+      const last = batch.at(-1)!.usernameKey;
+      range = inverted ? { after, before: last } : { after: last, before };
+    }
   }
 
   async find(id: string): Promise<UserRecord> {
@@ -62,7 +76,7 @@ export class UserAdministration {
       const user = await this.#find(tx, id);
       if (role !== 'ADMIN') await this.#keepAnAdmin(tx, user);
       return tx.user.update({ where: { id }, data: { role } });
-    });
+    }).finally(() => this.users.forget(id));
   }
 
   /** Disables the account and ends its sessions and API tokens at once. */
@@ -72,13 +86,16 @@ export class UserAdministration {
       await this.#keepAnAdmin(tx, found);
       return found.disabledAt ? found : tx.user.update({ where: { id }, data: { disabledAt: new Date(this.clock.now()) } });
     });
+    this.users.forget(id);
     await this.#endAccess(id, 'user_disabled');
     return user;
   }
 
   async enable(id: string): Promise<UserRecord> {
     await this.find(id);
-    return this.db.user.update({ where: { id }, data: { disabledAt: null } });
+    const user = await this.db.user.update({ where: { id }, data: { disabledAt: null } });
+    this.users.forget(id);
+    return user;
   }
 
   /** Deletes the account with everything it owns; its tokens stop working on the next request. */
@@ -92,6 +109,7 @@ export class UserAdministration {
     // process's caches, which a cascade delete alone would not.
     await this.#endAccess(id, 'user_deleted');
     await this.db.user.delete({ where: { id } });
+    this.users.forget(id);
     return user;
   }
 
