@@ -37,6 +37,7 @@ const environmentSchema = z.object({
     .regex(/^file:/, 'only SQLite `file:` URLs are supported in this version')
     .optional(),
   KEYS_FILE: z.string().min(1).optional(),
+  SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('FULL'),
   TRUST_PROXY: flag(false),
   REGISTRATION_MODE: z.enum(['open', 'admin']).default('open'),
 
@@ -89,6 +90,8 @@ export interface Config {
   readonly registrationMode: 'open' | 'admin';
   readonly dataDir: string;
   readonly databaseUrl: string;
+  /** FULL: acknowledged writes survive power loss. NORMAL: only a process crash, but no fsync per write. */
+  readonly sqliteSynchronous: 'FULL' | 'NORMAL';
   readonly keysFile: string;
   readonly jwt: {
     readonly issuer: string;
@@ -177,6 +180,7 @@ export function loadConfig(environment: Environment): Config {
     registrationMode: e.REGISTRATION_MODE,
     dataDir,
     databaseUrl: e.DATABASE_URL ?? `file:${path.join(dataDir, 'gatehouse.db')}`,
+    sqliteSynchronous: e.SQLITE_SYNCHRONOUS,
     keysFile: path.resolve(e.KEYS_FILE ?? path.join(dataDir, 'keys.json')),
     jwt: {
       issuer: e.JWT_ISSUER,

@@ -17,7 +17,7 @@ import { openDatabase } from './db/client.js';
 
 /** Wires the auth services over an already migrated database; shared by the server and the admin CLI. */
 export async function createServices(config: Config, clock: Clock = systemClock): Promise<{ services: Services; keysCreated: boolean }> {
-  const db = await openDatabase(config.databaseUrl);
+  const db = await openDatabase(config.databaseUrl, config.sqliteSynchronous);
   const { keys, created: keysCreated } = await loadOrCreateKeyFile(config.keysFile, new Date(clock.now()));
   const refreshKey = Buffer.from(config.sessions.refreshTokenSecret ?? keys.refreshTokenSecret, 'utf8');
 

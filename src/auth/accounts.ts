@@ -7,6 +7,7 @@ import {
   ValidationError,
   EmailTakenError,
   InvalidCredentialsError,
+  InvalidRefreshTokenError,
   UsernameTakenError,
 } from './errors.js';
 import type { LoginLockout } from './lockout.js';
@@ -167,7 +168,9 @@ export class AccountService {
   /** Exchanges a refresh token for new tokens (rotation with reuse detection lives in SessionService). */
   async refresh(refreshToken: string): Promise<AuthResult> {
     const issued = await this.sessions.rotate(refreshToken);
-    const user = await this.db.user.findUniqueOrThrow({ where: { id: issued.session.userId } });
+    const user = await this.users.get(issued.session.userId);
+    // The session row exists, so its user does (sessions are deleted with their user).
+    if (!user) throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
     return this.#authResult(user, issued);
   }
 
