@@ -108,7 +108,7 @@ const NODE_ARGS = ['--import', 'tsx'];
 
 function baseEnvironment(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0' };
-  for (const name of ['UV_THREADPOOL_SIZE', 'NODE_OPTIONS', 'TMPDIR']) {
+  for (const name of ['UV_THREADPOOL_SIZE', 'NODE_OPTIONS', 'TMPDIR', 'SQLITE_SYNCHRONOUS', 'LOG_LEVEL']) {
     if (process.env[name] !== undefined) env[name] = process.env[name];
   }
   return env;
@@ -117,22 +117,28 @@ function baseEnvironment(): NodeJS.ProcessEnv {
 async function startServer(script: string, env: NodeJS.ProcessEnv, extraNodeArgs: string[] = []): Promise<Server> {
   const child = spawn(process.execPath, [...extraNodeArgs, ...NODE_ARGS, script], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
+  // Only the tail is kept: the server logs every auth event, and the runner shares the machine.
   let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk).slice(-65_536);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
     children.delete(child);
     resolve(code);
   }));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${script} did not start within 60 s:\n${output}`)), 60_000);
-    child.stdout!.on('data', () => {
+    const onData = () => {
       const match = /listening on (http:\/\/\S+)/.exec(output);
       if (match) {
         clearTimeout(timer);
+        child.stdout!.off('data', onData);
         resolve(match[1]!);
       }
-    });
+    };
+    child.stdout!.on('data', onData);
     void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`${script} exited with ${code}:\n${output}`));
