@@ -1,0 +1,145 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, expect } from 'vitest';
+import { createLogger, type Logger } from '../../src/logger.js';
+
+// Shared by the adversarial suite: the real server as a child process, raw HTTP, database snapshots and
+// the "nothing leaked" checks every answer must pass.
+
+const root = path.resolve(import.meta.dirname, '../..');
+const children = new Set<ChildProcess>();
+afterAll(() => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+export interface SpawnedServer {
+  readonly child: ChildProcess;
+  readonly dataDir: string;
+  readonly base: string;
+  readonly dbPath: string;
+  readonly keysFile: string;
+  /** Everything the process wrote so far. */
+  output(): string;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Cheap argon2 and rate limits out of the way: what these tests attack is not the throttling. */
+export const CHEAP_SERVER_ENV: Record<string, string> = {
+  ARGON2_MEMORY_KIB: '1024',
+  ARGON2_TIME_COST: '1',
+  RATE_LIMIT_REGISTER: '100000/1m',
+  RATE_LIMIT_LOGIN: '100000/1m',
+  RATE_LIMIT_LOGIN_ACCOUNT: '100000/1m',
+  RATE_LIMIT_USER_EXISTS: '100000/1m',
+  RATE_LIMIT_REFRESH: '100000/1m',
+  LOCKOUT_THRESHOLD: '100000',
+};
+
+/** `npm start`'s entry point on `dataDir` (a fresh one by default), listening on a free port. */
+export async function startServer(env: Record<string, string> = {}, dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-sec-'))): Promise<SpawnedServer> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: root,
+    env: { PATH: process.env.PATH, NODE_ENV: 'test', LOG_LEVEL: 'warn', PORT: '0', DATA_DIR: dataDir, ...CHEAP_SERVER_ENV, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let output = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal });
+    }),
+  );
+  const base = await new Promise<string>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk;
+      const match = /listening on (http:\/\/\S+)/.exec(output);
+      if (match) resolve(match[1]!);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    void exited.then(({ code }) => reject(new Error(`server exited with ${code}: ${output}`)));
+  });
+  return {
+    child,
+    dataDir,
+    base,
+    dbPath: path.join(dataDir, 'gatehouse.db'),
+    keysFile: path.join(dataDir, 'keys.json'),
+    output: () => output,
+    exited,
+  };
+}
+
+export interface HttpAnswer<T = any> {
+  status: number;
+  data?: T;
+  errors?: { message: string; extensions?: Record<string, unknown> }[];
+}
+
+/** One GraphQL operation over real HTTP. */
+export async function httpGql<T = any>(base: string, query: string, variables: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<HttpAnswer<T>> {
+  const response = await fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', ...headers },
+    body: JSON.stringify({ query, variables }),
+  });
+  return { status: response.status, ...((await response.json()) as object) };
+}
+
+export const TABLES = ['User', 'Session', 'ApiToken'] as const;
+
+/** Row counts and a SHA-256 over every row of every table, read the way an operator would read the file. */
+export function snapshot(db: Database.Database): { counts: Record<string, number>; checksum: string } {
+  const hash = createHash('sha256');
+  const counts: Record<string, number> = {};
+  for (const table of TABLES) {
+    const rows = db.prepare(`SELECT * FROM "${table}" ORDER BY id`).all();
+    counts[table] = rows.length;
+    hash.update(`${table}:${JSON.stringify(rows)}\n`);
+  }
+  return { counts, checksum: hash.digest('hex') };
+}
+
+export function openReadonly(file: string): Database.Database {
+  const db = new Database(file, { readonly: true });
+  afterAll(() => db.close());
+  return db;
+}
+
+/** A logger whose error lines (Yoga's "unexpected error" among them) the test can read. */
+export function capturingLogger(): { logger: Logger; errors: string[] } {
+  const errors: string[] = [];
+  const logger = createLogger('error', { write: (line: string) => void errors.push(line) });
+  return { logger, errors };
+}
+
+// Error codes a refusal may carry: ours (graphql-errors.ts) and those graphql-js/Yoga put on bad requests.
+const ALLOWED_ERROR_CODES = new Set([undefined, 'UNAUTHENTICATED', 'FORBIDDEN', 'RATE_LIMITED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT', 'GRAPHQL_PARSE_FAILED', 'BAD_REQUEST', 'OPERATION_RESOLUTION_FAILURE']);
+// Wording that only an unmasked internal error would carry.
+const LEAKS = /prisma|sqlite|invalid `|TypeError|ReferenceError|Cannot read propert|undefined is not|is not a function|\bat .+\.(ts|js):\d+|node_modules|stack/i;
+
+/** Never a 5xx, never a masked or unmasked internal error. */
+export function expectNoInternalError(answer: HttpAnswer, context: unknown = ''): void {
+  const where = String(JSON.stringify(context)).slice(0, 300);
+  expect(answer.status, `status for ${where}`).toBeLessThan(500);
+  for (const error of answer.errors ?? []) {
+    expect(error.extensions?.code, `error code for ${where}: ${error.message}`).not.toBe('INTERNAL_SERVER_ERROR');
+    expect(ALLOWED_ERROR_CODES.has(error.extensions?.code as string | undefined), `error code ${String(error.extensions?.code)} for ${where}`).toBe(true);
+    expect(error.message, `message for ${where}`).not.toBe('Unexpected error.');
+    // Validation messages quote the offending value; only the wording around it could leak.
+    expect(error.message.replace(/"(?:[^"\\]|\\.)*"/g, '""'), `message for ${where}`).not.toMatch(LEAKS);
+    // Yoga itself attaches the JSON.parse SyntaxError to "invalid JSON" (it only echoes the body); nothing
+    // else may carry an original error or a stack.
+    const { originalError, ...extensions } = error.extensions ?? {};
+    if (originalError !== undefined) {
+      expect(error.message, `originalError for ${where}`).toBe('POST body sent invalid JSON.');
+      expect((originalError as { name?: string }).name).toBe('SyntaxError');
+    }
+    expect(JSON.stringify(extensions), `extensions for ${where}`).not.toMatch(/stack|originalError|unexpected/i);
+  }
+}
