@@ -1,0 +1,110 @@
+import { describe, expect, it, vi } from 'vitest';
+import { createTestApp, REGISTER, uniqueName, type TestApp } from '../support/app.js';
+
+// Request body size limit (HTTP 413 before any parsing) and batching (one operation per request).
+
+const app = await createTestApp();
+
+function post(target: TestApp, body: BodyInit, headers: Record<string, string> = {}) {
+  return target.yoga.fetch('http://gatehouse.test/graphql', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', ...headers },
+    body,
+    ...(body instanceof ReadableStream ? { duplex: 'half' } : {}),
+  } as RequestInit);
+}
+
+/** A register request whose JSON body is exactly `size` bytes (padding in the fullname). */
+const REGISTER_SHORT = 'mutation ($input: RegisterInput!) { register(input: $input) { __typename } }';
+function registerBody(username: string, size: number, query = REGISTER): string {
+  const body = (padding: string) => JSON.stringify({ query, variables: { input: { username, password: 'a long enough password', fullname: padding } } });
+  const text = body('x'.repeat(size - body('').length));
+  expect(Buffer.byteLength(text)).toBe(size);
+  return text;
+}
+
+const streamOf = (text: string) =>
+  new ReadableStream<Uint8Array>({
+    start(controller) {
+      // Several chunks and no content-length: the limit must hold while the body streams in.
+      const bytes = new TextEncoder().encode(text);
+      for (let offset = 0; offset < bytes.length; offset += 8192) controller.enqueue(bytes.slice(offset, offset + 8192));
+      controller.close();
+    },
+  });
+
+async function userNamed(target: TestApp, username: string) {
+  return target.services.db.user.findFirst({ where: { username } });
+}
+
+describe('request body size limit', () => {
+  it('answers 413 for a body over the default 64 KiB, and does no work', async () => {
+    const consume = vi.spyOn(app.services.rateLimiter, 'consume');
+    const username = uniqueName('big');
+    const response = await post(app, registerBody(username, 65_537));
+    expect(response.status).toBe(413);
+    expect((await response.json()).errors[0].extensions.code).toBe('REQUEST_ENTITY_TOO_LARGE');
+    expect(await userNamed(app, username)).toBeNull();
+    expect(consume).not.toHaveBeenCalled();
+    consume.mockRestore();
+  });
+
+  it('answers 413 for a streamed (chunked, no content-length) body over the limit', async () => {
+    const username = uniqueName('stream');
+    const response = await post(app, streamOf(registerBody(username, 100_000)));
+    expect(response.status).toBe(413);
+    expect(await userNamed(app, username)).toBeNull();
+  });
+
+  it('accepts a body at the limit (the request then fails validation as data, not at the HTTP layer)', async () => {
+    const username = uniqueName('fits');
+    const response = await post(app, registerBody(username, 65_536));
+    expect(response.status).toBe(200);
+    const { data } = await response.json();
+    // The padded fullname is far over its own length rule: refused as a typed ValidationError.
+    expect(data.register.__typename).toBe('ValidationError');
+  });
+
+  it('follows MAX_REQUEST_BODY_BYTES', async () => {
+    const small = await createTestApp({ MAX_REQUEST_BODY_BYTES: '200' });
+    // Exactly at the limit (a fullname within its 100 characters): a real registration.
+    const fits = uniqueName('s');
+    const ok = await post(small, registerBody(fits, 200, REGISTER_SHORT));
+    expect(ok.status).toBe(200);
+    expect((await ok.json()).data.register.__typename).toBe('AuthPayload');
+    expect(await userNamed(small, fits)).not.toBeNull();
+    const tooBig = uniqueName('s');
+    const refused = await post(small, registerBody(tooBig, 201, REGISTER_SHORT));
+    expect(refused.status).toBe(413);
+    expect(await userNamed(small, tooBig)).toBeNull();
+    // A normal client operation still fits under the default limit but not under a tiny one.
+    const tiny = await createTestApp({ MAX_REQUEST_BODY_BYTES: '40' });
+    expect((await post(tiny, JSON.stringify({ query: '{ userExists(username: "someone") }' }))).status).toBe(413);
+    expect((await post(app, JSON.stringify({ query: '{ userExists(username: "someone") }' }))).status).toBe(200);
+  });
+});
+
+describe('batching', () => {
+  it('refuses a JSON array body with a 4xx GraphQL error, running none of its operations', async () => {
+    const consume = vi.spyOn(app.services.rateLimiter, 'consume');
+    const names = [uniqueName('batch'), uniqueName('batch')];
+    const response = await post(
+      app,
+      JSON.stringify(names.map((username) => ({ query: REGISTER, variables: { input: { username, password: 'a long enough password' } } }))),
+    );
+    expect(response.status).toBeGreaterThanOrEqual(400);
+    expect(response.status).toBeLessThan(500);
+    const body = await response.json();
+    expect(body.data).toBeUndefined();
+    expect(body.errors[0].message).toMatch(/batching is not supported/i);
+    for (const username of names) expect(await userNamed(app, username)).toBeNull();
+    expect(consume).not.toHaveBeenCalled();
+    consume.mockRestore();
+  });
+
+  it('refuses even a batch of one', async () => {
+    const response = await post(app, JSON.stringify([{ query: '{ __typename }' }]));
+    expect(response.status).toBe(400);
+    expect((await response.json()).data).toBeUndefined();
+  });
+});
