@@ -22,9 +22,9 @@ export async function createServices(config: Config, clock: Clock = systemClock)
   const refreshKey = Buffer.from(config.sessions.refreshTokenSecret ?? keys.refreshTokenSecret, 'utf8');
 
   const accessTokens = await AccessTokenService.create(config.jwt, keys, clock);
-  const sessions = new SessionService(db, config.sessions, refreshKey, clock);
-  const apiTokens = new ApiTokenService(db, clock);
   const userCache = new UserCache(db, clock);
+  const sessions = new SessionService(db, config.sessions, refreshKey, clock, userCache);
+  const apiTokens = new ApiTokenService(db, clock);
   const services: Services = {
     config,
     clock,
@@ -34,7 +34,7 @@ export async function createServices(config: Config, clock: Clock = systemClock)
     apiTokens,
     accounts: new AccountService(db, new PasswordHasher(config.argon2), sessions, accessTokens, new LoginLockout(config.lockout, clock), userCache),
     users: new UserAdministration(db, sessions, apiTokens, clock, userCache),
-    authenticator: new Authenticator(accessTokens, sessions, apiTokens),
+    authenticator: new Authenticator(accessTokens, sessions, apiTokens, userCache),
     rateLimiter: new RateLimiter(config.rateLimits.rules, new BoundedMemoryStore({ maxIdentities: config.rateLimits.maxKeys })),
   };
   return { services, keysCreated };

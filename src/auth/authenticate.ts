@@ -3,6 +3,7 @@ import { API_TOKEN_PREFIX, type ApiTokenService } from './api-tokens.js';
 import { AuthenticationError } from './errors.js';
 import type { ApiScope } from './scopes.js';
 import type { SessionService } from './sessions.js';
+import type { UserCache } from './user-cache.js';
 
 export interface Viewer {
   readonly userId: string;
@@ -25,6 +26,7 @@ export class Authenticator {
     private readonly accessTokens: AccessTokenService,
     private readonly sessions: SessionService,
     private readonly apiTokens: ApiTokenService,
+    private readonly users: UserCache,
   ) {}
 
   /** null when no credentials were sent; throws AuthenticationError when they were sent and are not good. */
@@ -41,9 +43,12 @@ export class Authenticator {
     }
     const claims = await this.accessTokens.verify(token);
     // A valid signature is not enough: the session may have been logged out since the token was issued.
-    const status = await this.sessions.status(claims.sessionId, claims.userId);
-    if (status === 'ended') throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
-    if (status === 'user_unavailable') throw new AuthenticationError('user_unavailable', 'The account is not available.');
+    if ((await this.sessions.status(claims.sessionId, claims.userId)) === 'ended') {
+      throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
+    }
+    // Disabling or deleting a user ends their sessions too; this also covers a change made elsewhere.
+    const user = await this.users.get(claims.userId);
+    if (!user || user.disabledAt) throw new AuthenticationError('user_unavailable', 'The account is not available.');
     return { userId: claims.userId, sessionId: claims.sessionId, apiTokenId: null, scopes: null };
   }
 }

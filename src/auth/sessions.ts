@@ -3,6 +3,7 @@ import { LRUCache } from 'lru-cache';
 import type { Database, SessionRecord } from '../db/client.js';
 import type { Clock } from './clock.js';
 import { InvalidRefreshTokenError } from './errors.js';
+import type { UserCache } from './user-cache.js';
 
 export interface SessionSettings {
   readonly idleTimeoutMs: number;
@@ -20,20 +21,19 @@ export interface IssuedSession {
   readonly refreshToken: string;
 }
 
-export type SessionStatus = 'active' | 'ended' | 'user_unavailable';
+export type SessionStatus = 'active' | 'ended';
 
 /** What the per-request check needs, kept in memory so a valid access token costs no database read. */
 interface SessionState {
   readonly userId: string;
   readonly ended: boolean;
-  readonly userDisabled: boolean;
   readonly expiresAt: number;
   readonly idleDeadline: number;
 }
 
 // Cached in place of a session ended by this process. Ending is final, so nothing may overwrite it:
 // a status() that read the row just before the revocation must not cache it as still active.
-const ENDED: SessionState = { userId: '', ended: true, userDisabled: false, expiresAt: 0, idleDeadline: 0 };
+const ENDED: SessionState = { userId: '', ended: true, expiresAt: 0, idleDeadline: 0 };
 
 const TOKEN_PREFIX = 'grt_';
 const MAX_REFRESH_TOKEN_LENGTH = 128;
@@ -59,6 +59,7 @@ export class SessionService {
     private readonly settings: SessionSettings,
     refreshKey: Buffer,
     private readonly clock: Clock,
+    private readonly users: UserCache,
     cache: { maxEntries: number; ttlMs: number } = { maxEntries: 50_000, ttlMs: 30_000 },
   ) {
     this.#refreshKey = refreshKey;
@@ -98,7 +99,8 @@ export class SessionService {
       if (!session) throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
       const now = this.clock.now();
       if (session.revokedAt) throw new InvalidRefreshTokenError('REFRESH_TOKEN_REVOKED');
-      if (session.user.disabledAt) {
+      const owner = await this.users.get(session.userId);
+      if (!owner || owner.disabledAt) {
         await this.revoke(session.id, 'user_disabled');
         throw new InvalidRefreshTokenError('REFRESH_TOKEN_REVOKED');
       }
@@ -114,9 +116,8 @@ export class SessionService {
         });
         if (count === 1) {
           const rotated = { ...session, refreshCounter: presented.counter + 1, rotatedAt: new Date(now), lastUsedAt: new Date(now) };
-          this.#remember(rotated, session.user.disabledAt !== null);
-          const { user: _user, ...record } = rotated;
-          return { session: record, refreshToken: this.#tokenFor(session.id, rotated.refreshCounter) };
+          this.#remember(rotated);
+          return { session: rotated, refreshToken: this.#tokenFor(session.id, rotated.refreshCounter) };
         }
         session = await this.#load(session.id);
         continue;
@@ -124,8 +125,7 @@ export class SessionService {
 
       const isPrevious = presented.counter === session.refreshCounter - 1;
       if (isPrevious && now - session.rotatedAt.getTime() < this.settings.reuseGraceMs) {
-        const { user: _user, ...record } = session;
-        return { session: record, refreshToken: this.#tokenFor(session.id, session.refreshCounter) };
+        return { session, refreshToken: this.#tokenFor(session.id, session.refreshCounter) };
       }
       if (presented.counter < session.refreshCounter) {
         // A token that was already exchanged came back: it was copied. End the session for everyone.
@@ -144,11 +144,10 @@ export class SessionService {
     if (!state) {
       const session = await this.#load(sessionId);
       if (!session) return 'ended';
-      state = this.#remember(session, session.user.disabledAt !== null);
+      state = this.#remember(session);
     }
     const now = this.clock.now();
     if (state.userId !== userId || state.ended || now >= state.expiresAt || now >= state.idleDeadline) return 'ended';
-    if (state.userDisabled) return 'user_unavailable';
     return 'active';
   }
 
@@ -204,16 +203,15 @@ export class SessionService {
   }
 
   #load(sessionId: string) {
-    return this.db.session.findUnique({ where: { id: sessionId }, include: { user: { select: { disabledAt: true } } } });
+    return this.db.session.findUnique({ where: { id: sessionId } });
   }
 
-  #remember(session: SessionRecord, userDisabled: boolean): SessionState {
+  #remember(session: SessionRecord): SessionState {
     const cached = this.#states.peek(session.id);
     if (cached?.ended) return cached;
     const state: SessionState = {
       userId: session.userId,
       ended: session.revokedAt !== null,
-      userDisabled,
       expiresAt: session.expiresAt.getTime(),
       idleDeadline: session.lastUsedAt.getTime() + this.settings.idleTimeoutMs,
     };
