@@ -111,10 +111,10 @@ export class ApiTokenService {
   }
 
   /** Revokes every token of a user (account disabled or deleted). */
-  async revokeAllForUser(userId: string): Promise<void> {
-    const tokens = await this.db.apiToken.findMany({ where: { userId, revokedAt: null }, select: { secretHash: true } });
-    await this.db.apiToken.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: new Date(this.clock.now()) } });
+  async revokeAllForUser(userId: string, db: Pick<Database, 'apiToken'> = this.db): Promise<void> {
+    const tokens = await db.apiToken.findMany({ where: { userId, revokedAt: null }, select: { secretHash: true } });
     for (const { secretHash } of tokens) this.#markRevoked(secretHash);
+    await db.apiToken.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: new Date(this.clock.now()) } });
   }
 
   /** Resolves a presented token; throws AuthenticationError when it is unknown, revoked or expired. */

@@ -162,18 +162,19 @@ export class SessionService {
   }
 
   /** Ends every session of a user (optionally but one), e.g. logout everywhere or a password change. */
-  async revokeAllForUser(userId: string, reason: string, exceptSessionId?: string): Promise<number> {
-    const sessions = await this.db.session.findMany({
+  async revokeAllForUser(userId: string, reason: string, exceptSessionId?: string, db: Pick<Database, 'session'> = this.db): Promise<number> {
+    const sessions = await db.session.findMany({
       where: { userId, revokedAt: null, ...(exceptSessionId ? { id: { not: exceptSessionId } } : {}) },
       select: { id: true },
     });
     if (sessions.length === 0) return 0;
     const ids = sessions.map((session) => session.id);
-    const { count } = await this.db.session.updateMany({
+    // Marked ended first: inside a transaction this holds even if it rolls back later, the safe direction.
+    for (const id of ids) this.#states.set(id, ENDED);
+    const { count } = await db.session.updateMany({
       where: { id: { in: ids }, revokedAt: null },
       data: { revokedAt: new Date(this.clock.now()), revokedReason: reason },
     });
-    for (const id of ids) this.#states.set(id, ENDED);
     return count;
   }
 

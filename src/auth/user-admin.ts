@@ -26,8 +26,9 @@ function containsLiterally(user: UserRecord, term: string): boolean {
 
 /**
  * What administrators do to accounts. Every change that could remove the last active administrator is
- * checked inside the same transaction as the change itself, so two admins cannot demote each other into
- * a system nobody can administer.
+ * checked inside the same transaction as the change itself (transactions run one at a time, see
+ * db/serialized-adapter.ts), so two admins cannot demote, disable or delete each other into a system
+ * nobody can administer.
  */
 export class UserAdministration {
   constructor(
@@ -75,20 +76,21 @@ export class UserAdministration {
     return this.db.$transaction(async (tx) => {
       const user = await this.#find(tx, id);
       if (role !== 'ADMIN') await this.#keepAnAdmin(tx, user);
+      // Reads of the row wait for this transaction, so nothing can cache the old role meanwhile.
+      this.users.forget(id);
       return tx.user.update({ where: { id }, data: { role } });
-    }).finally(() => this.users.forget(id));
+    });
   }
 
   /** Disables the account and ends its sessions and API tokens at once. */
   async disable(id: string): Promise<UserRecord> {
-    const user = await this.db.$transaction(async (tx) => {
+    return this.db.$transaction(async (tx) => {
       const found = await this.#find(tx, id);
       await this.#keepAnAdmin(tx, found);
+      this.users.forget(id);
+      await this.#endAccess(tx, id, 'user_disabled');
       return found.disabledAt ? found : tx.user.update({ where: { id }, data: { disabledAt: new Date(this.clock.now()) } });
     });
-    this.users.forget(id);
-    await this.#endAccess(id, 'user_disabled');
-    return user;
   }
 
   async enable(id: string): Promise<UserRecord> {
@@ -100,17 +102,16 @@ export class UserAdministration {
 
   /** Deletes the account with everything it owns; its tokens stop working on the next request. */
   async delete(id: string): Promise<UserRecord> {
-    const user = await this.db.$transaction(async (tx) => {
+    return this.db.$transaction(async (tx) => {
       const found = await this.#find(tx, id);
       await this.#keepAnAdmin(tx, found);
+      // Revoked before the rows go, in the same transaction: that marks the user's sessions and tokens
+      // as ended in this process's caches, which a cascade delete alone would not.
+      await this.#endAccess(tx, id, 'user_deleted');
+      await tx.user.delete({ where: { id } });
+      this.users.forget(id);
       return found;
     });
-    // End access before the rows go: this marks the user's sessions and tokens as ended in this
-    // process's caches, which a cascade delete alone would not.
-    await this.#endAccess(id, 'user_deleted');
-    await this.db.user.delete({ where: { id } });
-    this.users.forget(id);
-    return user;
   }
 
   /** Deletes expired and revoked sessions and API tokens; returns how many rows went. */
@@ -121,9 +122,9 @@ export class UserAdministration {
     return { sessions, apiTokens };
   }
 
-  async #endAccess(userId: string, reason: string): Promise<void> {
-    await this.sessions.revokeAllForUser(userId, reason);
-    await this.apiTokens.revokeAllForUser(userId);
+  async #endAccess(tx: Transaction, userId: string, reason: string): Promise<void> {
+    await this.sessions.revokeAllForUser(userId, reason, undefined, tx);
+    await this.apiTokens.revokeAllForUser(userId, tx);
   }
 
   async #find(tx: Transaction, id: string): Promise<UserRecord> {

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import { PrismaClient } from './generated/sqlite/client.js';
+import { serializeTransactions } from './serialized-adapter.js';
 
 export type Database = PrismaClient;
 export type { User as UserRecord, Session as SessionRecord, ApiToken as ApiTokenRecord } from './generated/sqlite/client.js';
@@ -14,7 +15,7 @@ export function sqlitePath(databaseUrl: string): string {
 export async function openDatabase(databaseUrl: string, synchronous: 'FULL' | 'NORMAL' = 'FULL'): Promise<Database> {
   mkdirSync(path.dirname(path.resolve(sqlitePath(databaseUrl))), { recursive: true });
   // busy timeout: WAL allows one writer; a second one waits instead of failing with SQLITE_BUSY.
-  const adapter = new PrismaBetterSqlite3({ url: databaseUrl, timeout: 5000 });
+  const adapter = serializeTransactions(new PrismaBetterSqlite3({ url: databaseUrl, timeout: 5000 }));
   const db = new PrismaClient({ adapter });
   // WAL: readers never block the writer, and a commit is one sequential append (6x faster writes here).
   await db.$queryRawUnsafe('PRAGMA journal_mode = WAL');
