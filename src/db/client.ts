@@ -16,7 +16,8 @@ export async function openDatabase(databaseUrl: string, synchronous: 'FULL' | 'N
   mkdirSync(path.dirname(path.resolve(sqlitePath(databaseUrl))), { recursive: true });
   // busy timeout: WAL allows one writer; a second one waits instead of failing with SQLITE_BUSY.
   const adapter = serializeTransactions(new PrismaBetterSqlite3({ url: databaseUrl, timeout: 5000 }));
-  const db = new PrismaClient({ adapter });
+  // Transactions queue behind other queries (serialized-adapter.ts): allow for that under load.
+  const db = new PrismaClient({ adapter, transactionOptions: { maxWait: 10_000, timeout: 10_000 } });
   // WAL: readers never block the writer, and a commit is one sequential append (6x faster writes here).
   await db.$queryRawUnsafe('PRAGMA journal_mode = WAL');
   // FULL (default): a commit we acknowledged survives a power cut too, not only a process crash, which
