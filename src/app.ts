@@ -9,7 +9,7 @@ import type { Clock } from './auth/clock.js';
 import { AuthenticationError } from './auth/errors.js';
 import { readKeyFile } from './auth/keys.js';
 import type { Config } from './config.js';
-import type { ServerContext, Services, UserContext } from './context.js';
+import type { Audit, ServerContext, Services, UserContext } from './context.js';
 import { isDatabaseReachable } from './db/client.js';
 import { graphiqlExample } from './graphiql-example.js';
 import { createLogger, type Logger } from './logger.js';
@@ -61,10 +61,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       const ip = clientIp(config.http.trustProxy, request, req?.socket.remoteAddress);
       let viewer: Promise<Viewer | null> | undefined;
       let resolved: Viewer | null = null;
-      const audit = (event: string, outcome: string, userId: string | null) => {
-        const entry = { event, outcome, requestId, userId, ip };
-        if (outcome === 'success') logger.info(entry, `${event}: ${outcome}`);
-        else logger.warn(entry, `${event}: ${outcome}`);
+      const audit: Audit = (event, outcome, userId, level = outcome === 'success' ? 'info' : 'warn') => {
+        logger[level]({ event, outcome, requestId, userId, ip }, `${event}: ${outcome}`);
       };
       return {
         services,
@@ -121,10 +119,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 async function authenticate(
   authenticator: Authenticator,
   header: string | null,
-  audit: (event: string, outcome: string, userId: string | null) => void,
+  audit: Audit,
 ): Promise<Viewer | null> {
   try {
-    return await authenticator.authenticate(header);
+    const viewer = await authenticator.authenticate(header);
+    // Every request with a good token: debug, or the log would be mostly this line.
+    if (viewer) audit('authenticate', viewer.apiTokenId ? 'success:api_token' : 'success', viewer.userId, 'debug');
+    return viewer;
   } catch (error) {
     if (error instanceof AuthenticationError) {
       audit('authenticate', `UNAUTHENTICATED:${error.reason}`, null);

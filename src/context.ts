@@ -30,6 +30,9 @@ export interface ServerContext {
   readonly req?: IncomingMessage;
 }
 
+/** Logs an auth event; failures default to warn, successes to info. */
+export type Audit = (event: string, outcome: string, userId: string | null, level?: 'debug' | 'info' | 'warn') => void;
+
 /** What createApp adds to every request. */
 export interface UserContext {
   readonly services: Services;
@@ -41,7 +44,7 @@ export interface UserContext {
   readonly currentUserId: () => string | null;
   readonly requestId: string;
   /** Logs an auth event (outcome "success" or a refusal code) with request id, address and user. */
-  readonly audit: (event: string, outcome: string, userId: string | null) => void;
+  readonly audit: Audit;
 }
 
 export type RequestContext = YogaInitialContext & ServerContext & UserContext;

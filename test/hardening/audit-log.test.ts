@@ -105,7 +105,17 @@ describe.each(['info', 'trace'])('auth-event logs at level %s', (level) => {
 
     const lines = log.text().split('\n').filter(Boolean);
     const parsed = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
-    const audit = parsed.filter((entry) => typeof entry.event === 'string') as unknown as AuditLine[];
+    const events = parsed.filter((entry) => typeof entry.event === 'string') as unknown as AuditLine[];
+    // Accepted tokens are logged too, but at debug: one line per authenticated request.
+    const accepted = events.filter((entry) => entry.level < 30);
+    const audit = events.filter((entry) => entry.level >= 30);
+    if (level === 'trace') {
+      expect(accepted.length).toBeGreaterThan(0);
+      expect(accepted.every((entry) => entry.event === 'authenticate' && entry.userId === userId && entry.level === 20)).toBe(true);
+      expect(accepted.map((entry) => entry.outcome)).toContain('success:api_token');
+    } else {
+      expect(accepted).toEqual([]);
+    }
 
     expect(audit.map(({ event, outcome, userId: subject }) => [event, outcome, subject])).toEqual([
       ['register', 'success', userId],
