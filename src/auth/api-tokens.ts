@@ -117,15 +117,23 @@ export class ApiTokenService {
     await db.apiToken.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: new Date(this.clock.now()) } });
   }
 
+  /** Deletes tokens that can never be used again (revoked or expired). */
+  async purgeEnded(): Promise<number> {
+    const { count } = await this.db.apiToken.deleteMany({
+      where: { OR: [{ revokedAt: { not: null } }, { expiresAt: { lte: new Date(this.clock.now()) } }] },
+    });
+    return count;
+  }
+
   /** Resolves a presented token; throws AuthenticationError when it is unknown, revoked or expired. */
   async authenticate(token: string): Promise<AuthenticatedApiToken> {
     if (!API_TOKEN_PATTERN.test(token)) throw new AuthenticationError('malformed', 'The API token is malformed.');
     const secretHash = hashSecret(token);
     let cached = this.#cache.get(secretHash);
     if (!cached) {
-      const record = await this.db.apiToken.findUnique({ where: { secretHash }, include: { user: { select: { disabledAt: true } } } });
+      const record = await this.db.apiToken.findUnique({ where: { secretHash } });
       if (!record) throw new AuthenticationError('invalid', 'The API token is invalid.');
-      cached = this.#remember(secretHash, record, record.user.disabledAt !== null);
+      cached = this.#remember(secretHash, record);
     }
     const now = this.clock.now();
     if (cached.revoked) throw new AuthenticationError('token_revoked', 'The API token has been revoked.');
@@ -134,7 +142,7 @@ export class ApiTokenService {
     return cached;
   }
 
-  #remember(secretHash: string, record: ApiTokenRecord, userDisabled: boolean): CachedToken {
+  #remember(secretHash: string, record: ApiTokenRecord): CachedToken {
     const existing = this.#cache.peek(secretHash);
     if (existing?.revoked) return existing;
     const state: CachedToken = {
@@ -142,7 +150,7 @@ export class ApiTokenService {
       userId: record.userId,
       scopes: parseScopes(record.scopes),
       expiresAt: record.expiresAt?.getTime() ?? null,
-      revoked: record.revokedAt !== null || userDisabled,
+      revoked: record.revokedAt !== null,
       // Parallel first requests each read the row before any of them cached it: keep the write time one of
       // them already recorded, or each would write lastUsedAt.
       lastUsedWrittenAt: Math.max(record.lastUsedAt?.getTime() ?? 0, existing?.lastUsedWrittenAt ?? 0),

@@ -36,7 +36,15 @@ export class Authenticator {
     if (!match || match[1]!.length > MAX_TOKEN_LENGTH) {
       throw new AuthenticationError('malformed', 'The Authorization header must be "Bearer <access token>".');
     }
-    const token = match[1]!;
+    const viewer = await this.#credential(match[1]!);
+    // Disabling or deleting a user ends their sessions and tokens too; this also covers a change made
+    // by another process, and is the one place that checks it for every kind of credential.
+    const user = await this.users.get(viewer.userId);
+    if (!user || user.disabledAt) throw new AuthenticationError('user_unavailable', 'The account is not available.');
+    return viewer;
+  }
+
+  async #credential(token: string): Promise<Viewer> {
     if (token.startsWith(API_TOKEN_PREFIX)) {
       const apiToken = await this.apiTokens.authenticate(token);
       return { userId: apiToken.userId, sessionId: null, apiTokenId: apiToken.id, scopes: apiToken.scopes };
@@ -46,9 +54,6 @@ export class Authenticator {
     if ((await this.sessions.status(claims.sessionId, claims.userId)) === 'ended') {
       throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
     }
-    // Disabling or deleting a user ends their sessions too; this also covers a change made elsewhere.
-    const user = await this.users.get(claims.userId);
-    if (!user || user.disabledAt) throw new AuthenticationError('user_unavailable', 'The account is not available.');
     return { userId: claims.userId, sessionId: claims.sessionId, apiTokenId: null, scopes: null };
   }
 }

@@ -40,7 +40,7 @@ export async function generateSigningKey(now: Date): Promise<StoredSigningKey> {
  */
 export async function loadOrCreateKeyFile(file: string, now: Date): Promise<{ keys: KeyFile; created: boolean }> {
   try {
-    return { keys: parseKeyFile(await readFile(file, 'utf8'), file), created: false };
+    return { keys: await readKeyFile(file), created: false };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
@@ -55,7 +55,7 @@ export async function loadOrCreateKeyFile(file: string, now: Date): Promise<{ ke
     return { keys, created: true };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    return { keys: parseKeyFile(await readFile(file, 'utf8'), file), created: false };
+    return { keys: await readKeyFile(file), created: false };
   }
 }
 

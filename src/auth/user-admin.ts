@@ -60,12 +60,6 @@ export class UserAdministration {
     }
   }
 
-  async find(id: string): Promise<UserRecord> {
-    const user = await this.db.user.findUnique({ where: { id } });
-    if (!user) throw new UserNotFoundError();
-    return user;
-  }
-
   async findByUsername(username: string): Promise<UserRecord> {
     const user = await this.db.user.findUnique({ where: { usernameKey: foldCase(username) } });
     if (!user) throw new UserNotFoundError();
@@ -94,7 +88,7 @@ export class UserAdministration {
   }
 
   async enable(id: string): Promise<UserRecord> {
-    await this.find(id);
+    await this.#find(this.db, id);
     const user = await this.db.user.update({ where: { id }, data: { disabledAt: null } });
     this.users.forget(id);
     return user;
@@ -116,10 +110,7 @@ export class UserAdministration {
 
   /** Deletes expired and revoked sessions and API tokens; returns how many rows went. */
   async purge(): Promise<{ sessions: number; apiTokens: number }> {
-    const now = new Date(this.clock.now());
-    const sessions = await this.sessions.purgeEnded();
-    const { count: apiTokens } = await this.db.apiToken.deleteMany({ where: { OR: [{ revokedAt: { not: null } }, { expiresAt: { lte: now } }] } });
-    return { sessions, apiTokens };
+    return { sessions: await this.sessions.purgeEnded(), apiTokens: await this.apiTokens.purgeEnded() };
   }
 
   async #endAccess(tx: Transaction, userId: string, reason: string): Promise<void> {
@@ -127,8 +118,8 @@ export class UserAdministration {
     await this.apiTokens.revokeAllForUser(userId, tx);
   }
 
-  async #find(tx: Transaction, id: string): Promise<UserRecord> {
-    const user = await tx.user.findUnique({ where: { id } });
+  async #find(db: Pick<Database, 'user'>, id: string): Promise<UserRecord> {
+    const user = await db.user.findUnique({ where: { id } });
     if (!user) throw new UserNotFoundError();
     return user;
   }

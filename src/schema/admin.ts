@@ -3,6 +3,7 @@ import { LastAdminError, UserNotFoundError } from '../auth/errors.js';
 import type { UserRecord } from '../db/client.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
+import { boundedId } from './ids.js';
 import { Role, User } from './user.js';
 
 // Administration. Every field here needs the `admin` scope: an administrator's session, or an API
@@ -33,7 +34,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }), role: t.arg({ type: Role, required: true }) },
     authScopes: { admin: true },
     errors: adminResult('SetUserRoleResult', [LastAdminError]),
-    resolve: audited('setUserRole', (_root, { id, role }, ctx) => ctx.services.users.setRole(String(id).slice(0, 64), role)),
+    resolve: audited('setUserRole', (_root, { id, role }, ctx) => ctx.services.users.setRole(boundedId(id), role)),
   }),
   disableUser: t.field({
     type: User,
@@ -41,14 +42,14 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     authScopes: { admin: true },
     errors: adminResult('DisableUserResult', [LastAdminError]),
-    resolve: audited('disableUser', (_root, { id }, ctx) => ctx.services.users.disable(String(id).slice(0, 64))),
+    resolve: audited('disableUser', (_root, { id }, ctx) => ctx.services.users.disable(boundedId(id))),
   }),
   enableUser: t.field({
     type: User,
     args: { id: t.arg.id({ required: true }) },
     authScopes: { admin: true },
     errors: adminResult('EnableUserResult'),
-    resolve: audited('enableUser', (_root, { id }, ctx) => ctx.services.users.enable(String(id).slice(0, 64))),
+    resolve: audited('enableUser', (_root, { id }, ctx) => ctx.services.users.enable(boundedId(id))),
   }),
   deleteUser: t.field({
     type: User,
@@ -56,6 +57,6 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     authScopes: { admin: true },
     errors: adminResult('DeleteUserResult', [LastAdminError]),
-    resolve: audited('deleteUser', (_root, { id }, ctx) => ctx.services.users.delete(String(id).slice(0, 64))),
+    resolve: audited('deleteUser', (_root, { id }, ctx) => ctx.services.users.delete(boundedId(id))),
   }),
 }));

@@ -3,6 +3,7 @@ import { API_SCOPES, type ApiScope } from '../auth/scopes.js';
 import type { ApiTokenRecord } from '../db/client.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
+import { boundedId } from './ids.js';
 import { requireSession } from './graphql-errors.js';
 
 const scopeNames: Record<ApiScope, { name: string; description: string }> = {
@@ -75,7 +76,7 @@ builder.mutationFields((t) => ({
     resolve: audited('revokeApiToken', async (_root, { id }, ctx) => {
       const viewer = await requireSession(ctx);
       // Scoped to the caller: another user's token id answers exactly like an unknown one.
-      return ctx.services.apiTokens.revoke(viewer.userId, String(id).slice(0, 64));
+      return ctx.services.apiTokens.revoke(viewer.userId, boundedId(id));
     }),
   }),
 }));

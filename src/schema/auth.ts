@@ -32,19 +32,19 @@ const UserCreated = builder.objectRef<{ user: UserRecord }>('UserCreated').imple
 });
 
 // The errors `register` returns as data; the same object types the errors plugin uses elsewhere.
-const REGISTER_ERRORS = [ValidationError, UsernameTakenError, EmailTakenError];
-const registerErrorNames = new Map<unknown, string>([
+const registerErrorNames = new Map<typeof ValidationError | typeof UsernameTakenError | typeof EmailTakenError, string>([
   [ValidationError, 'ValidationError'],
   [UsernameTakenError, 'UsernameTakenError'],
   [EmailTakenError, 'EmailTakenError'],
 ]);
+const REGISTER_ERRORS = [...registerErrorNames.keys()];
 
 // Built by hand rather than by the errors plugin: it has two success shapes (open and admin mode),
 // and a union cannot contain another union.
 const RegisterResult = builder.unionType('RegisterResult', {
   types: [AuthPayload, UserCreated, ...REGISTER_ERRORS],
   resolveType: (value) => {
-    const errorName = registerErrorNames.get(errorTypeMap.get(value as object));
+    const errorName = registerErrorNames.get(errorTypeMap.get(value as object) as typeof ValidationError);
     if (errorName) return errorName;
     return 'accessToken' in value ? 'AuthPayload' : 'UserCreated';
   },

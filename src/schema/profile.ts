@@ -2,6 +2,7 @@ import { EmailTakenError, InvalidCredentialsError, LastAdminError, ValidationErr
 import type { UserRecord } from '../db/client.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
+import { boundedId } from './ids.js';
 import { requireSession, requireViewer } from './graphql-errors.js';
 import { enforceRateLimit } from './rate-limits.js';
 import { User } from './user.js';
@@ -39,7 +40,7 @@ builder.queryFields((t) => ({
     nullable: true,
     description: 'Public profile of any account; null for an unknown id.',
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, { id }, ctx) => ctx.services.accounts.findUser(String(id).slice(0, 64)),
+    resolve: (_root, { id }, ctx) => ctx.services.accounts.findUser(boundedId(id)),
   }),
 }));
 

@@ -3,6 +3,7 @@ import type { SessionRecord } from '../db/client.js';
 import { AuthPayload } from './auth.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
+import { boundedId } from './ids.js';
 import { requireSession, requireViewer } from './graphql-errors.js';
 import { enforceRateLimit } from './rate-limits.js';
 
@@ -70,7 +71,7 @@ builder.mutationFields((t) => ({
     resolve: audited('revokeSession', async (_root, { id }, ctx) => {
       const viewer = await requireSession(ctx);
       // Scoped to the caller: another user's session id answers exactly like an unknown one.
-      return ctx.services.sessions.revoke(String(id).slice(0, 64), 'revoked_by_user', viewer.userId);
+      return ctx.services.sessions.revoke(boundedId(id), 'revoked_by_user', viewer.userId);
     }),
   }),
 }));

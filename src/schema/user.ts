@@ -31,9 +31,9 @@ builder.queryFields((t) => ({
     resolve: async (_root, _args, ctx) => {
       const viewer = await ctx.viewer();
       if (!viewer) return null;
+      // The authenticator has just checked the account is available; only a deletion in between is left.
       const user = await ctx.services.accounts.findUser(viewer.userId);
-      // Deleted or disabled since the token was issued: the token no longer speaks for anyone.
-      if (!user || user.disabledAt) throw unauthenticated('user_unavailable', 'The account is not available.');
+      if (!user) throw unauthenticated('user_unavailable', 'The account is not available.');
       return user;
     },
   }),
