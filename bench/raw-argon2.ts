@@ -1,4 +1,5 @@
 import { verify } from '@node-rs/argon2';
+import { type CpuPerRequest, perRequest, threadCpuMs } from './cpu.js';
 
 // Raw @node-rs/argon2 verify throughput, closed loop at a fixed concurrency: the ceiling for `login`.
 // Runs in its own process, started like the server (same Node flags, same environment, so the same
@@ -19,6 +20,7 @@ interface Round {
   p99: number;
   count: number;
   errors: number;
+  cpu: CpuPerRequest | null;
 }
 
 const input = JSON.parse(process.argv[2] ?? '{}') as Input;
@@ -34,6 +36,7 @@ async function round(durationMs: number): Promise<Round> {
   const started = performance.now();
   const deadline = started + durationMs;
   let finishedAt = started;
+  const cpuBefore = threadCpuMs(process.pid);
   const worker = async () => {
     while (performance.now() < deadline) {
       const t0 = performance.now();
@@ -50,7 +53,8 @@ async function round(durationMs: number): Promise<Round> {
   await Promise.all(Array.from({ length: input.concurrency }, worker));
   latencies.sort((a, b) => a - b);
   const seconds = Math.max(durationMs, finishedAt - started) / 1000;
-  return { rps: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), count: latencies.length, errors };
+  const cpu = perRequest(cpuBefore, threadCpuMs(process.pid), latencies.length);
+  return { rps: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), count: latencies.length, errors, cpu };
 }
 
 if (input.warmupMs > 0) await round(input.warmupMs);

@@ -102,6 +102,52 @@ describe('refresh rotation', () => {
   });
 });
 
+describe('group commit of rotations', () => {
+  const sessionIdOf = (refreshToken: string) => refreshToken.slice('grt_'.length, refreshToken.indexOf('.'));
+
+  it('writes parallel refreshes of different sessions together, and each keeps its own outcome', async () => {
+    const users = await Promise.all(Array.from({ length: 8 }, () => registerUser(app)));
+    const writes = vi.spyOn(app.services.db.session, 'updateManyAndReturn');
+    let rotated;
+    try {
+      rotated = await Promise.all(users.map((user) => refresh(user.refreshToken)));
+      expect(writes.mock.calls.length).toBeGreaterThan(0);
+      expect(writes.mock.calls.length).toBeLessThan(users.length);
+    } finally {
+      writes.mockRestore();
+    }
+    expect(rotated.map((r) => r.__typename)).toEqual(Array(8).fill('AuthPayload'));
+    expect(rotated.map((r) => r.user.id)).toEqual(users.map((user) => user.user.id));
+    expect(new Set(rotated.map((r) => r.refreshToken)).size).toBe(8);
+    clock.advance(10_001);
+    // Every session moved on by exactly one generation: its new token works, its old one is reuse.
+    for (const [i, user] of users.entries()) {
+      if (i % 2 === 0) expect((await refresh(rotated[i].refreshToken)).__typename).toBe('AuthPayload');
+      else expect((await refresh(user.refreshToken)).code).toBe('REFRESH_TOKEN_REUSED');
+    }
+  });
+
+  it('refuses a session revoked by another process although this one still remembers it as live', async () => {
+    const { refreshToken } = await registerUser(app);
+    const current = await refresh(refreshToken);
+    // As the admin CLI or a second server would: straight to the database, past this process's memory.
+    await app.services.db.session.update({ where: { id: sessionIdOf(refreshToken) }, data: { revokedAt: new Date(clock.now()) } });
+    expect(await refresh(current.refreshToken)).toMatchObject({ __typename: 'InvalidRefreshTokenError', code: 'REFRESH_TOKEN_REVOKED' });
+  });
+
+  it('applies the grace and reuse rules to a rotation another process made', async () => {
+    const { refreshToken } = await registerUser(app);
+    const id = sessionIdOf(refreshToken);
+    // Another server rotated generation 0 to 1; this process still remembers generation 0 as current.
+    await app.services.db.session.update({ where: { id }, data: { refreshCounter: 1, rotatedAt: new Date(clock.now()) } });
+    const converged = await refresh(refreshToken);
+    expect(converged.__typename).toBe('AuthPayload');
+    expect(converged.refreshToken.startsWith(`grt_${id}.1.`)).toBe(true);
+    clock.advance(10_001);
+    expect((await refresh(refreshToken)).code).toBe('REFRESH_TOKEN_REUSED');
+  });
+});
+
 describe('session lifetime', () => {
   it('expires after the idle timeout, enforced at refresh, and refreshing keeps it alive', async () => {
     const { refreshToken } = await registerUser(app);

@@ -168,7 +168,7 @@ export class AccountService {
   /** Exchanges a refresh token for new tokens (rotation with reuse detection lives in SessionService). */
   async refresh(refreshToken: string): Promise<AuthResult> {
     const issued = await this.sessions.rotate(refreshToken);
-    const user = await this.users.get(issued.session.userId);
+    const user = await this.users.get(issued.userId);
     // The session row exists, so its user does (sessions are deleted with their user).
     if (!user) throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
     return this.#authResult(user, issued);
@@ -247,12 +247,12 @@ export class AccountService {
 
   async #authResult(user: UserRecord, issued: IssuedSession): Promise<AuthResult> {
     return {
-      accessToken: await this.accessTokens.sign(user.id, issued.session.id),
+      accessToken: await this.accessTokens.sign(user.id, issued.sessionId),
       refreshToken: issued.refreshToken,
       tokenType: 'Bearer',
       expiresIn: this.accessTokens.ttlSeconds,
       user,
-      sessionId: issued.session.id,
+      sessionId: issued.sessionId,
     };
   }
 }

@@ -3,6 +3,7 @@ import { LRUCache } from 'lru-cache';
 import type { Database, SessionRecord } from '../db/client.js';
 import type { Clock } from './clock.js';
 import { InvalidRefreshTokenError } from './errors.js';
+import { RotationCommitter } from './rotation-commits.js';
 import type { UserCache } from './user-cache.js';
 
 export interface SessionSettings {
@@ -17,23 +18,30 @@ export interface ClientMeta {
 }
 
 export interface IssuedSession {
-  readonly session: SessionRecord;
+  readonly sessionId: string;
+  readonly userId: string;
   readonly refreshToken: string;
 }
 
 export type SessionStatus = 'active' | 'ended';
 
-/** What the per-request check needs, kept in memory so a valid access token costs no database read. */
+/**
+ * What the per-request check and the usual rotation need, kept in memory so that a valid access token
+ * costs no database read and a refresh only its write. A stale copy (another process rotated or revoked
+ * the session) cannot make a rotation succeed: the compare-and-set in the database decides.
+ */
 interface SessionState {
   readonly userId: string;
   readonly ended: boolean;
   readonly expiresAt: number;
   readonly idleDeadline: number;
+  /** The current refresh generation as this process last saw it. */
+  readonly counter: number;
 }
 
 // Cached in place of a session ended by this process. Ending is final, so nothing may overwrite it:
 // a status() that read the row just before the revocation must not cache it as still active.
-const ENDED: SessionState = { userId: '', ended: true, expiresAt: 0, idleDeadline: 0 };
+const ENDED: SessionState = { userId: '', ended: true, expiresAt: 0, idleDeadline: 0, counter: -1 };
 
 const TOKEN_PREFIX = 'grt_';
 const MAX_REFRESH_TOKEN_LENGTH = 128;
@@ -53,6 +61,7 @@ export class SessionService {
   readonly #refreshKey: Buffer;
   // Bounded, and short-lived so that changes made by another process (the admin CLI) are seen soon.
   readonly #states: LRUCache<string, SessionState>;
+  readonly #rotations: RotationCommitter;
 
   constructor(
     private readonly db: Database,
@@ -64,6 +73,7 @@ export class SessionService {
   ) {
     this.#refreshKey = refreshKey;
     this.#states = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.now() } });
+    this.#rotations = new RotationCommitter(db, clock);
   }
 
   /** Creates a session for a user who just proved who they are. Pass `db` to join a transaction. */
@@ -82,7 +92,8 @@ export class SessionService {
         ip: meta.ip,
       },
     });
-    return { session, refreshToken: this.#tokenFor(session.id, 0) };
+    this.#remember(session);
+    return { sessionId: session.id, userId, refreshToken: this.#tokenFor(session.id, 0) };
   }
 
   /**
@@ -93,41 +104,40 @@ export class SessionService {
   async rotate(refreshToken: string): Promise<IssuedSession> {
     const presented = this.#parse(refreshToken);
     if (!presented) throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
+    const { sessionId, counter } = presented;
 
-    let session = await this.#load(presented.sessionId);
+    // The usual case, from memory: the current token of a live session. Anything else (or a lost
+    // compare-and-set) reads the row and applies the rules below.
+    const known = this.#states.get(sessionId);
+    if (known && !known.ended && known.counter === counter && this.#isLive(known, this.clock.now()) && (await this.#ownerActive(known.userId))) {
+      const won = await this.#rotations.claim(sessionId, counter);
+      if (won) return this.#rotated(sessionId, known.userId, known.expiresAt, counter, won.rotatedAt);
+    }
+
+    let session = await this.#load(sessionId);
     for (let attempt = 0; attempt < 3; attempt++) {
       if (!session) throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
       const now = this.clock.now();
       if (session.revokedAt) throw new InvalidRefreshTokenError('REFRESH_TOKEN_REVOKED');
-      const owner = await this.users.get(session.userId);
-      if (!owner || owner.disabledAt) {
+      if (!(await this.#ownerActive(session.userId))) {
         await this.revoke(session.id, 'user_disabled');
         throw new InvalidRefreshTokenError('REFRESH_TOKEN_REVOKED');
       }
-      if (now >= session.expiresAt.getTime() || now >= session.lastUsedAt.getTime() + this.settings.idleTimeoutMs) {
-        throw new InvalidRefreshTokenError('REFRESH_TOKEN_EXPIRED');
-      }
+      if (!this.#isLive(this.#stateOf(session), now)) throw new InvalidRefreshTokenError('REFRESH_TOKEN_EXPIRED');
 
-      if (presented.counter === session.refreshCounter) {
+      if (counter === session.refreshCounter) {
         // Compare-and-set on the generation: of parallel rotations of the same token exactly one wins.
-        const { count } = await this.db.session.updateMany({
-          where: { id: session.id, refreshCounter: presented.counter, revokedAt: null },
-          data: { refreshCounter: presented.counter + 1, rotatedAt: new Date(now), lastUsedAt: new Date(now) },
-        });
-        if (count === 1) {
-          const rotated = { ...session, refreshCounter: presented.counter + 1, rotatedAt: new Date(now), lastUsedAt: new Date(now) };
-          this.#remember(rotated);
-          return { session: rotated, refreshToken: this.#tokenFor(session.id, rotated.refreshCounter) };
-        }
+        const won = await this.#rotations.claim(session.id, counter);
+        if (won) return this.#rotated(session.id, session.userId, session.expiresAt.getTime(), counter, won.rotatedAt);
         session = await this.#load(session.id);
         continue;
       }
 
-      const isPrevious = presented.counter === session.refreshCounter - 1;
+      const isPrevious = counter === session.refreshCounter - 1;
       if (isPrevious && now - session.rotatedAt.getTime() < this.settings.reuseGraceMs) {
-        return { session, refreshToken: this.#tokenFor(session.id, session.refreshCounter) };
+        return { sessionId: session.id, userId: session.userId, refreshToken: this.#tokenFor(session.id, session.refreshCounter) };
       }
-      if (presented.counter < session.refreshCounter) {
+      if (counter < session.refreshCounter) {
         // A token that was already exchanged came back: it was copied. End the session for everyone.
         await this.revoke(session.id, 'refresh_token_reused');
         throw new InvalidRefreshTokenError('REFRESH_TOKEN_REUSED');
@@ -136,6 +146,23 @@ export class SessionService {
       throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
     }
     throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
+  }
+
+  #rotated(sessionId: string, userId: string, expiresAt: number, counter: number, rotatedAt: Date): IssuedSession {
+    // A revocation that landed while the claim was being written wins: ENDED stays.
+    if (!this.#states.peek(sessionId)?.ended) {
+      this.#states.set(sessionId, { userId, ended: false, expiresAt, idleDeadline: rotatedAt.getTime() + this.settings.idleTimeoutMs, counter: counter + 1 });
+    }
+    return { sessionId, userId, refreshToken: this.#tokenFor(sessionId, counter + 1) };
+  }
+
+  #isLive(state: SessionState, now: number): boolean {
+    return !state.ended && now < state.expiresAt && now < state.idleDeadline;
+  }
+
+  async #ownerActive(userId: string): Promise<boolean> {
+    const owner = await this.users.get(userId);
+    return owner !== null && !owner.disabledAt;
   }
 
   /** Whether an access token of this session may still be honoured. No database read when cached. */
@@ -210,14 +237,19 @@ export class SessionService {
   #remember(session: SessionRecord): SessionState {
     const cached = this.#states.peek(session.id);
     if (cached?.ended) return cached;
-    const state: SessionState = {
+    const state = this.#stateOf(session);
+    this.#states.set(session.id, state);
+    return state;
+  }
+
+  #stateOf(session: SessionRecord): SessionState {
+    return {
       userId: session.userId,
       ended: session.revokedAt !== null,
       expiresAt: session.expiresAt.getTime(),
       idleDeadline: session.lastUsedAt.getTime() + this.settings.idleTimeoutMs,
+      counter: session.refreshCounter,
     };
-    this.#states.set(session.id, state);
-    return state;
   }
 
   #mac(sessionId: string, counter: number): Buffer {
