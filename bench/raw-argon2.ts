@@ -1,17 +1,17 @@
+import { createInterface } from 'node:readline';
 import { verify } from '@node-rs/argon2';
 import { type CpuPerRequest, perRequest, threadCpuMs } from './cpu.js';
 
 // Raw @node-rs/argon2 verify throughput, closed loop at a fixed concurrency: the ceiling for `login`.
 // Runs in its own process, started like the server (same Node flags, same environment, so the same
-// libuv thread pool size). Input: one JSON argument; output: one JSON line on stdout.
+// libuv thread pool size), and stays up so that its rounds can alternate with the login rounds.
+// Input: one JSON argument (hash, password, concurrency); then each stdin line is a round's length in
+// ms, answered by one JSON line on stdout.
 
 interface Input {
   hash: string;
   password: string;
   concurrency: number;
-  durationMs: number;
-  warmupMs: number;
-  rounds: number;
 }
 
 interface Round {
@@ -57,7 +57,8 @@ async function round(durationMs: number): Promise<Round> {
   return { rps: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), count: latencies.length, errors, cpu };
 }
 
-if (input.warmupMs > 0) await round(input.warmupMs);
-const rounds: Round[] = [];
-for (let i = 0; i < input.rounds; i++) rounds.push(await round(input.durationMs));
-process.stdout.write(`${JSON.stringify({ rounds, rssMB: process.memoryUsage().rss / 2 ** 20 })}\n`);
+for await (const line of createInterface({ input: process.stdin })) {
+  const result: Round & { rssMB?: number } = await round(Number(line));
+  result.rssMB = process.memoryUsage().rss / 2 ** 20;
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}

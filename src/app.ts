@@ -3,7 +3,7 @@ import { unwatchFile, watchFile } from 'node:fs';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { NoSchemaIntrospectionCustomRule } from 'graphql';
-import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Authenticator, Viewer } from './auth/authenticate.js';
 import type { Clock } from './auth/clock.js';
 import { AuthenticationError } from './auth/errors.js';
@@ -12,6 +12,7 @@ import type { Config } from './config.js';
 import type { Audit, ServerContext, Services, UserContext } from './context.js';
 import { isDatabaseReachable } from './db/client.js';
 import { graphiqlExample } from './graphiql-example.js';
+import { useRequestBodyLimit } from './http/request-body-limit.js';
 import { createLogger, type Logger } from './logger.js';
 import { unauthenticated } from './schema/graphql-errors.js';
 import { schema } from './schema/index.js';
@@ -45,8 +46,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     healthCheckEndpoint: '/live',
     graphiql: limits.graphiql ? { title: 'Gatehouse', defaultQuery: graphiqlExample, shouldPersistHeaders: false } : false,
     landingPage: false,
-    // Refused with HTTP 413 while the body is read, before any parsing.
-    maxRequestBodySize: limits.maxRequestBodyBytes,
+    // Replaced by useRequestBodyLimit below (same 413, without a stream per request).
+    maxRequestBodySize: false,
     // One operation per request: a batch would multiply every per-request limit.
     batching: false,
     cors: corsOptions(limits.corsOrigins),
@@ -76,8 +77,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       };
     },
     plugins: [
-      useReadinessCheck({ endpoint: '/health', check: () => isDatabaseReachable(db) }),
-      useJwks(() => accessTokens.jwks()),
+      // Refused with HTTP 413 before any parsing.
+      useRequestBodyLimit(limits.maxRequestBodyBytes),
+      useGetEndpoint('/health', async ({ Response }) => new Response(null, { status: (await isDatabaseReachable(db)) ? 200 : 503 })),
+      useGetEndpoint('/.well-known/jwks.json', ({ Response }) =>
+        Response.json(accessTokens.jwks(), { headers: { 'cache-control': 'public, max-age=300' } }),
+      ),
       // A request must be one a browser preflights (e.g. content-type: application/json) or carry the
       // x-graphql-yoga-csrf header, so a plain form or <img> on another site cannot call the API.
       useCSRFPrevention(),
@@ -150,14 +155,15 @@ function useIntrospectionDisabled(): Plugin {
   };
 }
 
-/** Serves the public verification keys at the well-known JWKS address. */
-function useJwks(jwks: () => object): Plugin {
+/**
+ * Answers GET requests for one path (readiness, JWKS). Yoga's useReadinessCheck tests a URLPattern on
+ * every request; checking the method first keeps the cost off every GraphQL POST.
+ */
+function useGetEndpoint(pathname: string, respond: (fetchAPI: { Response: typeof Response }) => Response | Promise<Response>): Plugin {
   return {
-    onRequest({ url, request, endResponse, fetchAPI }) {
-      if (url.pathname !== '/.well-known/jwks.json' || request.method !== 'GET') return;
-      endResponse(
-        fetchAPI.Response.json(jwks(), { headers: { 'cache-control': 'public, max-age=300' } }),
-      );
+    onRequest({ request, url, endResponse, fetchAPI }) {
+      if (request.method !== 'GET' || url.pathname !== pathname) return;
+      return Promise.resolve(respond(fetchAPI)).then(endResponse);
     },
   };
 }

@@ -1,4 +1,6 @@
-import { describe, expect, it, vi } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestApp, REGISTER, uniqueName, type TestApp } from '../support/app.js';
 
 // Request body size limit (HTTP 413 before any parsing) and batching (one operation per request).
@@ -106,5 +108,82 @@ describe('batching', () => {
     const response = await post(app, JSON.stringify([{ query: '{ __typename }' }]));
     expect(response.status).toBe(400);
     expect((await response.json()).data).toBeUndefined();
+  });
+});
+
+describe('request body size limit through node:http', () => {
+  // node:http is what `npm start` serves with; its parser, not our code, bounds a body by Content-Length.
+  let limited: TestApp;
+  let base: { port: number };
+  let server: Server;
+  beforeAll(async () => {
+    limited = await createTestApp({ MAX_REQUEST_BODY_BYTES: '300' });
+    server = createServer(limited.yoga);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = server.address() as { port: number };
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  /** Sends raw bytes on one connection and returns everything the server answered until it closed. */
+  function raw(head: string, body: string | Buffer): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(base.port, '127.0.0.1');
+      let answer = '';
+      socket.setTimeout(5000, () => socket.destroy(new Error(`no answer; so far: ${answer}`)));
+      socket.on('data', (chunk) => (answer += chunk));
+      socket.on('end', () => resolve(answer));
+      socket.on('error', reject);
+      // Not end(): the server closes after answering (Connection: close); a half-close could cut it short.
+      socket.write(Buffer.concat([Buffer.from(`${head}\r\n\r\n`), Buffer.from(body)]));
+    });
+  }
+  const statusOf = (answer: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1]);
+  const head = (lines: string[]) => ['POST /graphql HTTP/1.1', 'Host: gatehouse.test', 'Content-Type: application/json', 'Connection: close', ...lines].join('\r\n');
+  const registration = (username: string) => registerBody(username, 280, REGISTER_SHORT);
+
+  it('answers 413 for an announced length over the limit, without reading the body', async () => {
+    const username = uniqueName('cl');
+    const answer = await raw(head(['Content-Length: 301']), 'x'.repeat(301));
+    expect(statusOf(answer)).toBe(413);
+    expect(answer).toContain('REQUEST_ENTITY_TOO_LARGE');
+    expect(await userNamed(limited, username)).toBeNull();
+  });
+
+  it('answers 400 for a Content-Length that is not one decimal number', async () => {
+    for (const value of ['-1', '1e3', '10, 10']) expect(statusOf(await raw(head([`Content-Length: ${value}`]), '{}'))).toBe(400);
+  });
+
+  it('counts a chunked body as it arrives and answers 413 past the limit', async () => {
+    const username = uniqueName('chunked');
+    const text = registerBody(username, 600, REGISTER_SHORT);
+    const chunks = [text.slice(0, 200), text.slice(200, 400), text.slice(400)].map((part) => `${Buffer.byteLength(part).toString(16)}\r\n${part}\r\n`);
+    const answer = await raw(head(['Transfer-Encoding: chunked']), `${chunks.join('')}0\r\n\r\n`);
+    expect(statusOf(answer)).toBe(413);
+    expect(await userNamed(limited, username)).toBeNull();
+  });
+
+  it('accepts a chunked body within the limit', async () => {
+    const username = uniqueName('chunked');
+    const text = registration(username);
+    const answer = await raw(head(['Transfer-Encoding: chunked']), `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n0\r\n\r\n`);
+    expect(statusOf(answer)).toBe(200);
+    expect(await userNamed(limited, username)).not.toBeNull();
+  });
+
+  it('reads no more than the announced length: bytes past it are never part of the body', async () => {
+    // The announced length cuts the JSON short; what follows is a whole registration that must not run.
+    const username = uniqueName('smuggled');
+    const text = registration(username);
+    const answer = await raw(head(['Content-Length: 20']), text);
+    expect(statusOf(answer)).toBe(400);
+    expect(await userNamed(limited, username)).toBeNull();
+  });
+
+  it('refuses Content-Length together with Transfer-Encoding', async () => {
+    const username = uniqueName('both');
+    const text = registration(username);
+    const answer = await raw(head(['Content-Length: 10', 'Transfer-Encoding: chunked']), `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n0\r\n\r\n`);
+    expect(statusOf(answer)).toBe(400);
+    expect(await userNamed(limited, username)).toBeNull();
   });
 });
