@@ -14,14 +14,17 @@ export type RotationOutcome = { readonly rotatedAt: Date } | null;
 // SQLite allows 32,766 bound parameters per statement; each claim uses two. Far below, and a batch this
 // size is already one fsync shared by hundreds of clients.
 const MAX_BATCH = 500;
+// How many event-loop turns a batch may keep gathering claims while more keep arriving.
+const MAX_GATHER_TURNS = 4;
 
 /**
  * Group commit for refresh-token rotations.
  *
  * Every rotation is a compare-and-set on the session's generation, and each used to be its own
  * statement, its own commit and (with SQLITE_SYNCHRONOUS=FULL) its own fsync, all on the event loop.
- * Claims made while the event loop is busy are gathered until it is next idle (setImmediate: after the
- * poll phase, so every request that arrived together) and written as ONE statement:
+ * Claims are gathered for as long as more keep arriving, one event-loop turn at a time (setImmediate:
+ * each turn's poll phase reads the requests that came in meanwhile), at most MAX_GATHER_TURNS turns, and
+ * written as ONE statement:
  *
  *   UPDATE Session SET refreshCounter = refreshCounter + 1, … WHERE revokedAt IS NULL AND expiresAt > now
  *     AND ((id = ? AND refreshCounter = ?) OR …) RETURNING id
@@ -33,6 +36,8 @@ const MAX_BATCH = 500;
  */
 export class RotationCommitter {
   readonly #loader: DataLoader<RotationClaim, RotationOutcome>;
+  /** Claims made since the current batch began gathering. */
+  #gathered = 0;
 
   constructor(
     private readonly db: Pick<Database, 'session'>,
@@ -41,13 +46,33 @@ export class RotationCommitter {
     this.#loader = new DataLoader((claims) => this.#commit(claims), {
       cache: false,
       maxBatchSize: MAX_BATCH,
-      batchScheduleFn: (run) => setImmediate(run),
+      batchScheduleFn: (run) => this.#gather(run),
     });
   }
 
   /** Claims the next generation of a session; resolves once the outcome is committed. */
   claim(sessionId: string, counter: number): Promise<RotationOutcome> {
+    this.#gathered++;
     return this.#loader.load({ sessionId, counter });
+  }
+
+  /**
+   * Waiting a turn costs microseconds when the server is idle (nothing to poll) and gathers the requests
+   * already queued when it is busy: the busier the server, the larger the batch, the fewer the commits.
+   */
+  #gather(run: () => void): void {
+    let seen = 0;
+    let turns = 0;
+    const check = () => {
+      if (this.#gathered === seen || ++turns >= MAX_GATHER_TURNS) {
+        this.#gathered = 0;
+        run();
+        return;
+      }
+      seen = this.#gathered;
+      setImmediate(check);
+    };
+    setImmediate(check);
   }
 
   async #commit(claims: readonly RotationClaim[]): Promise<RotationOutcome[]> {
