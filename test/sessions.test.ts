@@ -75,8 +75,11 @@ describe('refresh rotation', () => {
   it('answers unknown, forged and malformed tokens with REFRESH_TOKEN_INVALID', async () => {
     const { refreshToken } = await registerUser(app);
     const [prefixAndId, counter, mac] = refreshToken.split('.');
-    const forgedMac = mac!.slice(0, -1) + (mac!.endsWith('A') ? 'B' : 'A');
+    const forgedMac = mac!.slice(0, -1) + (mac!.endsWith('A') ? 'E' : 'A');
+    // The same MAC bytes spelled differently: the last character's two spare bits set.
+    const respelledMac = mac!.slice(0, -1) + String.fromCharCode(mac!.charCodeAt(mac!.length - 1) + 1);
     for (const token of [
+      `${prefixAndId}.${counter}.${respelledMac}`,
       'nonsense',
       '',
       'x'.repeat(10_000),

@@ -266,8 +266,10 @@ export class SessionService {
     if (!match) return null;
     const [, sessionId, counterText, macText] = match as unknown as [string, string, string, string];
     const counter = Number(counterText);
-    const presentedMac = Buffer.from(macText, 'base64url');
-    const expectedMac = this.#mac(sessionId, counter);
+    // Compared as text, not decoded: base64 has several spellings of the same bytes (the last character's
+    // spare bits), and only the one we issued is a token.
+    const presentedMac = Buffer.from(macText);
+    const expectedMac = Buffer.from(this.#mac(sessionId, counter).toString('base64url'));
     if (presentedMac.length !== expectedMac.length || !timingSafeEqual(presentedMac, expectedMac)) return null;
     return { sessionId, counter };
   }
