@@ -77,8 +77,6 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       };
     },
     plugins: [
-      // Refused with HTTP 413 before any parsing.
-      useRequestBodyLimit(limits.maxRequestBodyBytes),
       useGetEndpoint('/health', async ({ Response }) => new Response(null, { status: (await isDatabaseReachable(db)) ? 200 : 503 })),
       useGetEndpoint('/.well-known/jwks.json', ({ Response }) =>
         Response.json(accessTokens.jwks(), { headers: { 'cache-control': 'public, max-age=300' } }),
@@ -95,6 +93,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         blockFieldSuggestion: { enabled: !limits.introspection },
       }),
       ...(limits.introspection ? [] : [useIntrospectionDisabled()]),
+      // Refused with HTTP 413 before any parsing. Last, like Yoga's own limit: it wraps whichever request
+      // parser the plugins before it chose.
+      useRequestBodyLimit(limits.maxRequestBodyBytes),
     ],
   });
 
@@ -156,13 +157,13 @@ function useIntrospectionDisabled(): Plugin {
 }
 
 /**
- * Answers GET requests for one path (readiness, JWKS). Yoga's useReadinessCheck tests a URLPattern on
- * every request; checking the method first keeps the cost off every GraphQL POST.
+ * Answers GET (and HEAD, for probes) requests for one path: readiness, JWKS. Yoga's useReadinessCheck
+ * tests a URLPattern on every request; checking the method first keeps the cost off every GraphQL POST.
  */
 function useGetEndpoint(pathname: string, respond: (fetchAPI: { Response: typeof Response }) => Response | Promise<Response>): Plugin {
   return {
     onRequest({ request, url, endResponse, fetchAPI }) {
-      if (request.method !== 'GET' || url.pathname !== pathname) return;
+      if ((request.method !== 'GET' && request.method !== 'HEAD') || url.pathname !== pathname) return;
       return Promise.resolve(respond(fetchAPI)).then(endResponse);
     },
   };

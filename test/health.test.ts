@@ -4,9 +4,9 @@ import { createTestApp } from './support/app.js';
 const app = await createTestApp();
 
 describe('GET /health', () => {
-  it('answers 200 while the database answers', async () => {
-    const response = await app.yoga.fetch('http://gatehouse.test/health');
-    expect(response.status).toBe(200);
+  it('answers 200 while the database answers, to GET and to HEAD (load-balancer probes)', async () => {
+    expect((await app.yoga.fetch('http://gatehouse.test/health')).status).toBe(200);
+    expect((await app.yoga.fetch('http://gatehouse.test/health', { method: 'HEAD' })).status).toBe(200);
   });
 
   it('answers 503, without details, when the database fails', async () => {

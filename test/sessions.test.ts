@@ -80,6 +80,8 @@ describe('refresh rotation', () => {
     const respelledMac = mac!.slice(0, -1) + String.fromCharCode(mac!.charCodeAt(mac!.length - 1) + 1);
     for (const token of [
       `${prefixAndId}.${counter}.${respelledMac}`,
+      // The same generation spelled with a leading zero.
+      `${prefixAndId}.0${counter}.${mac}`,
       'nonsense',
       '',
       'x'.repeat(10_000),

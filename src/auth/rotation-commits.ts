@@ -11,8 +11,9 @@ export interface RotationClaim {
 /** When the winning rotation was written; null when the claim lost (already rotated, revoked or expired). */
 export type RotationOutcome = { readonly rotatedAt: Date } | null;
 
-// SQLite allows 32,766 bound parameters per statement; each claim uses two. Far below, and a batch this
-// size is already one fsync shared by hundreds of clients.
+// Each claim adds one OR term; SQLite refuses expression trees deeper than 1,000 (SQLITE_MAX_EXPR_DEPTH),
+// which a chain of about 995 terms reaches. Keep well below. A batch this size already shares one fsync
+// among hundreds of clients.
 const MAX_BATCH = 500;
 // How many event-loop turns a batch may keep gathering claims while more keep arriving.
 const MAX_GATHER_TURNS = 4;
@@ -27,12 +28,13 @@ const MAX_GATHER_TURNS = 4;
  * written as ONE statement:
  *
  *   UPDATE Session SET refreshCounter = refreshCounter + 1, … WHERE revokedAt IS NULL AND expiresAt > now
- *     AND ((id = ? AND refreshCounter = ?) OR …) RETURNING id
+ *     AND lastUsedAt > now - idle timeout
+ *     AND ((id = ? AND refreshCounter = ?) OR …) RETURNING id, refreshCounter
  *
  * One statement is one atomic commit, so a claim is acknowledged only once it is durable, exactly as
- * before; the compare-and-set still decides each claim on its own row. Two claims for the same session
- * in one batch would both see their row in RETURNING, so only the first is put in the statement and
- * the others lose (the caller then re-reads the session and applies the grace/reuse rules).
+ * before; the compare-and-set still decides each claim on its own row. Of several claims for the same
+ * generation only the first can win; the others lose, and the caller then re-reads the session and
+ * applies the grace/reuse rules.
  */
 export class RotationCommitter {
   readonly #loader: DataLoader<RotationClaim, RotationOutcome>;
@@ -42,6 +44,7 @@ export class RotationCommitter {
   constructor(
     private readonly db: Pick<Database, 'session'>,
     private readonly clock: Clock,
+    private readonly idleTimeoutMs: number,
   ) {
     this.#loader = new DataLoader((claims) => this.#commit(claims), {
       cache: false,
@@ -61,7 +64,7 @@ export class RotationCommitter {
    * already queued when it is busy: the busier the server, the larger the batch, the fewer the commits.
    */
   #gather(run: () => void): void {
-    let seen = 0;
+    let seen = this.#gathered;
     let turns = 0;
     const check = () => {
       if (this.#gathered === seen || ++turns >= MAX_GATHER_TURNS) {
@@ -76,20 +79,24 @@ export class RotationCommitter {
   }
 
   async #commit(claims: readonly RotationClaim[]): Promise<RotationOutcome[]> {
+    // At most one generation per session can match; the same claim twice goes in once.
+    const key = (sessionId: string, counter: number) => `${sessionId}.${counter}`;
     const firstClaimOf = new Map<string, RotationClaim>();
-    for (const claim of claims) if (!firstClaimOf.has(claim.sessionId)) firstClaimOf.set(claim.sessionId, claim);
+    for (const claim of claims) if (!firstClaimOf.has(key(claim.sessionId, claim.counter))) firstClaimOf.set(key(claim.sessionId, claim.counter), claim);
     const now = new Date(this.clock.now());
     const rotated = await this.db.session.updateManyAndReturn({
       where: {
         revokedAt: null,
         expiresAt: { gt: now },
+        lastUsedAt: { gt: new Date(now.getTime() - this.idleTimeoutMs) },
         OR: [...firstClaimOf.values()].map((claim) => ({ id: claim.sessionId, refreshCounter: claim.counter })),
       },
       data: { refreshCounter: { increment: 1 }, rotatedAt: now, lastUsedAt: now },
-      select: { id: true },
+      select: { id: true, refreshCounter: true },
     });
-    const won = new Set(rotated.map((row) => row.id));
+    // The winner of a row is the claim that named the generation it had before the increment.
+    const winners = new Set(rotated.map((row) => firstClaimOf.get(key(row.id, row.refreshCounter - 1))));
     const outcome = { rotatedAt: now };
-    return claims.map((claim) => (won.has(claim.sessionId) && firstClaimOf.get(claim.sessionId) === claim ? outcome : null));
+    return claims.map((claim) => (winners.has(claim) ? outcome : null));
   }
 }

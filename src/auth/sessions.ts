@@ -45,7 +45,8 @@ const ENDED: SessionState = { userId: '', ended: true, expiresAt: 0, idleDeadlin
 
 const TOKEN_PREFIX = 'grt_';
 const MAX_REFRESH_TOKEN_LENGTH = 128;
-const REFRESH_TOKEN_PATTERN = /^grt_([0-9a-f-]{36})\.(\d{1,9})\.([A-Za-z0-9_-]{43})$/;
+// One spelling per token: no leading zeros in the generation, and the MAC compared as text (#parse).
+const REFRESH_TOKEN_PATTERN = /^grt_([0-9a-f-]{36})\.(0|[1-9]\d{0,8})\.([A-Za-z0-9_-]{43})$/;
 const MAX_USER_AGENT_LENGTH = 512;
 
 /**
@@ -73,7 +74,7 @@ export class SessionService {
   ) {
     this.#refreshKey = refreshKey;
     this.#states = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.now() } });
-    this.#rotations = new RotationCommitter(db, clock);
+    this.#rotations = new RotationCommitter(db, clock, settings.idleTimeoutMs);
   }
 
   /** Creates a session for a user who just proved who they are. Pass `db` to join a transaction. */

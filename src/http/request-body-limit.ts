@@ -25,7 +25,9 @@ export function useRequestBodyLimit(limit: number): Plugin<object, { req?: Incom
           throw createGraphQLError('Content-Length header is invalid.', { extensions: { http: { status: 400 }, code: 'BAD_REQUEST' } });
         }
         if (Number(declared) > limit) throw tooLarge();
-        if (serverContext.req) return;
+        // Node's strict parser refuses Content-Length beside Transfer-Encoding; should a lenient parser
+        // (--insecure-http-parser) let both through, the body is counted after all.
+        if (serverContext.req && serverContext.req.headers['transfer-encoding'] === undefined) return;
       }
       if (!requestParser || !request.body) return;
       setRequestParser((unlimited) => requestParser(withCountedBody(unlimited, limit, fetchAPI)));

@@ -125,9 +125,9 @@ describe('request body size limit through node:http', () => {
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   /** Sends raw bytes on one connection and returns everything the server answered until it closed. */
-  function raw(head: string, body: string | Buffer): Promise<string> {
+  function raw(head: string, body: string | Buffer, port = base.port): Promise<string> {
     return new Promise((resolve, reject) => {
-      const socket = connect(base.port, '127.0.0.1');
+      const socket = connect(port, '127.0.0.1');
       let answer = '';
       socket.setTimeout(5000, () => socket.destroy(new Error(`no answer; so far: ${answer}`)));
       socket.on('data', (chunk) => (answer += chunk));
@@ -185,5 +185,20 @@ describe('request body size limit through node:http', () => {
     const answer = await raw(head(['Content-Length: 10', 'Transfer-Encoding: chunked']), `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n0\r\n\r\n`);
     expect(statusOf(answer)).toBe(400);
     expect(await userNamed(limited, username)).toBeNull();
+  });
+
+  it('still counts a chunked body that a lenient parser let through beside a small Content-Length', async () => {
+    const lenient = createServer({ insecureHTTPParser: true }, limited.yoga);
+    await new Promise<void>((resolve) => lenient.listen(0, '127.0.0.1', resolve));
+    const port = (lenient.address() as { port: number }).port;
+    try {
+      const username = uniqueName('lenient');
+      const text = registerBody(username, 600, REGISTER_SHORT);
+      const answer = await raw(head(['Content-Length: 10', 'Transfer-Encoding: chunked']), `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n0\r\n\r\n`, port);
+      expect(statusOf(answer)).toBe(413);
+      expect(await userNamed(limited, username)).toBeNull();
+    } finally {
+      await new Promise<void>((resolve) => lenient.close(() => resolve()));
+    }
   });
 });
