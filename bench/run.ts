@@ -237,7 +237,6 @@ interface RoundResult {
   cpu?: CpuPerRequest | null;
 }
 
-
 interface Workload {
   url: string;
   connections: number;
@@ -341,8 +340,8 @@ function httpMeasure(name: string, description: string, workload: Workload, pid:
 
 /**
  * Runs the measures' rounds in turn (a, b, c, a, b, c, …) after an unmeasured warm-up of each. On a VM the
- * neighbours move single figures by ±20% over minutes; taking turns lets every measure of a ratio see the
- * same machine, and each ratio is the median of the per-round ratios.
+ * neighbours moved single figures by up to 2× within minutes; taking turns lets every measure of a ratio
+ * see the same machine, and each ratio is the median of the per-round ratios.
  */
 async function interleaved(measures: Measure[]): Promise<Record<string, PhaseResult>> {
   if (settings.warmupSeconds > 0) for (const measure of measures) await measure.round(settings.warmupSeconds);

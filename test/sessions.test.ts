@@ -76,7 +76,7 @@ describe('refresh rotation', () => {
     const { refreshToken } = await registerUser(app);
     const [prefixAndId, counter, mac] = refreshToken.split('.');
     const forgedMac = mac!.slice(0, -1) + (mac!.endsWith('A') ? 'E' : 'A');
-    // The same MAC bytes spelled differently: the last character's two spare bits set.
+    // The same MAC bytes spelled differently: a spare (ignored) bit of the last character set.
     const respelledMac = mac!.slice(0, -1) + String.fromCharCode(mac!.charCodeAt(mac!.length - 1) + 1);
     for (const token of [
       `${prefixAndId}.${counter}.${respelledMac}`,

@@ -82,7 +82,10 @@ export class RotationCommitter {
     // At most one generation per session can match; the same claim twice goes in once.
     const key = (sessionId: string, counter: number) => `${sessionId}.${counter}`;
     const firstClaimOf = new Map<string, RotationClaim>();
-    for (const claim of claims) if (!firstClaimOf.has(key(claim.sessionId, claim.counter))) firstClaimOf.set(key(claim.sessionId, claim.counter), claim);
+    for (const claim of claims) {
+      const claimKey = key(claim.sessionId, claim.counter);
+      if (!firstClaimOf.has(claimKey)) firstClaimOf.set(claimKey, claim);
+    }
     const now = new Date(this.clock.now());
     const rotated = await this.db.session.updateManyAndReturn({
       where: {

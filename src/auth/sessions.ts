@@ -150,10 +150,8 @@ export class SessionService {
   }
 
   #rotated(sessionId: string, userId: string, expiresAt: number, counter: number, rotatedAt: Date): IssuedSession {
-    // A revocation that landed while the claim was being written wins: ENDED stays.
-    if (!this.#states.peek(sessionId)?.ended) {
-      this.#states.set(sessionId, { userId, ended: false, expiresAt, idleDeadline: rotatedAt.getTime() + this.settings.idleTimeoutMs, counter: counter + 1 });
-    }
+    // A revocation that landed while the claim was being written wins: #keep leaves ENDED in place.
+    this.#keep(sessionId, { userId, ended: false, expiresAt, idleDeadline: rotatedAt.getTime() + this.settings.idleTimeoutMs, counter: counter + 1 });
     return { sessionId, userId, refreshToken: this.#tokenFor(sessionId, counter + 1) };
   }
 
@@ -236,10 +234,14 @@ export class SessionService {
   }
 
   #remember(session: SessionRecord): SessionState {
-    const cached = this.#states.peek(session.id);
+    return this.#keep(session.id, this.#stateOf(session));
+  }
+
+  /** Caches a session's state unless this process already ended it: ENDED is final. Returns what is cached. */
+  #keep(sessionId: string, state: SessionState): SessionState {
+    const cached = this.#states.peek(sessionId);
     if (cached?.ended) return cached;
-    const state = this.#stateOf(session);
-    this.#states.set(session.id, state);
+    this.#states.set(sessionId, state);
     return state;
   }
 
