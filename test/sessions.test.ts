@@ -112,7 +112,7 @@ describe('group commit of rotations', () => {
 
   it('writes parallel refreshes of different sessions together, and each keeps its own outcome', async () => {
     const users = await Promise.all(Array.from({ length: 8 }, () => registerUser(app)));
-    const writes = vi.spyOn(app.services.db.session, 'updateManyAndReturn');
+    const writes = vi.spyOn(app.services.db, '$queryRaw');
     let rotated;
     try {
       rotated = await Promise.all(users.map((user) => refresh(user.refreshToken)));
@@ -138,6 +138,17 @@ describe('group commit of rotations', () => {
     // As the admin CLI or a second server would: straight to the database, past this process's memory.
     await app.services.db.session.update({ where: { id: sessionIdOf(refreshToken) }, data: { revokedAt: new Date(clock.now()) } });
     expect(await refresh(current.refreshToken)).toMatchObject({ __typename: 'InvalidRefreshTokenError', code: 'REFRESH_TOKEN_REVOKED' });
+  });
+
+  it('lets the database refuse a session that ended by time although this process remembers it as live', async () => {
+    const past = new Date(clock.now() - 1);
+    for (const data of [{ expiresAt: past }, { lastUsedAt: new Date(clock.now() - 31 * 24 * 3600_000) }]) {
+      const { refreshToken } = await registerUser(app);
+      const current = await refresh(refreshToken);
+      // The rotation's compare-and-set compares these times in SQL: it must not take this process's word.
+      await app.services.db.session.update({ where: { id: sessionIdOf(refreshToken) }, data });
+      expect(await refresh(current.refreshToken)).toMatchObject({ __typename: 'InvalidRefreshTokenError', code: 'REFRESH_TOKEN_EXPIRED' });
+    }
   });
 
   it('applies the grace and reuse rules to a rotation another process made', async () => {

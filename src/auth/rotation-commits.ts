@@ -1,5 +1,6 @@
 import DataLoader from 'dataloader';
 import type { Database } from '../db/client.js';
+import { Prisma } from '../db/generated/sqlite/client.js';
 import type { Clock } from './clock.js';
 
 export interface RotationClaim {
@@ -42,7 +43,7 @@ export class RotationCommitter {
   #gathered = 0;
 
   constructor(
-    private readonly db: Pick<Database, 'session'>,
+    private readonly db: Pick<Database, 'session' | '$queryRaw'>,
     private readonly clock: Clock,
     private readonly idleTimeoutMs: number,
   ) {
@@ -78,6 +79,21 @@ export class RotationCommitter {
     setImmediate(check);
   }
 
+  /**
+   * Written as SQL rather than `updateManyAndReturn`: the same statement through Prisma's query builder
+   * cost ~0.5 ms more CPU per batch (1.7–2.0 against 1.15–1.4 ms for 8 claims), all of it on the event
+   * loop. Parameters are bound, never interpolated; `Date`s go through the adapter like any Prisma write.
+   */
+  async #compareAndSet(now: Date, claims: readonly RotationClaim[]): Promise<{ id: string; refreshCounter: number }[]> {
+    const matches = Prisma.join(claims.map((claim) => Prisma.sql`("id" = ${claim.sessionId} AND "refreshCounter" = ${claim.counter})`), ' OR ');
+    const rows = await this.db.$queryRaw<{ id: string; refreshCounter: number | bigint }[]>`
+      UPDATE "Session" SET "refreshCounter" = "refreshCounter" + 1, "rotatedAt" = ${now}, "lastUsedAt" = ${now}
+      WHERE "revokedAt" IS NULL AND "expiresAt" > ${now} AND "lastUsedAt" > ${new Date(now.getTime() - this.idleTimeoutMs)}
+        AND (${matches})
+      RETURNING "id", "refreshCounter"`;
+    return rows.map((row) => ({ id: row.id, refreshCounter: Number(row.refreshCounter) }));
+  }
+
   async #commit(claims: readonly RotationClaim[]): Promise<RotationOutcome[]> {
     // At most one generation per session can match; the same claim twice goes in once.
     const key = (sessionId: string, counter: number) => `${sessionId}.${counter}`;
@@ -87,16 +103,7 @@ export class RotationCommitter {
       if (!firstClaimOf.has(claimKey)) firstClaimOf.set(claimKey, claim);
     }
     const now = new Date(this.clock.now());
-    const rotated = await this.db.session.updateManyAndReturn({
-      where: {
-        revokedAt: null,
-        expiresAt: { gt: now },
-        lastUsedAt: { gt: new Date(now.getTime() - this.idleTimeoutMs) },
-        OR: [...firstClaimOf.values()].map((claim) => ({ id: claim.sessionId, refreshCounter: claim.counter })),
-      },
-      data: { refreshCounter: { increment: 1 }, rotatedAt: now, lastUsedAt: now },
-      select: { id: true, refreshCounter: true },
-    });
+    const rotated = await this.#compareAndSet(now, [...firstClaimOf.values()]);
     // The winner of a row is the claim that named the generation it had before the increment.
     const winners = new Set(rotated.map((row) => firstClaimOf.get(key(row.id, row.refreshCounter - 1))));
     const outcome = { rotatedAt: now };
