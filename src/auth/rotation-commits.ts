@@ -12,8 +12,7 @@ export interface RotationClaim {
 /** When the winning rotation was written; null when the claim lost (already rotated, revoked or expired). */
 export type RotationOutcome = { readonly rotatedAt: Date } | null;
 
-// Each claim adds one OR term; SQLite refuses expression trees deeper than 1,000 (SQLITE_MAX_EXPR_DEPTH),
-// which a chain of about 995 terms reaches. Keep well below. A batch this size already shares one fsync
+// Bounds one statement's size (two parameters per claim). A batch this size already shares one fsync
 // among hundreds of clients.
 const MAX_BATCH = 500;
 // How many event-loop turns a batch may keep gathering claims while more keep arriving.
@@ -30,7 +29,7 @@ const MAX_GATHER_TURNS = 4;
  *
  *   UPDATE Session SET refreshCounter = refreshCounter + 1, … WHERE revokedAt IS NULL AND expiresAt > now
  *     AND lastUsedAt > now - idle timeout
- *     AND ((id = ? AND refreshCounter = ?) OR …) RETURNING id, refreshCounter
+ *     AND (id, refreshCounter) IN (VALUES (?, ?), …) RETURNING id, refreshCounter
  *
  * One statement is one atomic commit, so a claim is acknowledged only once it is durable, exactly as
  * before; the compare-and-set still decides each claim on its own row. Of several claims for the same
@@ -85,11 +84,11 @@ export class RotationCommitter {
    * loop. Parameters are bound, never interpolated; `Date`s go through the adapter like any Prisma write.
    */
   async #compareAndSet(now: Date, claims: readonly RotationClaim[]): Promise<{ id: string; refreshCounter: number }[]> {
-    const matches = Prisma.join(claims.map((claim) => Prisma.sql`("id" = ${claim.sessionId} AND "refreshCounter" = ${claim.counter})`), ' OR ');
+    const pairs = Prisma.join(claims.map((claim) => Prisma.sql`(${claim.sessionId}, ${claim.counter})`));
     const rows = await this.db.$queryRaw<{ id: string; refreshCounter: number | bigint }[]>`
       UPDATE "Session" SET "refreshCounter" = "refreshCounter" + 1, "rotatedAt" = ${now}, "lastUsedAt" = ${now}
       WHERE "revokedAt" IS NULL AND "expiresAt" > ${now} AND "lastUsedAt" > ${new Date(now.getTime() - this.idleTimeoutMs)}
-        AND (${matches})
+        AND ("id", "refreshCounter") IN (VALUES ${pairs})
       RETURNING "id", "refreshCounter"`;
     return rows.map((row) => ({ id: row.id, refreshCounter: Number(row.refreshCounter) }));
   }
