@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { unwatchFile, watchFile } from 'node:fs';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { NoSchemaIntrospectionCustomRule } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Authenticator, Viewer } from './auth/authenticate.js';
@@ -12,6 +11,7 @@ import type { Config } from './config.js';
 import type { Audit, ServerContext, Services, UserContext } from './context.js';
 import { isDatabaseReachable } from './db/client.js';
 import { graphiqlExample } from './graphiql-example.js';
+import { useCsrfPrevention } from './http/csrf-prevention.js';
 import { useRequestBodyLimit } from './http/request-body-limit.js';
 import { createLogger, type Logger } from './logger.js';
 import { unauthenticated } from './schema/graphql-errors.js';
@@ -81,9 +81,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       useGetEndpoint('/.well-known/jwks.json', ({ Response }) =>
         Response.json(accessTokens.jwks(), { headers: { 'cache-control': 'public, max-age=300' } }),
       ),
-      // A request must be one a browser preflights (e.g. content-type: application/json) or carry the
-      // x-graphql-yoga-csrf header, so a plain form or <img> on another site cannot call the API.
-      useCSRFPrevention(),
+      useCsrfPrevention(),
       EnvelopArmorPlugin({
         maxDepth: { n: limits.maxDepth },
         maxAliases: { n: limits.maxAliases },

@@ -29,7 +29,7 @@ describe('CSRF prevention', () => {
     const username = uniqueName('csrf');
     const response = await post(body(username), { 'content-type': contentType, origin: 'https://evil.example' });
     expect(response.status).toBe(403);
-    expect((await response.json()).errors[0].message).toMatch(/CSRF/);
+    expect((await response.json()).errors[0]).toMatchObject({ message: expect.stringMatching(/CSRF/), extensions: { code: 'CSRF_HEADER_REQUIRED' } });
     expect(await userNamed(username)).toBeNull();
     expect(consume).not.toHaveBeenCalled();
     consume.mockRestore();
@@ -45,6 +45,7 @@ describe('CSRF prevention', () => {
   it('refuses a plain GET (an <img> or a link) without the header', async () => {
     const response = await app.yoga.fetch('http://gatehouse.test/graphql?query=%7BuserExists(username%3A%22x%22)%7D');
     expect(response.status).toBe(403);
+    expect((await response.json()).errors[0].extensions.code).toBe('CSRF_HEADER_REQUIRED');
   });
 
   it('accepts application/json (which a browser preflights)', async () => {
