@@ -7,7 +7,6 @@ import {
   ValidationError,
   EmailTakenError,
   InvalidCredentialsError,
-  InvalidRefreshTokenError,
   UsernameTakenError,
 } from './errors.js';
 import type { LoginLockout } from './lockout.js';
@@ -167,11 +166,8 @@ export class AccountService {
 
   /** Exchanges a refresh token for new tokens (rotation with reuse detection lives in SessionService). */
   async refresh(refreshToken: string): Promise<AuthResult> {
-    const issued = await this.sessions.rotate(refreshToken);
-    const user = await this.users.get(issued.userId);
-    // The session row exists, so its user does (sessions are deleted with their user).
-    if (!user) throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
-    return this.#authResult(user, issued);
+    const rotated = await this.sessions.rotate(refreshToken);
+    return this.#authResult(rotated.user, rotated);
   }
 
   /** For sign-up forms. Invalid names cannot exist, so they answer false without a query. */

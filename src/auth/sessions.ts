@@ -1,6 +1,6 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { Database, SessionRecord } from '../db/client.js';
+import type { Database, SessionRecord, UserRecord } from '../db/client.js';
 import type { Clock } from './clock.js';
 import { InvalidRefreshTokenError } from './errors.js';
 import { RotationCommitter } from './rotation-commits.js';
@@ -21,6 +21,11 @@ export interface IssuedSession {
   readonly sessionId: string;
   readonly userId: string;
   readonly refreshToken: string;
+}
+
+/** A rotation's result, with the session's owner as checked for it (active, not disabled). */
+export interface RotatedSession extends IssuedSession {
+  readonly user: UserRecord;
 }
 
 export type SessionStatus = 'active' | 'ended';
@@ -102,7 +107,7 @@ export class SessionService {
    * The previous token inside the grace window gets the current token back; any other old token is
    * reuse, and ends the session.
    */
-  async rotate(refreshToken: string): Promise<IssuedSession> {
+  async rotate(refreshToken: string): Promise<RotatedSession> {
     const presented = this.#parse(refreshToken);
     if (!presented) throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
     const { sessionId, counter } = presented;
@@ -110,9 +115,10 @@ export class SessionService {
     // The usual case, from memory: the current token of a live session. Anything else (or a lost
     // compare-and-set) reads the row and applies the rules below.
     const known = this.#states.get(sessionId);
-    if (known && !known.ended && known.counter === counter && this.#isLive(known, this.clock.now()) && (await this.#ownerActive(known.userId))) {
+    const knownOwner = known && !known.ended && known.counter === counter && this.#isLive(known, this.clock.now()) ? await this.#activeOwner(known.userId) : null;
+    if (known && knownOwner) {
       const won = await this.#rotations.claim(sessionId, counter);
-      if (won) return this.#rotated(sessionId, known.userId, known.expiresAt, counter, won.rotatedAt);
+      if (won) return this.#rotated(sessionId, knownOwner, known.expiresAt, counter, won.rotatedAt);
     }
 
     let session = await this.#load(sessionId);
@@ -120,7 +126,8 @@ export class SessionService {
       if (!session) throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
       const now = this.clock.now();
       if (session.revokedAt) throw new InvalidRefreshTokenError('REFRESH_TOKEN_REVOKED');
-      if (!(await this.#ownerActive(session.userId))) {
+      const owner = await this.#activeOwner(session.userId);
+      if (!owner) {
         await this.revoke(session.id, 'user_disabled');
         throw new InvalidRefreshTokenError('REFRESH_TOKEN_REVOKED');
       }
@@ -129,14 +136,14 @@ export class SessionService {
       if (counter === session.refreshCounter) {
         // Compare-and-set on the generation: of parallel rotations of the same token exactly one wins.
         const won = await this.#rotations.claim(session.id, counter);
-        if (won) return this.#rotated(session.id, session.userId, session.expiresAt.getTime(), counter, won.rotatedAt);
+        if (won) return this.#rotated(session.id, owner, session.expiresAt.getTime(), counter, won.rotatedAt);
         session = await this.#load(session.id);
         continue;
       }
 
       const isPrevious = counter === session.refreshCounter - 1;
       if (isPrevious && now - session.rotatedAt.getTime() < this.settings.reuseGraceMs) {
-        return { sessionId: session.id, userId: session.userId, refreshToken: this.#tokenFor(session.id, session.refreshCounter) };
+        return { sessionId: session.id, userId: session.userId, user: owner, refreshToken: this.#tokenFor(session.id, session.refreshCounter) };
       }
       if (counter < session.refreshCounter) {
         // A token that was already exchanged came back: it was copied. End the session for everyone.
@@ -149,19 +156,21 @@ export class SessionService {
     throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
   }
 
-  #rotated(sessionId: string, userId: string, expiresAt: number, counter: number, rotatedAt: Date): IssuedSession {
+  #rotated(sessionId: string, owner: UserRecord, expiresAt: number, counter: number, rotatedAt: Date): RotatedSession {
+    const userId = owner.id;
     // A revocation that landed while the claim was being written wins: #keep leaves ENDED in place.
     this.#keep(sessionId, { userId, ended: false, expiresAt, idleDeadline: rotatedAt.getTime() + this.settings.idleTimeoutMs, counter: counter + 1 });
-    return { sessionId, userId, refreshToken: this.#tokenFor(sessionId, counter + 1) };
+    return { sessionId, userId, user: owner, refreshToken: this.#tokenFor(sessionId, counter + 1) };
   }
 
   #isLive(state: SessionState, now: number): boolean {
     return !state.ended && now < state.expiresAt && now < state.idleDeadline;
   }
 
-  async #ownerActive(userId: string): Promise<boolean> {
+  /** The session's owner if they may still use it: the account exists and is not disabled. */
+  async #activeOwner(userId: string): Promise<UserRecord | null> {
     const owner = await this.users.get(userId);
-    return owner !== null && !owner.disabledAt;
+    return owner && !owner.disabledAt ? owner : null;
   }
 
   /** Whether an access token of this session may still be honoured. No database read when cached. */
