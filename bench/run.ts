@@ -15,7 +15,7 @@ const root = path.resolve(import.meta.dirname, '..');
 
 const { values: args } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     duration: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '2' },
     users: { type: 'string', default: '10000' },
@@ -35,7 +35,7 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(`usage: npm run bench -- [options]
-  --rounds N              measured rounds per phase (3)
+  --rounds N              measured rounds per phase (5)
   --duration S            seconds per round (8)
   --warmup S              unmeasured warm-up seconds before each phase (2; 0 = none)
   --users N               seeded users (10000)
