@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it, vi } from 'vitest';
+import { RotationCommitter } from '../src/auth/rotation-commits.js';
 import { sqlitePath } from '../src/db/client.js';
 import { bearer, createTestApp, LOGIN, ManualClock, ME, REFRESH, registerUser } from './support/app.js';
 
@@ -130,6 +131,36 @@ describe('group commit of rotations', () => {
       if (i % 2 === 0) expect((await refresh(rotated[i].refreshToken)).__typename).toBe('AuthPayload');
       else expect((await refresh(user.refreshToken)).code).toBe('REFRESH_TOKEN_REUSED');
     }
+  });
+
+  it('decides each claim of one batch on its own: a duplicate and a stale generation lose, the rest win', async () => {
+    const [a, b, c] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
+    await refresh(c.refreshToken); // c is at generation 1 now; its generation 0 is stale
+    const committer = new RotationCommitter(app.services.db, clock, app.services.config.sessions.idleTimeoutMs);
+    const writes = vi.spyOn(app.services.db, '$queryRaw');
+    let outcomes;
+    try {
+      const ids = [a, a, b, c].map((user) => sessionIdOf(user.refreshToken));
+      outcomes = await Promise.all(ids.map((id) => committer.claim(id, 0)));
+      expect(writes).toHaveBeenCalledTimes(1);
+    } finally {
+      writes.mockRestore();
+    }
+    expect(outcomes.map((outcome) => outcome !== null)).toEqual([true, false, true, false]);
+    const counterOf = async (user: { refreshToken: string }) =>
+      (await app.services.db.session.findUniqueOrThrow({ where: { id: sessionIdOf(user.refreshToken) } })).refreshCounter;
+    expect([await counterOf(a), await counterOf(b), await counterOf(c)]).toEqual([1, 1, 1]);
+  });
+
+  it('refuses and ends a session whose owner another process disabled, once this process reads the owner again', async () => {
+    const { refreshToken, user } = await registerUser(app);
+    const current = await refresh(refreshToken);
+    // As the admin CLI on another process would: straight to the database, past this process's caches.
+    await app.services.db.user.update({ where: { id: user.id }, data: { disabledAt: new Date(clock.now()) } });
+    clock.advance(30_001); // the cached user row has expired
+    expect(await refresh(current.refreshToken)).toMatchObject({ __typename: 'InvalidRefreshTokenError', code: 'REFRESH_TOKEN_REVOKED' });
+    const row = await app.services.db.session.findUniqueOrThrow({ where: { id: sessionIdOf(refreshToken) } });
+    expect(row.revokedReason).toBe('user_disabled');
   });
 
   it('refuses a session revoked by another process although this one still remembers it as live', async () => {

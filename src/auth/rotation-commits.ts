@@ -12,8 +12,8 @@ export interface RotationClaim {
 /** When the winning rotation was written; null when the claim lost (already rotated, revoked or expired). */
 export type RotationOutcome = { readonly rotatedAt: Date } | null;
 
-// Bounds one statement's size (two parameters per claim). A batch this size already shares one fsync
-// among hundreds of clients.
+// Bounds one statement's size: two parameters per claim, far below SQLite's 32,766 and PostgreSQL's
+// 65,535. A batch this size already shares one fsync among hundreds of clients.
 const MAX_BATCH = 500;
 // How many event-loop turns a batch may keep gathering claims while more keep arriving.
 const MAX_GATHER_TURNS = 4;
@@ -42,7 +42,7 @@ export class RotationCommitter {
   #gathered = 0;
 
   constructor(
-    private readonly db: Pick<Database, 'session' | '$queryRaw'>,
+    private readonly db: Pick<Database, '$queryRaw'>,
     private readonly clock: Clock,
     private readonly idleTimeoutMs: number,
   ) {
@@ -84,7 +84,8 @@ export class RotationCommitter {
    * loop. Parameters are bound, never interpolated; `Date`s go through the adapter like any Prisma write.
    */
   async #compareAndSet(now: Date, claims: readonly RotationClaim[]): Promise<{ id: string; refreshCounter: number }[]> {
-    const pairs = Prisma.join(claims.map((claim) => Prisma.sql`(${claim.sessionId}, ${claim.counter})`));
+    // The CAST types the VALUES column for PostgreSQL, which would read an untyped parameter there as text.
+    const pairs = Prisma.join(claims.map((claim) => Prisma.sql`(${claim.sessionId}, CAST(${claim.counter} AS INTEGER))`));
     const rows = await this.db.$queryRaw<{ id: string; refreshCounter: number | bigint }[]>`
       UPDATE "Session" SET "refreshCounter" = "refreshCounter" + 1, "rotatedAt" = ${now}, "lastUsedAt" = ${now}
       WHERE "revokedAt" IS NULL AND "expiresAt" > ${now} AND "lastUsedAt" > ${new Date(now.getTime() - this.idleTimeoutMs)}

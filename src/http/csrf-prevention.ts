@@ -1,5 +1,5 @@
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
-import { GraphQLError } from 'graphql';
+import type { GraphQLError } from 'graphql';
 import { createGraphQLError, type Plugin } from 'graphql-yoga';
 
 /**
@@ -14,8 +14,9 @@ export function useCsrfPrevention(): Plugin {
       try {
         return onRequestParse?.(payload);
       } catch (error) {
-        if (!(error instanceof GraphQLError)) throw error;
-        throw createGraphQLError(error.message, { extensions: { ...error.extensions, code: 'CSRF_HEADER_REQUIRED' } });
+        // By name, not instanceof: a second copy of graphql in node_modules must not lose the code.
+        if (!(error instanceof Error) || error.name !== 'GraphQLError') throw error;
+        throw createGraphQLError(error.message, { extensions: { ...(error as GraphQLError).extensions, code: 'CSRF_HEADER_REQUIRED' } });
       }
     },
   };

@@ -39,6 +39,7 @@ describe('CSRF prevention', () => {
     const username = uniqueName('csrf');
     const response = await app.yoga.fetch('http://gatehouse.test/graphql', { method: 'POST', body: new Blob([registerBody(username)]) });
     expect(response.status).toBe(403);
+    expect((await response.json()).errors[0].extensions.code).toBe('CSRF_HEADER_REQUIRED');
     expect(await userNamed(username)).toBeNull();
   });
 
