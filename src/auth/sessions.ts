@@ -19,7 +19,6 @@ export interface ClientMeta {
 
 export interface IssuedSession {
   readonly sessionId: string;
-  readonly userId: string;
   readonly refreshToken: string;
 }
 
@@ -99,7 +98,7 @@ export class SessionService {
       },
     });
     this.#remember(session);
-    return { sessionId: session.id, userId, refreshToken: this.#tokenFor(session.id, 0) };
+    return { sessionId: session.id, refreshToken: this.#tokenFor(session.id, 0) };
   }
 
   /**
@@ -115,10 +114,10 @@ export class SessionService {
     // The usual case, from memory: the current token of a live session. Anything else (or a lost
     // compare-and-set) reads the row and applies the rules below.
     const known = this.#states.get(sessionId);
-    const knownOwner = known && !known.ended && known.counter === counter && this.#isLive(known, this.clock.now()) ? await this.#activeOwner(known.userId) : null;
-    if (known && knownOwner) {
-      const won = await this.#rotations.claim(sessionId, counter);
-      if (won) return this.#rotated(sessionId, knownOwner, known.expiresAt, counter, won.rotatedAt);
+    if (known && known.counter === counter && this.#isLive(known, this.clock.now())) {
+      const owner = await this.#activeOwner(known.userId);
+      const won = owner ? await this.#rotations.claim(sessionId, counter) : null;
+      if (owner && won) return this.#rotated(sessionId, owner, known.expiresAt, counter, won.rotatedAt);
     }
 
     let session = await this.#load(sessionId);
@@ -143,7 +142,7 @@ export class SessionService {
 
       const isPrevious = counter === session.refreshCounter - 1;
       if (isPrevious && now - session.rotatedAt.getTime() < this.settings.reuseGraceMs) {
-        return { sessionId: session.id, userId: session.userId, user: owner, refreshToken: this.#tokenFor(session.id, session.refreshCounter) };
+        return { sessionId: session.id, user: owner, refreshToken: this.#tokenFor(session.id, session.refreshCounter) };
       }
       if (counter < session.refreshCounter) {
         // A token that was already exchanged came back: it was copied. End the session for everyone.
@@ -157,10 +156,9 @@ export class SessionService {
   }
 
   #rotated(sessionId: string, owner: UserRecord, expiresAt: number, counter: number, rotatedAt: Date): RotatedSession {
-    const userId = owner.id;
     // A revocation that landed while the claim was being written wins: #keep leaves ENDED in place.
-    this.#keep(sessionId, { userId, ended: false, expiresAt, idleDeadline: rotatedAt.getTime() + this.settings.idleTimeoutMs, counter: counter + 1 });
-    return { sessionId, userId, user: owner, refreshToken: this.#tokenFor(sessionId, counter + 1) };
+    this.#keep(sessionId, { userId: owner.id, ended: false, expiresAt, idleDeadline: rotatedAt.getTime() + this.settings.idleTimeoutMs, counter: counter + 1 });
+    return { sessionId, user: owner, refreshToken: this.#tokenFor(sessionId, counter + 1) };
   }
 
   #isLive(state: SessionState, now: number): boolean {
