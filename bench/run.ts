@@ -110,7 +110,7 @@ const NODE_ARGS = ['--import', 'tsx'];
 
 function baseEnvironment(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0' };
-  for (const name of ['UV_THREADPOOL_SIZE', 'NODE_OPTIONS', 'TMPDIR', 'SQLITE_SYNCHRONOUS', 'LOG_LEVEL']) {
+  for (const name of ['UV_THREADPOOL_SIZE', 'NODE_OPTIONS', 'TMPDIR', 'SQLITE_SYNCHRONOUS', 'LOG_LEVEL', 'ARGON2_CONCURRENCY']) {
     if (process.env[name] !== undefined) env[name] = process.env[name];
   }
   return env;

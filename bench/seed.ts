@@ -23,7 +23,7 @@ export interface SeedResult {
 export async function seedDatabase(dataDir: string, users: number): Promise<SeedResult> {
   const databaseUrl = `file:${path.join(dataDir, 'gatehouse.db')}`;
   await applyMigrations(databaseUrl);
-  const passwordHash = await new PasswordHasher(OWASP_ARGON2).hash(BENCH_PASSWORD);
+  const passwordHash = await new PasswordHasher({ ...OWASP_ARGON2, concurrency: 1 }).hash(BENCH_PASSWORD);
   const db = await openDatabase(databaseUrl);
   try {
     const now = new Date();

@@ -1,5 +1,7 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import type { Argon2Settings } from './auth/passwords.js';
 import { parseRateLimit, type RateLimitRule, type RateLimitRuleName } from './auth/rate-limit.js';
 
 // Every setting Gatehouse reads from its environment. Parsed once at start-up; the rest of the code
@@ -53,6 +55,9 @@ const environmentSchema = z.object({
   ARGON2_MEMORY_KIB: positiveInt(OWASP_ARGON2.memoryKiB),
   ARGON2_TIME_COST: positiveInt(OWASP_ARGON2.timeCost),
   ARGON2_PARALLELISM: positiveInt(OWASP_ARGON2.parallelism),
+  ARGON2_CONCURRENCY: number().int().positive().optional(),
+  // Read, not set: libuv sizes its thread pool from it (default 4; 0 counts as 1, at most 1024).
+  UV_THREADPOOL_SIZE: number().int().min(0).default(4),
 
   RATE_LIMIT_REGISTER: rateLimit('10/1h'),
   RATE_LIMIT_LOGIN: rateLimit('30/5m'),
@@ -108,7 +113,7 @@ export interface Config {
     readonly absoluteLifetimeMs: number;
     readonly reuseGraceMs: number;
   };
-  readonly argon2: { readonly memoryKiB: number; readonly timeCost: number; readonly parallelism: number };
+  readonly argon2: Argon2Settings;
   readonly rateLimits: { readonly rules: Readonly<Record<RateLimitRuleName, RateLimitRule>>; readonly maxKeys: number };
   readonly lockout: {
     readonly threshold: number;
@@ -159,6 +164,7 @@ export function loadConfig(environment: Environment): Config {
   }
   const e = parsed.data;
 
+  const threadPoolSize = Math.min(1024, Math.max(1, e.UV_THREADPOOL_SIZE));
   const problems: string[] = [];
   // The cheap argon2 settings exist for tests; a production deployment must not run below OWASP's floor.
   if (e.NODE_ENV === 'production') {
@@ -196,7 +202,13 @@ export function loadConfig(environment: Environment): Config {
       absoluteLifetimeMs: e.SESSION_ABSOLUTE_LIFETIME_DAYS * DAY_MS,
       reuseGraceMs: e.REFRESH_REUSE_GRACE_SECONDS * 1000,
     },
-    argon2: { memoryKiB: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM },
+    argon2: {
+      memoryKiB: e.ARGON2_MEMORY_KIB,
+      timeCost: e.ARGON2_TIME_COST,
+      parallelism: e.ARGON2_PARALLELISM,
+      // One hash per core, and always a pool thread left for fsyncs and signatures.
+      concurrency: e.ARGON2_CONCURRENCY ?? Math.max(1, Math.min(os.availableParallelism(), threadPoolSize - 1)),
+    },
     rateLimits: {
       rules: {
         register: e.RATE_LIMIT_REGISTER,

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
@@ -8,7 +9,7 @@ describe('config', () => {
     const config = loadConfig({});
     expect(config.http).toEqual({ host: '127.0.0.1', port: 4000, trustProxy: false });
     expect(config.databaseUrl).toBe(`file:${path.resolve('data', 'gatehouse.db')}`);
-    expect(config.argon2).toEqual({ memoryKiB: 19456, timeCost: 2, parallelism: 1 });
+    expect(config.argon2).toMatchObject({ memoryKiB: 19456, timeCost: 2, parallelism: 1 });
     expect(config.jwt.accessTokenTtlSeconds).toBe(900);
     expect(config.sessions.reuseGraceMs).toBe(10_000);
     expect(config.rateLimits.rules.login).toEqual({ max: 30, windowMs: 300_000 });
@@ -39,6 +40,16 @@ describe('config', () => {
   it('refuses argon2 settings below OWASP in production', () => {
     expect(() => loadConfig({ NODE_ENV: 'production', ARGON2_MEMORY_KIB: '1024' })).toThrow(/ARGON2_MEMORY_KIB/);
     expect(loadConfig({ NODE_ENV: 'test', ARGON2_MEMORY_KIB: '1024' }).argon2.memoryKiB).toBe(1024);
+  });
+
+  it('hashes one password per core and leaves a thread-pool thread free, unless told otherwise', () => {
+    const cores = os.availableParallelism();
+    expect(loadConfig({}).argon2.concurrency).toBe(Math.max(1, Math.min(cores, 3)));
+    expect(loadConfig({ UV_THREADPOOL_SIZE: '2' }).argon2.concurrency).toBe(1);
+    expect(loadConfig({ UV_THREADPOOL_SIZE: '0' }).argon2.concurrency).toBe(1);
+    expect(loadConfig({ UV_THREADPOOL_SIZE: '64' }).argon2.concurrency).toBe(cores);
+    expect(loadConfig({ ARGON2_CONCURRENCY: '7' }).argon2.concurrency).toBe(7);
+    expect(() => loadConfig({ ARGON2_CONCURRENCY: '0' })).toThrow(/ARGON2_CONCURRENCY/);
   });
 
   it('treats empty variables as unset', () => {

@@ -1,9 +1,12 @@
 import { hash, verify } from '@node-rs/argon2';
+import pLimit, { type LimitFunction } from 'p-limit';
 
 export interface Argon2Settings {
   readonly memoryKiB: number;
   readonly timeCost: number;
   readonly parallelism: number;
+  /** How many hashes may run at once; the rest wait their turn. */
+  readonly concurrency: number;
 }
 
 /** Passwords longer than this are refused before any hashing: argon2 cost must not be attacker-sized. */
@@ -16,9 +19,13 @@ const ARGON2ID = 2;
 /** argon2id hashing and verification, run on libuv's thread pool so the event loop stays free. */
 export class PasswordHasher {
   readonly #options;
+  // The thread pool also runs every commit's fsync (db/wal-sync.ts) and the token signatures. Were every
+  // pool thread hashing, each write would wait ~15 ms for a hash to finish before it could be acknowledged.
+  readonly #limit: LimitFunction;
   #dummyHash: Promise<string> | undefined;
 
   constructor(settings: Argon2Settings) {
+    this.#limit = pLimit(settings.concurrency);
     this.#options = {
       algorithm: ARGON2ID,
       memoryCost: settings.memoryKiB,
@@ -28,12 +35,12 @@ export class PasswordHasher {
   }
 
   hash(password: string): Promise<string> {
-    return hash(password, this.#options);
+    return this.#limit(() => hash(password, this.#options));
   }
 
   async verify(passwordHash: string, password: string): Promise<boolean> {
     try {
-      return await verify(passwordHash, password);
+      return await this.#limit(() => verify(passwordHash, password));
     } catch {
       // A malformed stored hash is a failed verification, never a crash that tells the caller something.
       return false;
@@ -45,7 +52,7 @@ export class PasswordHasher {
    * and a wrong password take similar time and cannot be told apart.
    */
   async verifyAgainstDummy(password: string): Promise<false> {
-    this.#dummyHash ??= hash('gatehouse-dummy-password', this.#options);
+    this.#dummyHash ??= this.hash('gatehouse-dummy-password');
     await this.verify(await this.#dummyHash, password);
     return false;
   }

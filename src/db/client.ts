@@ -1,8 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
+import type { SqlDriverAdapter } from '@prisma/driver-adapter-utils';
 import { PrismaClient } from './generated/sqlite/client.js';
-import { serializeTransactions } from './serialized-adapter.js';
+import { NO_BARRIER, serializeTransactions } from './serialized-adapter.js';
+import { type DurabilityBarrier, WalSync } from './wal-sync.js';
 
 export type Database = PrismaClient;
 export type { User as UserRecord, Session as SessionRecord, ApiToken as ApiTokenRecord } from './generated/sqlite/client.js';
@@ -11,19 +13,43 @@ export function sqlitePath(databaseUrl: string): string {
   return databaseUrl.replace(/^file:/, '');
 }
 
-/** Opens the SQLite database (creating its folder) in WAL mode. Migrations are applied separately. */
+/**
+ * Opens the SQLite database (creating its folder) in WAL mode. Migrations are applied separately.
+ *
+ * `FULL` (the default): a write is acknowledged only once it is on disk, so it survives a power cut too,
+ * not only a process crash, which is all `NORMAL` promises. The fsync that costs runs off the event loop
+ * (wal-sync.ts).
+ */
 export async function openDatabase(databaseUrl: string, synchronous: 'FULL' | 'NORMAL' = 'FULL'): Promise<Database> {
   mkdirSync(path.dirname(path.resolve(sqlitePath(databaseUrl))), { recursive: true });
   // busy timeout: WAL allows one writer; a second one waits instead of failing with SQLITE_BUSY.
-  const adapter = serializeTransactions(new PrismaBetterSqlite3({ url: databaseUrl, timeout: 5000 }));
+  const adapter = serializeTransactions(new PrismaBetterSqlite3({ url: databaseUrl, timeout: 5000 }), (connection) =>
+    prepareConnection(connection, synchronous),
+  );
   // Transactions queue behind other queries (serialized-adapter.ts): allow for that under load.
   const db = new PrismaClient({ adapter, transactionOptions: { maxWait: 10_000, timeout: 10_000 } });
-  // WAL: readers never block the writer, and a commit is one sequential append (6x faster writes here).
-  await db.$queryRawUnsafe('PRAGMA journal_mode = WAL');
-  // FULL (default): a commit we acknowledged survives a power cut too, not only a process crash, which
-  // is all NORMAL promises. FULL costs an fsync (~0.5 ms here) per write, on the event loop.
-  await db.$executeRawUnsafe(`PRAGMA synchronous = ${synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
+  await db.$connect();
   return db;
+}
+
+/** Puts a new connection in WAL mode and returns what makes its commits durable. */
+async function prepareConnection(connection: SqlDriverAdapter, synchronous: 'FULL' | 'NORMAL'): Promise<DurabilityBarrier> {
+  const firstValue = async (sql: string) => (await connection.queryRaw({ sql, args: [], argTypes: [] })).rows[0]?.[0];
+  // WAL: readers never block the writer, and a commit is one sequential append (6x faster writes here).
+  const inWalMode = (await firstValue('PRAGMA journal_mode = WAL')) === 'wal';
+  if (!inWalMode) {
+    // An in-memory database: SQLite's own setting applies.
+    await connection.executeScript(`PRAGMA synchronous = ${synchronous}`);
+    return NO_BARRIER;
+  }
+  // In WAL mode FULL differs from NORMAL only by the WAL fsync in each commit, which WalSync makes instead.
+  await connection.executeScript('PRAGMA synchronous = NORMAL');
+  if (synchronous === 'NORMAL') return NO_BARRIER;
+  // A read of the schema makes SQLite create the WAL file if it does not exist yet. SQLite names it
+  // after the database file as it resolved it (symbolic links followed), which database_list reports.
+  await firstValue('SELECT count(*) FROM sqlite_master');
+  const databaseFile = await firstValue("SELECT file FROM pragma_database_list WHERE name = 'main'");
+  return WalSync.open(`${String(databaseFile)}-wal`);
 }
 
 export async function isDatabaseReachable(db: Database): Promise<boolean> {

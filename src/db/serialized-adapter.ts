@@ -1,27 +1,50 @@
 import type { IsolationLevel, SqlDriverAdapter, SqlDriverAdapterFactory, SqlQuery, Transaction } from '@prisma/driver-adapter-utils';
+import type { DurabilityBarrier } from './wal-sync.js';
 
 /**
- * Keeps other queries out of an open interactive transaction.
+ * The one SQLite connection, shared safely: transactions kept apart, and nothing answered before it is
+ * durable.
  *
- * The better-sqlite3 adapter runs everything on one SQLite connection, and its own lock only keeps two
- * transactions apart: an ordinary query issued while another request's transaction was open ran
- * *inside* it, saw its uncommitted rows, and was rolled back with it — a logout acknowledged to one
- * client was undone by an unrelated admin action failing. Here a transaction holds a gate from start to
- * commit or rollback, and every query outside it waits at the gate. Queries are synchronous in
- * better-sqlite3 anyway, so the gate costs one promise per query and no parallelism.
+ * **Transactions.** The better-sqlite3 adapter runs everything on one SQLite connection, and its own
+ * lock only keeps two transactions apart: an ordinary query issued while another request's transaction
+ * was open ran *inside* it, saw its uncommitted rows, and was rolled back with it — a logout
+ * acknowledged to one client was undone by an unrelated admin action failing. Here a transaction holds a
+ * gate from start to commit or rollback, and every query outside it waits at the gate. Queries are
+ * synchronous in better-sqlite3 anyway, so the gate costs one promise per query and no parallelism.
+ *
+ * **Durability.** A write is marked on the barrier inside the gate, before any other statement can see
+ * it; every result (reads included) then waits outside the gate until the barrier says all writes so
+ * far are on disk (wal-sync.ts), so other statements and the next commits go on meanwhile.
+ *
+ * `connectBarrier` prepares each new connection (pragmas) and returns its barrier.
  *
  * Do not use the plain client inside a transaction callback: it would wait for its own transaction
  * (Prisma's transaction timeout then rolls it back).
  */
-export function serializeTransactions(factory: SqlDriverAdapterFactory): SqlDriverAdapterFactory {
+export function serializeTransactions(
+  factory: SqlDriverAdapterFactory,
+  connectBarrier: (adapter: SqlDriverAdapter) => Promise<DurabilityBarrier> = async () => NO_BARRIER,
+): SqlDriverAdapterFactory {
   return {
     provider: factory.provider,
     adapterName: factory.adapterName,
     async connect() {
-      return gatedAdapter(await factory.connect(), new Gate());
+      const adapter = await factory.connect();
+      try {
+        return gatedAdapter(adapter, new Gate(), await connectBarrier(adapter));
+      } catch (error) {
+        await adapter.dispose();
+        throw error;
+      }
     },
   };
 }
+
+export const NO_BARRIER: DurabilityBarrier = { written: () => {}, durable: () => undefined, refuseIfFailed: () => {}, close: async () => {} };
+
+// Prisma's reads are SELECTs; anything else (INSERT … RETURNING, UPDATE, COMMIT, PRAGMA) counts as a
+// write. Counting a read as a write costs one fsync; the reverse would acknowledge too early.
+const isRead = (sql: string) => /^\s*SELECT\b/i.test(sql);
 
 class Gate {
   #tail: Promise<void> = Promise.resolve();
@@ -45,38 +68,76 @@ class Gate {
   }
 }
 
-function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate): SqlDriverAdapter {
+function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: DurabilityBarrier): SqlDriverAdapter {
+  const afterDurable = async <T>(result: Promise<T>): Promise<T> => {
+    try {
+      return await result;
+    } finally {
+      // A failure (a unique violation, say) may depend on a write that is not yet durable, too.
+      await durability.durable();
+    }
+  };
+  const statement = <T>(run: () => Promise<T>, writes: boolean) =>
+    afterDurable(
+      gate.run(async () => {
+        durability.refuseIfFailed();
+        try {
+          return await run();
+        } finally {
+          if (writes) durability.written();
+        }
+      }),
+    );
   return {
     provider: adapter.provider,
     adapterName: adapter.adapterName,
-    queryRaw: (query: SqlQuery) => gate.run(() => adapter.queryRaw(query)),
-    executeRaw: (query: SqlQuery) => gate.run(() => adapter.executeRaw(query)),
-    executeScript: (script: string) => gate.run(() => adapter.executeScript(script)),
+    queryRaw: (query: SqlQuery) => statement(() => adapter.queryRaw(query), !isRead(query.sql)),
+    executeRaw: (query: SqlQuery) => statement(() => adapter.executeRaw(query), true),
+    executeScript: (script: string) => statement(() => adapter.executeScript(script), true),
     getConnectionInfo: adapter.getConnectionInfo?.bind(adapter),
-    dispose: () => adapter.dispose(),
+    async dispose() {
+      // Everything acknowledged stays acknowledged: let running work and its fsyncs finish first.
+      await gate.run(async () => {});
+      await durability.durable()?.catch(() => {});
+      await adapter.dispose();
+      await durability.close();
+    },
     async startTransaction(isolationLevel?: IsolationLevel): Promise<Transaction> {
       const leave = await gate.enter();
       let transaction: Transaction;
       try {
+        durability.refuseIfFailed();
+        // The transaction's reads must not see writes that are not yet durable either.
+        await durability.durable();
         transaction = await adapter.startTransaction(isolationLevel);
       } catch (error) {
         leave();
         throw error;
       }
+      const inside = <T>(run: () => Promise<T>, writes: boolean) => async () => {
+        try {
+          return await run();
+        } finally {
+          if (writes) durability.written();
+        }
+      };
       const finish = (end: () => Promise<void>) => async () => {
         try {
           await end();
         } finally {
+          durability.written();
           leave();
         }
+        await durability.durable();
       };
-      // The transaction's own queries run inside the gate it holds; only its end lets others in.
+      // The transaction's own queries run inside the gate it holds; only its end lets others in. Prisma
+      // sends COMMIT through executeRaw and then calls commit(): either one marks the write.
       return {
         provider: transaction.provider,
         adapterName: transaction.adapterName,
         options: transaction.options,
-        queryRaw: (query: SqlQuery) => transaction.queryRaw(query),
-        executeRaw: (query: SqlQuery) => transaction.executeRaw(query),
+        queryRaw: (query: SqlQuery) => inside(() => transaction.queryRaw(query), !isRead(query.sql))(),
+        executeRaw: (query: SqlQuery) => inside(() => transaction.executeRaw(query), true)(),
         createSavepoint: transaction.createSavepoint?.bind(transaction),
         rollbackToSavepoint: transaction.rollbackToSavepoint?.bind(transaction),
         releaseSavepoint: transaction.releaseSavepoint?.bind(transaction),
