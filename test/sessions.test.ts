@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it, vi } from 'vitest';
 import { RotationCommitter } from '../src/auth/rotation-commits.js';
-import { sqlitePath } from '../src/db/client.js';
+import { preparedStatementsOf, sqlitePath } from '../src/db/client.js';
 import { bearer, createTestApp, LOGIN, ManualClock, ME, REFRESH, registerUser } from './support/app.js';
 
 const DAY = 86_400_000;
@@ -113,7 +113,10 @@ describe('group commit of rotations', () => {
 
   it('writes parallel refreshes of different sessions together, and each keeps its own outcome', async () => {
     const users = await Promise.all(Array.from({ length: 8 }, () => registerUser(app)));
-    const writes = vi.spyOn(app.services.db, '$queryRaw');
+    // The server rotates through the cached prepared statement, not Prisma (prepared-statements.ts).
+    const prepared = preparedStatementsOf(app.services.db)!;
+    expect(prepared.available).toBe(true);
+    const writes = vi.spyOn(prepared, 'writeReturning');
     let rotated;
     try {
       rotated = await Promise.all(users.map((user) => refresh(user.refreshToken)));
@@ -133,24 +136,31 @@ describe('group commit of rotations', () => {
     }
   });
 
-  it('decides each claim of one batch on its own: a duplicate and a stale generation lose, the rest win', async () => {
-    const [a, b, c] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
-    await refresh(c.refreshToken); // c is at generation 1 now; its generation 0 is stale
-    const committer = new RotationCommitter(app.services.db, clock, app.services.config.sessions.idleTimeoutMs);
-    const writes = vi.spyOn(app.services.db, '$queryRaw');
-    let outcomes;
-    try {
-      const ids = [a, a, b, c].map((user) => sessionIdOf(user.refreshToken));
-      outcomes = await Promise.all(ids.map((id) => committer.claim(id, 0)));
-      expect(writes).toHaveBeenCalledTimes(1);
-    } finally {
-      writes.mockRestore();
-    }
-    expect(outcomes.map((outcome) => outcome !== null)).toEqual([true, false, true, false]);
-    const counterOf = async (user: { refreshToken: string }) =>
-      (await app.services.db.session.findUniqueOrThrow({ where: { id: sessionIdOf(user.refreshToken) } })).refreshCounter;
-    expect([await counterOf(a), await counterOf(b), await counterOf(c)]).toEqual([1, 1, 1]);
-  });
+  for (const path of ['prepared statement', 'Prisma'] as const) {
+    it(`decides each claim of one batch on its own through ${path}: a duplicate and a stale generation lose, the rest win`, async () => {
+      const [a, b, c] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
+      await refresh(c.refreshToken); // c is at generation 1 now; its generation 0 is stale
+      const prepared = path === 'Prisma' ? undefined : preparedStatementsOf(app.services.db)!;
+      const committer = new RotationCommitter(app.services.db, clock, app.services.config.sessions.idleTimeoutMs, prepared);
+      const writes = prepared ? vi.spyOn(prepared, 'writeReturning') : vi.spyOn(app.services.db, '$queryRaw');
+      let outcomes;
+      try {
+        const ids = [a, a, b, c].map((user) => sessionIdOf(user.refreshToken));
+        outcomes = await Promise.all(ids.map((id) => committer.claim(id, 0)));
+        expect(writes).toHaveBeenCalledTimes(1);
+      } finally {
+        writes.mockRestore();
+      }
+      expect(outcomes.map((outcome) => outcome !== null)).toEqual([true, false, true, false]);
+      const stored = async (user: { refreshToken: string }) =>
+        app.services.db.session.findUniqueOrThrow({ where: { id: sessionIdOf(user.refreshToken) } });
+      expect([(await stored(a)).refreshCounter, (await stored(b)).refreshCounter, (await stored(c)).refreshCounter]).toEqual([1, 1, 1]);
+      // Written in Prisma's own DateTime format: Prisma reads it back and finds it by exact value.
+      const rotatedAt = (await stored(a)).rotatedAt;
+      expect(rotatedAt.getTime()).toBe(clock.now());
+      expect(await app.services.db.session.count({ where: { id: sessionIdOf(a.refreshToken), rotatedAt: new Date(clock.now()), lastUsedAt: new Date(clock.now()) } })).toBe(1);
+    });
+  }
 
   it('refuses and ends a session whose owner another process disabled, once this process reads the owner again', async () => {
     const { refreshToken, user } = await registerUser(app);

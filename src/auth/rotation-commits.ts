@@ -1,6 +1,7 @@
 import DataLoader from 'dataloader';
 import type { Database } from '../db/client.js';
 import { Prisma } from '../db/generated/sqlite/client.js';
+import { type PreparedStatements, type SqlArgument, sqliteTimestamp } from '../db/prepared-statements.js';
 import type { Clock } from './clock.js';
 
 export interface RotationClaim {
@@ -45,6 +46,7 @@ export class RotationCommitter {
     private readonly db: Pick<Database, '$queryRaw'>,
     private readonly clock: Clock,
     private readonly idleTimeoutMs: number,
+    private readonly prepared?: PreparedStatements,
   ) {
     this.#loader = new DataLoader((claims) => this.#commit(claims), {
       cache: false,
@@ -84,11 +86,23 @@ export class RotationCommitter {
    * loop. Parameters are bound, never interpolated; `Date`s go through the adapter like any Prisma write.
    */
   async #compareAndSet(now: Date, claims: readonly RotationClaim[]): Promise<{ id: string; refreshCounter: number }[]> {
+    const idleCutoff = new Date(now.getTime() - this.idleTimeoutMs);
+    if (this.prepared?.available) {
+      // The same statement as below, as a prepared statement cached per batch size (prepared-statements.ts).
+      const sql = `UPDATE "Session" SET "refreshCounter" = "refreshCounter" + 1, "rotatedAt" = ?, "lastUsedAt" = ?
+        WHERE "revokedAt" IS NULL AND "expiresAt" > ? AND "lastUsedAt" > ?
+          AND ("id", "refreshCounter") IN (VALUES ${claims.map(() => '(?, ?)').join(', ')})
+        RETURNING "id", "refreshCounter"`;
+      const args: SqlArgument[] = [sqliteTimestamp(now), sqliteTimestamp(now), sqliteTimestamp(now), sqliteTimestamp(idleCutoff)];
+      for (const claim of claims) args.push(claim.sessionId, claim.counter);
+      const rows = await this.prepared.writeReturning<{ id: string; refreshCounter: number | bigint }>(sql, args);
+      return rows.map((row) => ({ id: row.id, refreshCounter: Number(row.refreshCounter) }));
+    }
     // The CAST types the VALUES column for PostgreSQL, which would read an untyped parameter there as text.
     const pairs = Prisma.join(claims.map((claim) => Prisma.sql`(${claim.sessionId}, CAST(${claim.counter} AS INTEGER))`));
     const rows = await this.db.$queryRaw<{ id: string; refreshCounter: number | bigint }[]>`
       UPDATE "Session" SET "refreshCounter" = "refreshCounter" + 1, "rotatedAt" = ${now}, "lastUsedAt" = ${now}
-      WHERE "revokedAt" IS NULL AND "expiresAt" > ${now} AND "lastUsedAt" > ${new Date(now.getTime() - this.idleTimeoutMs)}
+      WHERE "revokedAt" IS NULL AND "expiresAt" > ${now} AND "lastUsedAt" > ${idleCutoff}
         AND ("id", "refreshCounter") IN (VALUES ${pairs})
       RETURNING "id", "refreshCounter"`;
     return rows.map((row) => ({ id: row.id, refreshCounter: Number(row.refreshCounter) }));

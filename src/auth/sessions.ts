@@ -1,6 +1,6 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { Database, SessionRecord, UserRecord } from '../db/client.js';
+import { type Database, preparedStatementsOf, type SessionRecord, type UserRecord } from '../db/client.js';
 import type { Clock } from './clock.js';
 import { InvalidRefreshTokenError } from './errors.js';
 import { RotationCommitter } from './rotation-commits.js';
@@ -78,7 +78,7 @@ export class SessionService {
   ) {
     this.#refreshKey = refreshKey;
     this.#states = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.now() } });
-    this.#rotations = new RotationCommitter(db, clock, settings.idleTimeoutMs);
+    this.#rotations = new RotationCommitter(db, clock, settings.idleTimeoutMs, preparedStatementsOf(db));
   }
 
   /** Creates a session for a user who just proved who they are. Pass `db` to join a transaction. */

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import type { SqlDriverAdapter } from '@prisma/driver-adapter-utils';
 import { PrismaClient } from './generated/sqlite/client.js';
+import { PreparedStatements } from './prepared-statements.js';
 import { NO_BARRIER, serializeTransactions } from './serialized-adapter.js';
 import { type DurabilityBarrier, WalSync } from './wal-sync.js';
 
@@ -23,13 +24,24 @@ export function sqlitePath(databaseUrl: string): string {
 export async function openDatabase(databaseUrl: string, synchronous: 'FULL' | 'NORMAL' = 'FULL'): Promise<Database> {
   mkdirSync(path.dirname(path.resolve(sqlitePath(databaseUrl))), { recursive: true });
   // busy timeout: WAL allows one writer; a second one waits instead of failing with SQLITE_BUSY.
-  const adapter = serializeTransactions(new PrismaBetterSqlite3({ url: databaseUrl, timeout: 5000 }), (connection) =>
-    prepareConnection(connection, synchronous),
+  const prepared = new PreparedStatements();
+  const adapter = serializeTransactions(
+    new PrismaBetterSqlite3({ url: databaseUrl, timeout: 5000 }),
+    (connection) => prepareConnection(connection, synchronous),
+    prepared,
   );
   // Transactions queue behind other queries (serialized-adapter.ts): allow for that under load.
   const db = new PrismaClient({ adapter, transactionOptions: { maxWait: 10_000, timeout: 10_000 } });
+  preparedStatements.set(db, prepared);
   await db.$connect();
   return db;
+}
+
+const preparedStatements = new WeakMap<Database, PreparedStatements>();
+
+/** The cached-statement path of a database opened by openDatabase (prepared-statements.ts). */
+export function preparedStatementsOf(db: Database): PreparedStatements | undefined {
+  return preparedStatements.get(db);
 }
 
 /** Puts a new connection in WAL mode and returns what makes its commits durable. */

@@ -1,4 +1,5 @@
 import type { IsolationLevel, SqlDriverAdapter, SqlDriverAdapterFactory, SqlQuery, Transaction } from '@prisma/driver-adapter-utils';
+import { betterSqliteConnectionOf, type PreparedStatements, statementCache } from './prepared-statements.js';
 import type { DurabilityBarrier } from './wal-sync.js';
 
 /**
@@ -16,7 +17,8 @@ import type { DurabilityBarrier } from './wal-sync.js';
  * it; every result (reads included) then waits outside the gate until the barrier says all writes so
  * far are on disk (wal-sync.ts), so other statements and the next commits go on meanwhile.
  *
- * `connectBarrier` prepares each new connection (pragmas) and returns its barrier.
+ * `connectBarrier` prepares each new connection (pragmas) and returns its barrier; `prepared`, if given,
+ * is attached to each new connection (prepared-statements.ts).
  *
  * Do not use the plain client inside a transaction callback: it would wait for its own transaction
  * (Prisma's transaction timeout then rolls it back).
@@ -24,6 +26,7 @@ import type { DurabilityBarrier } from './wal-sync.js';
 export function serializeTransactions(
   factory: SqlDriverAdapterFactory,
   connectBarrier: (adapter: SqlDriverAdapter) => Promise<DurabilityBarrier> = async () => NO_BARRIER,
+  prepared?: PreparedStatements,
 ): SqlDriverAdapterFactory {
   return {
     provider: factory.provider,
@@ -31,7 +34,7 @@ export function serializeTransactions(
     async connect() {
       const adapter = await factory.connect();
       try {
-        return gatedAdapter(adapter, new Gate(), await connectBarrier(adapter));
+        return gatedAdapter(adapter, new Gate(), await connectBarrier(adapter), prepared);
       } catch (error) {
         await adapter.dispose();
         throw error;
@@ -68,7 +71,7 @@ class Gate {
   }
 }
 
-function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: DurabilityBarrier): SqlDriverAdapter {
+function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: DurabilityBarrier, prepared?: PreparedStatements): SqlDriverAdapter {
   const afterDurable = async <T>(result: Promise<T>): Promise<T> => {
     try {
       return await result;
@@ -88,6 +91,15 @@ function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: Durabil
         }
       }),
     );
+  const connection = prepared && betterSqliteConnectionOf(adapter);
+  if (prepared) {
+    const prepare = connection && statementCache(connection);
+    prepared.attach(
+      prepare &&
+        (<T>(sql: string, args: readonly unknown[], writes: boolean) =>
+          statement(async () => prepare(sql).all(...args) as T[], writes)),
+    );
+  }
   return {
     provider: adapter.provider,
     adapterName: adapter.adapterName,
@@ -99,6 +111,7 @@ function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: Durabil
       // Everything acknowledged stays acknowledged: let running work and its fsyncs finish first.
       await gate.run(async () => {});
       await durability.durable()?.catch(() => {});
+      prepared?.attach(undefined);
       await adapter.dispose();
       await durability.close();
     },
