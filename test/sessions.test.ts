@@ -141,6 +141,7 @@ describe('group commit of rotations', () => {
       const [a, b, c] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
       await refresh(c.refreshToken); // c is at generation 1 now; its generation 0 is stale
       const prepared = path === 'Prisma' ? undefined : preparedStatementsOf(app.services.db)!;
+      if (prepared) expect(prepared.available).toBe(true);
       const committer = new RotationCommitter(app.services.db, clock, app.services.config.sessions.idleTimeoutMs, prepared);
       const writes = prepared ? vi.spyOn(prepared, 'writeReturning') : vi.spyOn(app.services.db, '$queryRaw');
       let outcomes;

@@ -6,6 +6,7 @@ import Sqlite from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openDatabase } from '../src/db/client.js';
 import { PrismaClient } from '../src/db/generated/sqlite/client.js';
+import { PreparedStatements, sqliteTimestamp } from '../src/db/prepared-statements.js';
 import { serializeTransactions } from '../src/db/serialized-adapter.js';
 import { type SyncedFile, WalSync } from '../src/db/wal-sync.js';
 import { freshDatabaseUrl } from './support/db.js';
@@ -92,10 +93,15 @@ describe('database results wait for durability', () => {
   async function databaseWithControlledSync() {
     const { file, pending, finishAll } = controlledFile();
     const url = await freshDatabaseUrl();
-    const adapter = serializeTransactions(new PrismaBetterSqlite3({ url }), async (connection) => {
-      await connection.executeScript('PRAGMA journal_mode = WAL');
-      return new WalSync(file);
-    });
+    const prepared = new PreparedStatements();
+    const adapter = serializeTransactions(
+      new PrismaBetterSqlite3({ url }),
+      async (connection) => {
+        await connection.executeScript('PRAGMA journal_mode = WAL');
+        return new WalSync(file);
+      },
+      prepared,
+    );
     const db = new PrismaClient({ adapter });
     const rowsSeenByAnotherProcess = () => {
       const other = new Sqlite(url.replace(/^file:/, ''));
@@ -105,7 +111,8 @@ describe('database results wait for durability', () => {
         other.close();
       }
     };
-    return { db, pending, finishAll, rowsSeenByAnotherProcess };
+    await db.$connect();
+    return { db, pending, finishAll, rowsSeenByAnotherProcess, prepared };
   }
 
   it('acknowledges a write, and a read that could see it, only after the fsync', async () => {
@@ -170,14 +177,52 @@ describe('database results wait for durability', () => {
     await db.$disconnect();
   });
 
+  const insertUser = (prepared: PreparedStatements, id: string) =>
+    prepared.writeReturning<{ id: string }>(
+      'INSERT INTO "User" ("id", "username", "usernameKey", "passwordHash", "updatedAt") VALUES (?, ?, ?, ?, ?) RETURNING "id"',
+      [id, id, id, 'x', sqliteTimestamp(new Date())],
+    );
+
+  it('holds a prepared statement to the same rules: after the fsync, and never inside a transaction', async () => {
+    const { db, pending, finishAll, rowsSeenByAnotherProcess, prepared } = await databaseWithControlledSync();
+    expect(prepared.available).toBe(true);
+    const written = insertUser(prepared, 'prepared');
+    await until(() => pending.length === 1);
+    expect(await isSettled(written)).toBe(false);
+    finishAll();
+    expect(await written).toEqual([{ id: 'prepared' }]);
+
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const transaction = started(db.$transaction(async (tx) => {
+      await tx.user.create({ data: user('uncommitted') });
+      await held;
+    }));
+    await until(() => rowsSeenByAnotherProcess() === 1 && pending.length === 0);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const outside = insertUser(prepared, 'outside');
+    expect(await isSettled(outside)).toBe(false);
+    release();
+    await until(() => pending.length === 1);
+    finishAll();
+    await transaction;
+    await until(() => pending.length === 1);
+    finishAll();
+    expect(await outside).toEqual([{ id: 'outside' }]);
+    expect(rowsSeenByAnotherProcess()).toBe(3);
+    await db.$disconnect();
+    expect(prepared.available).toBe(false);
+  });
+
   it('runs nothing more once an fsync has failed', async () => {
-    const { db, pending, rowsSeenByAnotherProcess } = await databaseWithControlledSync();
+    const { db, pending, rowsSeenByAnotherProcess, prepared } = await databaseWithControlledSync();
     const created = started(db.user.create({ data: user('lost') }));
     await until(() => pending.length === 1);
     pending[0]!.fail(new Error('EIO'));
     await expect(created).rejects.toThrow(/fsync of the SQLite WAL failed/);
     await expect(db.user.create({ data: user('after') })).rejects.toThrow(/fsync of the SQLite WAL failed/);
     await expect(db.user.findMany()).rejects.toThrow(/fsync of the SQLite WAL failed/);
+    await expect(insertUser(prepared, 'prepared')).rejects.toThrow(/fsync of the SQLite WAL failed/);
     expect(rowsSeenByAnotherProcess()).toBe(1);
     await db.$disconnect();
   });

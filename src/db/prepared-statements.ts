@@ -23,8 +23,13 @@ export class PreparedStatements {
   #runner: StatementRunner | undefined;
 
   /** Called by the adapter wrapper on each connect. */
-  attach(runner: StatementRunner | undefined): void {
+  attach(runner: StatementRunner): void {
     this.#runner = runner;
+  }
+
+  /** Called when that connection closes; a newer connection's runner stays. */
+  detach(runner: StatementRunner): void {
+    if (this.#runner === runner) this.#runner = undefined;
   }
 
   get available(): boolean {
@@ -38,7 +43,8 @@ export class PreparedStatements {
   }
 }
 
-/** A date as Prisma's better-sqlite3 adapter stores a DateTime (its default `iso8601` format). */
+/** A date as Prisma's better-sqlite3 adapter stores a DateTime in its default `iso8601` format, which
+ *  openDatabase keeps (it sets no `timestampFormat`). */
 export function sqliteTimestamp(date: Date): string {
   return date.toISOString().replace('Z', '+00:00');
 }
@@ -49,9 +55,9 @@ export function betterSqliteConnectionOf(adapter: unknown): Sqlite.Database | un
   return client instanceof Sqlite ? client : undefined;
 }
 
-/** Prepared statements by SQL text; the rotation has one text per batch size. */
+/** Prepared statements by SQL text; the rotation has one text per batch size (at most 500, a few KiB each). */
 export function statementCache(connection: Sqlite.Database): (sql: string) => Sqlite.Statement {
-  const cache = new LRUCache<string, Sqlite.Statement>({ max: 64 });
+  const cache = new LRUCache<string, Sqlite.Statement>({ max: 512 });
   return (sql) => {
     let statement = cache.get(sql);
     if (!statement) cache.set(sql, (statement = connection.prepare(sql)));

@@ -1,5 +1,5 @@
 import type { IsolationLevel, SqlDriverAdapter, SqlDriverAdapterFactory, SqlQuery, Transaction } from '@prisma/driver-adapter-utils';
-import { betterSqliteConnectionOf, type PreparedStatements, statementCache } from './prepared-statements.js';
+import { betterSqliteConnectionOf, type PreparedStatements, type StatementRunner, statementCache } from './prepared-statements.js';
 import type { DurabilityBarrier } from './wal-sync.js';
 
 /**
@@ -92,14 +92,16 @@ function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: Durabil
       }),
     );
   const connection = prepared && betterSqliteConnectionOf(adapter);
-  if (prepared) {
-    const prepare = connection && statementCache(connection);
-    prepared.attach(
-      prepare &&
-        (<T>(sql: string, args: readonly unknown[], writes: boolean) =>
-          statement(async () => prepare(sql).all(...args) as T[], writes)),
-    );
-  }
+  const prepare = connection && statementCache(connection);
+  const runner: StatementRunner | undefined =
+    prepare &&
+    (<T>(sql: string, args: readonly unknown[], writes: boolean) =>
+      statement(async () => {
+        // Raw better-sqlite3 errors (SqliteError), not Prisma's: callers only tell success from failure.
+        if (!connection.open) throw new Error('the database connection is closed');
+        return prepare(sql).all(...args) as T[];
+      }, writes));
+  if (runner) prepared?.attach(runner);
   return {
     provider: adapter.provider,
     adapterName: adapter.adapterName,
@@ -108,12 +110,17 @@ function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: Durabil
     executeScript: (script: string) => statement(() => adapter.executeScript(script), true),
     getConnectionInfo: adapter.getConnectionInfo?.bind(adapter),
     async dispose() {
-      // Everything acknowledged stays acknowledged: let running work and its fsyncs finish first.
-      await gate.run(async () => {});
-      await durability.durable()?.catch(() => {});
-      prepared?.attach(undefined);
-      await adapter.dispose();
-      await durability.close();
+      if (runner) prepared?.detach(runner);
+      // Everything acknowledged stays acknowledged: running work and its fsyncs finish first, and the
+      // connection closes while the gate holds back anything that arrives meanwhile.
+      const leave = await gate.enter();
+      try {
+        await durability.durable()?.catch(() => {});
+        await adapter.dispose();
+        await durability.close();
+      } finally {
+        leave();
+      }
     },
     async startTransaction(isolationLevel?: IsolationLevel): Promise<Transaction> {
       const leave = await gate.enter();
