@@ -87,24 +87,27 @@ export class RotationCommitter {
    */
   async #compareAndSet(now: Date, claims: readonly RotationClaim[]): Promise<{ id: string; refreshCounter: number }[]> {
     const idleCutoff = new Date(now.getTime() - this.idleTimeoutMs);
+    type Row = { id: string; refreshCounter: number | bigint };
+    let rows: Row[];
     if (this.prepared?.available) {
       // The same statement as below, as a prepared statement cached per batch size (prepared-statements.ts).
       const sql = `UPDATE "Session" SET "refreshCounter" = "refreshCounter" + 1, "rotatedAt" = ?, "lastUsedAt" = ?
         WHERE "revokedAt" IS NULL AND "expiresAt" > ? AND "lastUsedAt" > ?
           AND ("id", "refreshCounter") IN (VALUES ${claims.map(() => '(?, ?)').join(', ')})
         RETURNING "id", "refreshCounter"`;
-      const args: SqlArgument[] = [sqliteTimestamp(now), sqliteTimestamp(now), sqliteTimestamp(now), sqliteTimestamp(idleCutoff)];
+      const stamp = sqliteTimestamp(now);
+      const args: SqlArgument[] = [stamp, stamp, stamp, sqliteTimestamp(idleCutoff)];
       for (const claim of claims) args.push(claim.sessionId, claim.counter);
-      const rows = await this.prepared.writeReturning<{ id: string; refreshCounter: number | bigint }>(sql, args);
-      return rows.map((row) => ({ id: row.id, refreshCounter: Number(row.refreshCounter) }));
+      rows = await this.prepared.writeReturning<Row>(sql, args);
+    } else {
+      // The CAST types the VALUES column for PostgreSQL, which would read an untyped parameter there as text.
+      const pairs = Prisma.join(claims.map((claim) => Prisma.sql`(${claim.sessionId}, CAST(${claim.counter} AS INTEGER))`));
+      rows = await this.db.$queryRaw<Row[]>`
+        UPDATE "Session" SET "refreshCounter" = "refreshCounter" + 1, "rotatedAt" = ${now}, "lastUsedAt" = ${now}
+        WHERE "revokedAt" IS NULL AND "expiresAt" > ${now} AND "lastUsedAt" > ${idleCutoff}
+          AND ("id", "refreshCounter") IN (VALUES ${pairs})
+        RETURNING "id", "refreshCounter"`;
     }
-    // The CAST types the VALUES column for PostgreSQL, which would read an untyped parameter there as text.
-    const pairs = Prisma.join(claims.map((claim) => Prisma.sql`(${claim.sessionId}, CAST(${claim.counter} AS INTEGER))`));
-    const rows = await this.db.$queryRaw<{ id: string; refreshCounter: number | bigint }[]>`
-      UPDATE "Session" SET "refreshCounter" = "refreshCounter" + 1, "rotatedAt" = ${now}, "lastUsedAt" = ${now}
-      WHERE "revokedAt" IS NULL AND "expiresAt" > ${now} AND "lastUsedAt" > ${idleCutoff}
-        AND ("id", "refreshCounter") IN (VALUES ${pairs})
-      RETURNING "id", "refreshCounter"`;
     return rows.map((row) => ({ id: row.id, refreshCounter: Number(row.refreshCounter) }));
   }
 

@@ -3,8 +3,8 @@ import { LRUCache } from 'lru-cache';
 
 export type SqlArgument = string | number | bigint | null;
 
-/** Runs SQL on the shared connection, under the same gate and durability rules as Prisma's queries. */
-export type StatementRunner = <T>(sql: string, args: readonly SqlArgument[], writes: boolean) => Promise<T[]>;
+/** Runs a write on the shared connection, under the same gate and durability rules as Prisma's queries. */
+export type StatementRunner = <T>(sql: string, args: readonly SqlArgument[]) => Promise<T[]>;
 
 /**
  * The hottest statement (the refresh-token rotation) as a cached prepared statement on the adapter's own
@@ -39,7 +39,7 @@ export class PreparedStatements {
   /** Runs a statement that writes and returns rows (`… RETURNING`). */
   writeReturning<T>(sql: string, args: readonly SqlArgument[]): Promise<T[]> {
     if (!this.#runner) throw new Error('no prepared-statement connection attached');
-    return this.#runner<T>(sql, args, true);
+    return this.#runner<T>(sql, args);
   }
 }
 

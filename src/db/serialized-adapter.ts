@@ -80,27 +80,31 @@ function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: Durabil
       await durability.durable();
     }
   };
+  // Marks the write as soon as the statement ends, before any other statement can see it.
+  const marked = async <T>(run: () => Promise<T>, writes: boolean): Promise<T> => {
+    try {
+      return await run();
+    } finally {
+      if (writes) durability.written();
+    }
+  };
   const statement = <T>(run: () => Promise<T>, writes: boolean) =>
     afterDurable(
-      gate.run(async () => {
+      gate.run(() => {
         durability.refuseIfFailed();
-        try {
-          return await run();
-        } finally {
-          if (writes) durability.written();
-        }
+        return marked(run, writes);
       }),
     );
   const connection = prepared && betterSqliteConnectionOf(adapter);
   const prepare = connection && statementCache(connection);
   const runner: StatementRunner | undefined =
     prepare &&
-    (<T>(sql: string, args: readonly unknown[], writes: boolean) =>
+    (<T>(sql: string, args: readonly unknown[]) =>
       statement(async () => {
         // Raw better-sqlite3 errors (SqliteError), not Prisma's: callers only tell success from failure.
         if (!connection.open) throw new Error('the database connection is closed');
         return prepare(sql).all(...args) as T[];
-      }, writes));
+      }, true));
   if (runner) prepared?.attach(runner);
   return {
     provider: adapter.provider,
@@ -134,13 +138,6 @@ function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: Durabil
         leave();
         throw error;
       }
-      const inside = <T>(run: () => Promise<T>, writes: boolean) => async () => {
-        try {
-          return await run();
-        } finally {
-          if (writes) durability.written();
-        }
-      };
       const finish = (end: () => Promise<void>) => async () => {
         try {
           await end();
@@ -156,8 +153,8 @@ function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: Durabil
         provider: transaction.provider,
         adapterName: transaction.adapterName,
         options: transaction.options,
-        queryRaw: (query: SqlQuery) => inside(() => transaction.queryRaw(query), !isRead(query.sql))(),
-        executeRaw: (query: SqlQuery) => inside(() => transaction.executeRaw(query), true)(),
+        queryRaw: (query: SqlQuery) => marked(() => transaction.queryRaw(query), !isRead(query.sql)),
+        executeRaw: (query: SqlQuery) => marked(() => transaction.executeRaw(query), true),
         createSavepoint: transaction.createSavepoint?.bind(transaction),
         rollbackToSavepoint: transaction.rollbackToSavepoint?.bind(transaction),
         releaseSavepoint: transaction.releaseSavepoint?.bind(transaction),
