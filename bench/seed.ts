@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import { loadOrCreateKeyFile } from '../src/auth/keys.js';
 import { PasswordHasher } from '../src/auth/passwords.js';
 import { openDatabase } from '../src/db/client.js';
 import { applyMigrations } from '../src/db/migrate.js';
@@ -17,12 +18,15 @@ export interface SeedResult {
 }
 
 /**
- * Migrates a fresh SQLite database in dataDir (as `npm start` would) and inserts `users` accounts that
+ * Migrates a fresh SQLite database in dataDir and creates its key file (as `npm start` would), then inserts `users` accounts that
  * all share one password, hashed once: 10,000 separate argon2 hashes would take minutes.
  */
 export async function seedDatabase(dataDir: string, users: number): Promise<SeedResult> {
   const databaseUrl = `file:${path.join(dataDir, 'gatehouse.db')}`;
   await applyMigrations(databaseUrl);
+  // The keys first, as the first `npm start` on the empty database would: a server refuses to create them
+  // for a database that already has users (src/services.ts).
+  await loadOrCreateKeyFile(path.join(dataDir, 'keys.json'), new Date());
   const passwordHash = await new PasswordHasher({ ...OWASP_ARGON2, concurrency: 1 }).hash(BENCH_PASSWORD);
   const db = await openDatabase(databaseUrl);
   try {

@@ -1,17 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { unwatchFile, watchFile } from 'node:fs';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import { NoSchemaIntrospectionCustomRule } from 'graphql';
-import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { GraphQLError, NoSchemaIntrospectionCustomRule } from 'graphql';
+import { createYoga, maskError, type MaskError, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Authenticator, Viewer } from './auth/authenticate.js';
 import type { Clock } from './auth/clock.js';
 import { AuthenticationError } from './auth/errors.js';
 import { readKeyFile } from './auth/keys.js';
+import { clientNetwork } from './auth/rate-limit.js';
 import type { Config } from './config.js';
 import type { Audit, ServerContext, Services, UserContext } from './context.js';
-import { isDatabaseReachable } from './db/client.js';
+import { databaseBusyIn } from './db/busy.js';
+import { databaseWriteProbe } from './db/data-files.js';
 import { graphiqlExample } from './graphiql-example.js';
+import { useCors } from './http/cors.js';
 import { useCsrfPrevention } from './http/csrf-prevention.js';
+import { useErrorAnswers } from './http/error-answers.js';
 import { useRequestBodyLimit } from './http/request-body-limit.js';
 import { createLogger, type Logger } from './logger.js';
 import { unauthenticated } from './schema/graphql-errors.js';
@@ -35,10 +39,12 @@ export interface AppOptions {
 
 /** Builds the whole application against an already migrated database. Listening is main.ts's job. */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
-  const { services, keysCreated } = await createServices(config, options.clock);
+  const { services, keysCreated, warnings } = await createServices(config, options.clock);
   const { db, accessTokens } = services;
   const logger = options.logger ?? createLogger(config.logLevel);
+  for (const warning of warnings) logger.warn({ event: 'startup_warning' }, warning);
   const limits = config.graphql;
+  const databaseIsWritable = databaseWriteProbe(db, config.databaseUrl);
 
   const yoga = createYoga<ServerContext, UserContext>({
     schema,
@@ -50,7 +56,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     maxRequestBodySize: false,
     // One operation per request: a batch would multiply every per-request limit.
     batching: false,
-    cors: corsOptions(limits.corsOrigins),
+    // Yoga's CORS echoes any origin with credentials for "*" and answers "null" to unlisted ones; ours is
+    // in the plugins below (http/cors.ts).
+    cors: false,
+    // Masking stays on in every mode. Yoga's isDev (internal message and stack in extensions.originalError)
+    // would follow process.env.NODE_ENV; only the explicit GRAPHQL_DEBUG_ERRORS turns it on.
+    maskedErrors: { isDev: limits.debugErrors, maskError: maskUnexpectedError },
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
@@ -60,6 +71,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     context: ({ request, req }) => {
       const requestId = randomUUID();
       const ip = clientIp(config.http.trustProxy, request, req?.socket.remoteAddress);
+      // The one place an address becomes what limits count (an IPv6 client per prefix); logs keep `ip`.
+      const network = ip === null ? null : clientNetwork(ip, config.rateLimits.ipv6Prefix);
       let viewer: Promise<Viewer | null> | undefined;
       let resolved: Viewer | null = null;
       const audit: Audit = (event, outcome, userId, level = outcome === 'success' ? 'info' : 'warn') => {
@@ -69,6 +82,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         services,
         requestId,
         clientIp: ip,
+        clientNetwork: network,
         userAgent: request.headers.get('user-agent'),
         viewer: () =>
           (viewer ??= authenticate(services.authenticator, request.headers.get('authorization'), audit).then((found) => (resolved = found))),
@@ -77,10 +91,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       };
     },
     plugins: [
-      useGetEndpoint('/health', async ({ Response }) => new Response(null, { status: (await isDatabaseReachable(db)) ? 200 : 503 })),
+      // Readiness: 503 unless the database answers AND can still take writes (data-files.ts).
+      useGetEndpoint('/health', async ({ Response }) => new Response(null, { status: (await databaseIsWritable()) ? 200 : 503 })),
       useGetEndpoint('/.well-known/jwks.json', ({ Response }) =>
         Response.json(accessTokens.jwks(), { headers: { 'cache-control': 'public, max-age=300' } }),
       ),
+      useCors(limits.corsOrigins),
       useCsrfPrevention(),
       EnvelopArmorPlugin({
         maxDepth: { n: limits.maxDepth },
@@ -88,9 +104,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         maxDirectives: { n: limits.maxDirectives },
         maxTokens: { n: limits.maxTokens },
         costLimit: { maxCost: limits.maxCost },
-        blockFieldSuggestion: { enabled: !limits.introspection },
+        // Replaced by useErrorAnswers, which also covers arguments, types, enum values and variables.
+        blockFieldSuggestion: { enabled: false },
       }),
       ...(limits.introspection ? [] : [useIntrospectionDisabled()]),
+      useErrorAnswers({ hideSuggestions: !limits.introspection, hideInternals: !limits.debugErrors }),
       // Refused with HTTP 413 before any parsing. Last, like Yoga's own limit: it wraps whichever request
       // parser the plugins before it chose.
       useRequestBodyLimit(limits.maxRequestBodyBytes),
@@ -98,7 +116,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   });
 
   // The admin CLI rotates keys by replacing the key file; a running server takes the new key up within
-  // a second or two. Polling (not fs.watch) survives the file being replaced by a rename.
+  // a second or two. Polling (not fs.watch) survives the file being replaced by a rename. rotate-keys
+  // renames a complete, flushed file into place, so a read sees the old file or the new one whole; a file
+  // that cannot be read or parsed (e.g. copied over in place, wrong owner) is logged as an error and the
+  // keys in memory stay in use, so a bad file never takes the running server down.
   const reloadKeys = () => {
     readKeyFile(config.keysFile)
       .then((keys) => accessTokens.reload(keys))
@@ -139,12 +160,6 @@ async function authenticate(
   }
 }
 
-function corsOptions(origins: readonly string[]) {
-  if (origins.length === 0) return false;
-  if (origins.includes('*')) return { origin: '*' };
-  return { origin: [...origins], credentials: true };
-}
-
 /** Refuses introspection queries (production default): the schema is published as schema.graphql instead. */
 function useIntrospectionDisabled(): Plugin {
   return {
@@ -179,3 +194,19 @@ function clientIp(trustProxy: boolean, request: Request, peer: string | undefine
   }
   return peer ?? null;
 }
+
+/**
+ * Yoga's masking ("Unexpected error.", details only in the log), with one exception clients can act on: a
+ * write that waited out another process's database lock (db/busy.ts) changed nothing and may be retried.
+ */
+const maskUnexpectedError: MaskError = (error, message, isDev) => {
+  for (let cause: unknown = error, depth = 0; cause && depth < 5; depth += 1) {
+    if (databaseBusyIn(cause)) {
+      return new GraphQLError('The database is busy; nothing was changed. Try again.', {
+        extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: 1 },
+      });
+    }
+    cause = (cause as { originalError?: unknown; cause?: unknown }).originalError ?? (cause as { cause?: unknown }).cause;
+  }
+  return maskError(error, message, isDev);
+};

@@ -3,14 +3,17 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Argon2Settings } from './auth/passwords.js';
 import { parseRateLimit, type RateLimitRule, type RateLimitRuleName } from './auth/rate-limit.js';
+import { crossFieldProblems, isListenHost, rateLimitProblem, sqliteUrlProblem } from './config-checks.js';
 
 // Every setting Gatehouse reads from its environment. Parsed once at start-up; the rest of the code
 // receives the frozen result and never touches process.env. `.env.example` documents each variable.
 
 const OWASP_ARGON2 = { memoryKiB: 19456, timeCost: 2, parallelism: 1 } as const;
 
-const number = () => z.coerce.number({ error: 'expected a number' });
+// The custom message only for input that is not a number: bound checks keep their own ("must be ≥ 4").
+const number = () => z.coerce.number({ error: (issue) => (issue.code === 'invalid_type' ? 'expected a number' : undefined) });
 const positiveInt = (fallback: number) => number().int().positive().default(fallback);
+const atLeast = (floor: number, fallback: number) => number().int().min(floor).default(fallback);
 const flag = (fallback: boolean) => z.stringbool().default(fallback);
 const rateLimit = (fallback: string) =>
   z
@@ -18,7 +21,10 @@ const rateLimit = (fallback: string) =>
     .default(fallback)
     .transform((spec, ctx) => {
       try {
-        return parseRateLimit(spec);
+        const rule = parseRateLimit(spec);
+        const problem = rateLimitProblem(rule);
+        if (problem) ctx.addIssue({ code: 'custom', message: `"${spec}": ${problem}` });
+        return rule;
       } catch (error) {
         ctx.addIssue({ code: 'custom', message: (error as Error).message });
         return z.NEVER;
@@ -29,16 +35,28 @@ const optionalSecret = z
   .optional()
   .refine((value) => value === undefined || Buffer.byteLength(value) >= 32, 'must be at least 32 bytes long');
 
+// 100 years: far beyond any sensible session, and far below what a Date or the database can hold.
+const MAX_SESSION_DAYS = 36_500;
+const sessionDaysMessage = `must be at most ${MAX_SESSION_DAYS} (100 years)`;
+
 const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-  HOST: z.string().min(1).default('127.0.0.1'),
+  HOST: z
+    .string()
+    .default('127.0.0.1')
+    .refine(isListenHost, 'must be an IP address or a host name, without brackets, scheme or port (e.g. 127.0.0.1, 0.0.0.0, ::, localhost)'),
   PORT: number().int().min(0).max(65535).default(4000),
+  SHUTDOWN_TIMEOUT_SECONDS: number().int().min(0).max(600).default(10),
   DATA_DIR: z.string().min(1).default('data'),
   DATABASE_URL: z
     .string()
-    .regex(/^file:/, 'only SQLite `file:` URLs are supported in this version')
-    .optional(),
+    .optional()
+    .superRefine((url, ctx) => {
+      const problem = url === undefined ? undefined : sqliteUrlProblem(url);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
   KEYS_FILE: z.string().min(1).optional(),
+  ALLOW_NEW_KEYS: flag(false),
   SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('FULL'),
   TRUST_PROXY: flag(false),
   REGISTRATION_MODE: z.enum(['open', 'admin']).default('open'),
@@ -48,13 +66,14 @@ const environmentSchema = z.object({
   JWT_SECRET: optionalSecret,
   ACCESS_TOKEN_TTL_SECONDS: number().int().min(30).max(86_400).default(900),
   REFRESH_TOKEN_SECRET: optionalSecret,
-  SESSION_IDLE_TIMEOUT_DAYS: number().positive().default(30),
-  SESSION_ABSOLUTE_LIFETIME_DAYS: number().positive().default(90),
+  SESSION_IDLE_TIMEOUT_DAYS: number().positive().max(MAX_SESSION_DAYS, sessionDaysMessage).default(30),
+  SESSION_ABSOLUTE_LIFETIME_DAYS: number().positive().max(MAX_SESSION_DAYS, sessionDaysMessage).default(90),
   REFRESH_REUSE_GRACE_SECONDS: number().int().min(0).max(300).default(10),
 
-  ARGON2_MEMORY_KIB: positiveInt(OWASP_ARGON2.memoryKiB),
-  ARGON2_TIME_COST: positiveInt(OWASP_ARGON2.timeCost),
-  ARGON2_PARALLELISM: positiveInt(OWASP_ARGON2.parallelism),
+  // Upper bounds: argon2's own (32-bit memory and passes, 24-bit lanes); beyond them every hash fails.
+  ARGON2_MEMORY_KIB: number().int().positive().max(2 ** 32 - 1).default(OWASP_ARGON2.memoryKiB),
+  ARGON2_TIME_COST: number().int().positive().max(2 ** 32 - 1).default(OWASP_ARGON2.timeCost),
+  ARGON2_PARALLELISM: number().int().positive().max(2 ** 24 - 1).default(OWASP_ARGON2.parallelism),
   ARGON2_CONCURRENCY: number().int().positive().optional(),
   // Read, not set: libuv sizes its thread pool from it (default 4; 0 counts as 1, at most 1024).
   UV_THREADPOOL_SIZE: number().int().min(0).default(4),
@@ -64,28 +83,60 @@ const environmentSchema = z.object({
   RATE_LIMIT_LOGIN_ACCOUNT: rateLimit('10/5m'),
   RATE_LIMIT_USER_EXISTS: rateLimit('60/1m'),
   RATE_LIMIT_REFRESH: rateLimit('60/1m'),
-  RATE_LIMIT_MAX_KEYS: positiveInt(100_000),
+  RATE_LIMIT_AVAILABILITY_PROBE: rateLimit('10/1h'),
+  RATE_LIMIT_AVAILABILITY_PROBE_ACCOUNT: rateLimit('5/1h'),
+  RATE_LIMIT_IPV6_PREFIX: number().int().min(0).max(128).default(64),
+  // Both in-memory maps (rate limits, lockout) allocate their whole index up front: 10 million keys already
+  // take hundreds of MiB and seconds at start; beyond that the start takes minutes or fails.
+  RATE_LIMIT_MAX_KEYS: number().int().positive().max(10_000_000).default(100_000),
 
   LOCKOUT_THRESHOLD: positiveInt(10),
   LOCKOUT_BASE_SECONDS: positiveInt(30),
-  LOCKOUT_MAX_SECONDS: positiveInt(900),
-  LOCKOUT_MIN_SOURCES: positiveInt(3),
+  // lockout.ts forgets a counter an hour after its last failure, which would end a longer lock early.
+  LOCKOUT_MAX_SECONDS: number().int().positive().max(3600, 'must be at most 3600 (lockout state is kept for an hour)').default(900),
+  // lockout.ts records at most 32 distinct addresses per name: a higher minimum would never lock.
+  LOCKOUT_MIN_SOURCES: number().int().positive().max(32, 'must be at most 32 (distinct addresses tracked per name)').default(3),
 
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  CORS_ORIGINS: z.string().optional(),
+  CORS_ORIGINS: z
+    .string()
+    .optional()
+    .superRefine((list, ctx) => {
+      for (const origin of list?.split(',').map((entry) => entry.trim()).filter(Boolean) ?? []) {
+        if (!isCorsOrigin(origin)) ctx.addIssue({ code: 'custom', message: `"${origin}" is not an origin (scheme://host[:port], no path) nor *` });
+      }
+    }),
+  // Stack traces and internal messages in answers. Never follows NODE_ENV: an exposed development server
+  // must not hand them out.
+  GRAPHQL_DEBUG_ERRORS: flag(false),
   GRAPHIQL: z.stringbool().optional(),
   INTROSPECTION: z.stringbool().optional(),
-  MAX_REQUEST_BODY_BYTES: positiveInt(65_536),
-  GRAPHQL_MAX_DEPTH: positiveInt(10),
+  // Floors: below them register, login, refresh or me itself is refused (test/hardening/operator-traps.test.ts).
+  MAX_REQUEST_BODY_BYTES: atLeast(1024, 65_536),
+  GRAPHQL_MAX_DEPTH: atLeast(4, 10),
   GRAPHQL_MAX_ALIASES: positiveInt(15),
   GRAPHQL_MAX_DIRECTIVES: positiveInt(20),
-  GRAPHQL_MAX_TOKENS: positiveInt(2_000),
+  GRAPHQL_MAX_TOKENS: atLeast(200, 2_000),
   // Our costliest operation, a full users page (first: 100, every field, through fragments), costs 8,281
   // in graphql-armor's model; 5,000 refused it.
-  GRAPHQL_MAX_COST: positiveInt(20_000),
+  GRAPHQL_MAX_COST: atLeast(200, 20_000),
 });
 
 export type Environment = Record<string, string | undefined>;
+
+/**
+ * "*" or an exact origin as browsers send it. "null" (sandboxed frames, file: pages) is refused: any page
+ * can make its origin null, so allowing it would allow everyone, with credentials.
+ */
+function isCorsOrigin(origin: string): boolean {
+  if (origin === '*') return true;
+  try {
+    const url = new URL(origin);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === origin;
+  } catch {
+    return false;
+  }
+}
 
 /** Every variable Gatehouse reads (documented one by one in .env.example). */
 export const environmentVariables: readonly string[] = Object.keys(environmentSchema.shape);
@@ -93,6 +144,8 @@ export const environmentVariables: readonly string[] = Object.keys(environmentSc
 export interface Config {
   readonly env: 'development' | 'production' | 'test';
   readonly http: { readonly host: string; readonly port: number; readonly trustProxy: boolean };
+  /** On SIGTERM/SIGINT, how long requests already accepted may take to finish before the process exits. */
+  readonly shutdownTimeoutSeconds: number;
   /** open: anyone may register. admin: only an administrator creates accounts. */
   readonly registrationMode: 'open' | 'admin';
   readonly dataDir: string;
@@ -100,6 +153,8 @@ export interface Config {
   /** FULL: acknowledged writes survive power loss. NORMAL: only a process crash, but no fsync per write. */
   readonly sqliteSynchronous: 'FULL' | 'NORMAL';
   readonly keysFile: string;
+  /** Whether a missing key file may be replaced by new keys although the database has users or sessions. */
+  readonly allowNewKeys: boolean;
   readonly jwt: {
     readonly issuer: string;
     readonly audience: string;
@@ -114,7 +169,12 @@ export interface Config {
     readonly reuseGraceMs: number;
   };
   readonly argon2: Argon2Settings;
-  readonly rateLimits: { readonly rules: Readonly<Record<RateLimitRuleName, RateLimitRule>>; readonly maxKeys: number };
+  readonly rateLimits: {
+    readonly rules: Readonly<Record<RateLimitRuleName, RateLimitRule>>;
+    readonly maxKeys: number;
+    /** IPv6 clients are counted per network of this many leading bits; IPv4 per address. */
+    readonly ipv6Prefix: number;
+  };
   readonly lockout: {
     readonly threshold: number;
     readonly baseDelayMs: number;
@@ -124,8 +184,10 @@ export interface Config {
   };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly graphql: {
-    /** Origins allowed by CORS; '*' any. Empty: no cross-origin requests. */
+    /** Origins allowed by CORS, with credentials; '*' any, without credentials. Empty: no cross-origin requests. */
     readonly corsOrigins: readonly string[];
+    /** Unexpected errors' messages and stack traces in answers (GRAPHQL_DEBUG_ERRORS). */
+    readonly debugErrors: boolean;
     readonly graphiql: boolean;
     readonly introspection: boolean;
     readonly maxRequestBodyBytes: number;
@@ -154,42 +216,64 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** libuv's pool size for a UV_THREADPOOL_SIZE value (0 counts as 1, at most 1024). */
+const threadPoolSizeOf = (setting: number) => Math.min(1024, Math.max(1, setting));
+
+/** One hash per core, and always a pool thread left for fsyncs and signatures. */
+const defaultArgon2Concurrency = (poolSetting: number) => Math.max(1, Math.min(os.availableParallelism(), threadPoolSizeOf(poolSetting) - 1));
+
 /** Parses the whole environment at once; throws a ConfigError listing every problem found. */
 export function loadConfig(environment: Environment): Config {
   // Empty strings mean "not set" (a blank line in .env should not fail validation).
   const present = Object.fromEntries(Object.entries(environment).filter(([, value]) => value !== undefined && value !== ''));
   const parsed = environmentSchema.safeParse(present);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`));
-  }
-  const e = parsed.data;
-
-  const threadPoolSize = Math.min(1024, Math.max(1, e.UV_THREADPOOL_SIZE));
-  const problems: string[] = [];
+  const problems = parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`);
+  // Rules between settings run even when other settings are invalid, so the list is complete at once; a rule
+  // whose own inputs are invalid is skipped (those are already reported).
+  const field = <K extends keyof typeof environmentSchema.shape>(name: K): z.output<(typeof environmentSchema.shape)[K]> | undefined => {
+    const result = environmentSchema.shape[name].safeParse(present[name]);
+    return result.success ? (result.data as z.output<(typeof environmentSchema.shape)[K]>) : undefined;
+  };
   // The cheap argon2 settings exist for tests; a production deployment must not run below OWASP's floor.
-  if (e.NODE_ENV === 'production') {
+  if (field('NODE_ENV') === 'production') {
     for (const [name, value, floor] of [
-      ['ARGON2_MEMORY_KIB', e.ARGON2_MEMORY_KIB, OWASP_ARGON2.memoryKiB],
-      ['ARGON2_TIME_COST', e.ARGON2_TIME_COST, OWASP_ARGON2.timeCost],
+      ['ARGON2_MEMORY_KIB', field('ARGON2_MEMORY_KIB'), OWASP_ARGON2.memoryKiB],
+      ['ARGON2_TIME_COST', field('ARGON2_TIME_COST'), OWASP_ARGON2.timeCost],
     ] as const) {
-      if (value < floor) problems.push(`${name}: must be at least ${floor} when NODE_ENV=production`);
+      if (value !== undefined && value < floor) problems.push(`${name}: must be at least ${floor} when NODE_ENV=production`);
     }
   }
-  if (e.SESSION_IDLE_TIMEOUT_DAYS > e.SESSION_ABSOLUTE_LIFETIME_DAYS) {
-    problems.push('SESSION_IDLE_TIMEOUT_DAYS: must not exceed SESSION_ABSOLUTE_LIFETIME_DAYS');
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
+  const poolSize = field('UV_THREADPOOL_SIZE');
+  const concurrency = field('ARGON2_CONCURRENCY') ?? (poolSize === undefined ? undefined : defaultArgon2Concurrency(poolSize));
+  problems.push(
+    ...crossFieldProblems({
+      accessTokenTtlSeconds: field('ACCESS_TOKEN_TTL_SECONDS'),
+      sessionIdleDays: field('SESSION_IDLE_TIMEOUT_DAYS'),
+      sessionAbsoluteDays: field('SESSION_ABSOLUTE_LIFETIME_DAYS'),
+      reuseGraceSeconds: field('REFRESH_REUSE_GRACE_SECONDS'),
+      argon2MemoryKiB: field('ARGON2_MEMORY_KIB'),
+      argon2TimeCost: field('ARGON2_TIME_COST'),
+      argon2Parallelism: field('ARGON2_PARALLELISM'),
+      argon2HashesAtOnce: concurrency === undefined || poolSize === undefined ? undefined : Math.min(concurrency, threadPoolSizeOf(poolSize)),
+      lockoutBaseSeconds: field('LOCKOUT_BASE_SECONDS'),
+      lockoutMaxSeconds: field('LOCKOUT_MAX_SECONDS'),
+    }),
+  );
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
+  const e = parsed.data;
 
   const dataDir = path.resolve(e.DATA_DIR);
   const production = e.NODE_ENV === 'production';
   return deepFreeze({
     env: e.NODE_ENV,
     http: { host: e.HOST, port: e.PORT, trustProxy: e.TRUST_PROXY },
+    shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
     registrationMode: e.REGISTRATION_MODE,
     dataDir,
     databaseUrl: e.DATABASE_URL ?? `file:${path.join(dataDir, 'gatehouse.db')}`,
     sqliteSynchronous: e.SQLITE_SYNCHRONOUS,
     keysFile: path.resolve(e.KEYS_FILE ?? path.join(dataDir, 'keys.json')),
+    allowNewKeys: e.ALLOW_NEW_KEYS,
     jwt: {
       issuer: e.JWT_ISSUER,
       audience: e.JWT_AUDIENCE,
@@ -206,8 +290,7 @@ export function loadConfig(environment: Environment): Config {
       memoryKiB: e.ARGON2_MEMORY_KIB,
       timeCost: e.ARGON2_TIME_COST,
       parallelism: e.ARGON2_PARALLELISM,
-      // One hash per core, and always a pool thread left for fsyncs and signatures.
-      concurrency: e.ARGON2_CONCURRENCY ?? Math.max(1, Math.min(os.availableParallelism(), threadPoolSize - 1)),
+      concurrency: e.ARGON2_CONCURRENCY ?? defaultArgon2Concurrency(e.UV_THREADPOOL_SIZE),
     },
     rateLimits: {
       rules: {
@@ -216,8 +299,11 @@ export function loadConfig(environment: Environment): Config {
         loginAccount: e.RATE_LIMIT_LOGIN_ACCOUNT,
         userExists: e.RATE_LIMIT_USER_EXISTS,
         refresh: e.RATE_LIMIT_REFRESH,
+        availabilityProbe: e.RATE_LIMIT_AVAILABILITY_PROBE,
+        availabilityProbeAccount: e.RATE_LIMIT_AVAILABILITY_PROBE_ACCOUNT,
       },
       maxKeys: e.RATE_LIMIT_MAX_KEYS,
+      ipv6Prefix: e.RATE_LIMIT_IPV6_PREFIX,
     },
     lockout: {
       threshold: e.LOCKOUT_THRESHOLD,
@@ -228,8 +314,10 @@ export function loadConfig(environment: Environment): Config {
     },
     logLevel: e.LOG_LEVEL,
     graphql: {
-      // Development answers any origin; production none until CORS_ORIGINS names them.
+      // Development answers any origin, but never with credentials (http/cors.ts); production none until
+      // CORS_ORIGINS names them.
       corsOrigins: e.CORS_ORIGINS !== undefined ? e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean) : production ? [] : ['*'],
+      debugErrors: e.GRAPHQL_DEBUG_ERRORS,
       graphiql: e.GRAPHIQL ?? !production,
       introspection: e.INTROSPECTION ?? !production,
       maxRequestBodyBytes: e.MAX_REQUEST_BODY_BYTES,

@@ -36,7 +36,10 @@ export type Audit = (event: string, outcome: string, userId: string | null, leve
 /** What createApp adds to every request. */
 export interface UserContext {
   readonly services: Services;
+  /** As seen (logged, stored with sessions). */
   readonly clientIp: string | null;
+  /** What per-client limits count the client as: clientIp, or for IPv6 its network prefix (rate-limit.ts clientNetwork). */
+  readonly clientNetwork: string | null;
   readonly userAgent: string | null;
   /** The caller, resolved from the Authorization header on first use; throws UNAUTHENTICATED for a bad token. */
   readonly viewer: () => Promise<Viewer | null>;

@@ -1,10 +1,13 @@
-import { createServer } from 'node:http';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
-import { applyMigrations } from './db/migrate.js';
 import { sqlitePath } from './db/client.js';
+import { prepareDataFiles } from './db/data-files.js';
+import { applyMigrations } from './db/migrate.js';
+import { drainOnSignals } from './http/graceful-shutdown.js';
+import { listenFirst } from './http/listen-first.js';
+import { createLogger } from './logger.js';
 
-// The process entry point: configuration, migrations, then listen. Everything else is in createApp.
+// The process entry point: configuration, the port, migrations, then serve. Everything else is in createApp.
 
 async function main(): Promise<void> {
   let config;
@@ -18,14 +21,20 @@ async function main(): Promise<void> {
     throw error;
   }
 
+  // The port first: a start that cannot listen fails before it writes anything (listen-first.ts).
+  const { server, serve } = await listenFirst(config.http.port, config.http.host);
+  // Folder 0700 and database file 0600 before the migration creates the file with the umask's mode.
+  const logger = createLogger(config.logLevel);
+  for (const warning of prepareDataFiles(config.databaseUrl, config.keysFile)) logger.warn({ event: 'startup_warning' }, warning);
   await applyMigrations(config.databaseUrl);
-  const app = await createApp(config);
-  const server = createServer(app.yoga);
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.http.port, config.http.host, resolve);
+  const app = await createApp(config, { logger });
+  // SIGTERM/SIGINT: stop accepting, let accepted requests finish, then close the database (graceful-shutdown.ts).
+  const drain = drainOnSignals(server, {
+    timeoutMs: config.shutdownTimeoutSeconds * 1000,
+    close: () => app.close(),
+    log: (line) => console.log(line),
   });
+  serve(drain.guard(app.yoga));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.http.port;
   const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
@@ -35,14 +44,6 @@ async function main(): Promise<void> {
   console.log(`  JWKS:      http://${shownHost}:${port}/.well-known/jwks.json`);
   console.log(`  Database:  ${sqlitePath(config.databaseUrl)}`);
   console.log(`  Keys:      ${config.keysFile}${app.keysCreated ? ' (created now; back this file up)' : ''}`);
-
-  const shutdown = () => {
-    server.close(() => void app.close().then(() => process.exit(0)));
-    // Open keep-alive connections would hold close() forever.
-    server.closeAllConnections();
-  };
-  process.once('SIGINT', shutdown);
-  process.once('SIGTERM', shutdown);
 }
 
 main().catch((error: unknown) => {

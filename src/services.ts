@@ -3,7 +3,7 @@ import { AccountService } from './auth/accounts.js';
 import { ApiTokenService } from './auth/api-tokens.js';
 import { Authenticator } from './auth/authenticate.js';
 import { systemClock, type Clock } from './auth/clock.js';
-import { loadOrCreateKeyFile } from './auth/keys.js';
+import { keyFilePermissionProblem, loadOrCreateKeyFile, type KeyFile } from './auth/keys.js';
 import { LoginLockout } from './auth/lockout.js';
 import { PasswordHasher } from './auth/passwords.js';
 import { BoundedMemoryStore } from './auth/rate-limit-store.js';
@@ -13,12 +13,35 @@ import { UserAdministration } from './auth/user-admin.js';
 import { UserCache } from './auth/user-cache.js';
 import type { Config } from './config.js';
 import type { Services } from './context.js';
-import { openDatabase } from './db/client.js';
+import { openDatabase, type Database } from './db/client.js';
+
+export interface CreatedServices {
+  readonly services: Services;
+  /** Whether this start created the key file (first start). */
+  readonly keysCreated: boolean;
+  /** Problems worth an operator's attention that did not stop the start (the caller logs them). */
+  readonly warnings: readonly string[];
+}
 
 /** Wires the auth services over an already migrated database; shared by the server and the admin CLI. */
-export async function createServices(config: Config, clock: Clock = systemClock): Promise<{ services: Services; keysCreated: boolean }> {
+export async function createServices(config: Config, clock: Clock = systemClock): Promise<CreatedServices> {
   const db = await openDatabase(config.databaseUrl, config.sqliteSynchronous);
-  const { keys, created: keysCreated } = await loadOrCreateKeyFile(config.keysFile, new Date(clock.now()));
+  let keys: KeyFile;
+  let keysCreated: boolean;
+  const warnings: string[] = [];
+  try {
+    ({ keys, created: keysCreated } = await loadOrCreateKeyFile(config.keysFile, new Date(clock.now()), {
+      beforeCreate: () => refuseNewKeysOverExistingData(db, config),
+    }));
+    const problem = await keyFilePermissionProblem(config.keysFile);
+    // Refused in production: a readable private key is a silent, total compromise. Elsewhere (a developer's
+    // checkout, CI) a warning, since files there often get the umask's 0644.
+    if (problem && config.env === 'production') throw new Error(`${problem} Gatehouse does not start with it when NODE_ENV=production.`);
+    if (problem) warnings.push(problem);
+  } catch (error) {
+    await db.$disconnect();
+    throw error;
+  }
   const refreshKey = Buffer.from(config.sessions.refreshTokenSecret ?? keys.refreshTokenSecret, 'utf8');
 
   const accessTokens = await AccessTokenService.create(config.jwt, keys, clock);
@@ -37,5 +60,23 @@ export async function createServices(config: Config, clock: Clock = systemClock)
     authenticator: new Authenticator(accessTokens, sessions, apiTokens, userCache),
     rateLimiter: new RateLimiter(config.rateLimits.rules, new BoundedMemoryStore({ maxIdentities: config.rateLimits.maxKeys })),
   };
-  return { services, keysCreated };
+  return { services, keysCreated, warnings };
+}
+
+/**
+ * A missing key file on a database that is in use is almost always a mistake (a lost volume, a wrong
+ * KEYS_FILE or DATA_DIR): new keys would silently end every session. Only an empty database, or the
+ * operator's explicit ALLOW_NEW_KEYS, gets new keys.
+ */
+async function refuseNewKeysOverExistingData(db: Database, config: Config): Promise<void> {
+  // With both JWT_SECRET and REFRESH_TOKEN_SECRET set, nothing issued depends on the file's keys.
+  const fileKeysInUse = config.jwt.secret === undefined || config.sessions.refreshTokenSecret === undefined;
+  if (config.allowNewKeys || !fileKeysInUse) return;
+  const [users, sessions] = await Promise.all([db.user.count(), db.session.count()]);
+  if (users === 0 && sessions === 0) return;
+  throw new Error(
+    `The key file ${config.keysFile} is missing, but the database already has ${users} user(s) and ${sessions} session(s): ` +
+      'new keys would end every session. Restore the key file from your backup to that path (check KEYS_FILE and DATA_DIR), ' +
+      'or, to start over with new keys and sign everybody out, start once with ALLOW_NEW_KEYS=true and then unset it.',
+  );
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { LastAdminError } from '../src/auth/errors.js';
 import { bearer, createTestApp, REFRESH, registerUser, type TestApp } from './support/app.js';
 import { createApiToken, errorCode, login, me, readTable, registerAdmin, USER_FIELDS } from './support/accounts.js';
+import { OPERATOR } from '../src/auth/admin-actor.js';
 
 const app = await createTestApp();
 
@@ -273,7 +274,7 @@ describe('the last administrator', () => {
     // A database of its own, so exactly one administrator exists.
     const solo = await createTestApp();
     const admin = await registerUser(solo);
-    await solo.services.users.setRole(admin.user.id, 'ADMIN');
+    await solo.services.users.setRole(admin.user.id, 'ADMIN', OPERATOR);
     const id = admin.user.id;
 
     expect(await adminCall(solo, SET_ROLE, { id, role: 'USER' }, admin.accessToken)).toMatchObject({ __typename: 'LastAdminError', code: 'LAST_ADMIN' });
@@ -288,7 +289,7 @@ describe('the last administrator', () => {
 
     // A disabled administrator does not count as a second one.
     const dormant = await registerUser(solo);
-    await solo.services.users.setRole(dormant.user.id, 'ADMIN');
+    await solo.services.users.setRole(dormant.user.id, 'ADMIN', OPERATOR);
     expect((await adminCall(solo, DISABLE, { id: dormant.user.id }, admin.accessToken)).__typename).toBe('User');
     expect((await adminCall(solo, SET_ROLE, { id, role: 'USER' }, admin.accessToken)).__typename).toBe('LastAdminError');
 
@@ -304,13 +305,13 @@ describe('the last administrator', () => {
     const race = await createTestApp();
     const first = await registerUser(race);
     const second = await registerUser(race);
-    await race.services.users.setRole(first.user.id, 'ADMIN');
-    await race.services.users.setRole(second.user.id, 'ADMIN');
+    await race.services.users.setRole(first.user.id, 'ADMIN', OPERATOR);
+    await race.services.users.setRole(second.user.id, 'ADMIN', OPERATOR);
     // Through the service, so both reach the last-admin check (through the API the loser may already be
     // refused as no longer an administrator).
     const results = await Promise.allSettled([
-      race.services.users.setRole(second.user.id, 'USER'),
-      race.services.users.setRole(first.user.id, 'USER'),
+      race.services.users.setRole(second.user.id, 'USER', OPERATOR),
+      race.services.users.setRole(first.user.id, 'USER', OPERATOR),
     ]);
     expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
     const rejected = results.find((result) => result.status === 'rejected') as PromiseRejectedResult;
@@ -322,8 +323,8 @@ describe('the last administrator', () => {
     const duo = await createTestApp();
     const first = await registerUser(duo);
     const second = await registerUser(duo);
-    await duo.services.users.setRole(first.user.id, 'ADMIN');
-    await duo.services.users.setRole(second.user.id, 'ADMIN');
+    await duo.services.users.setRole(first.user.id, 'ADMIN', OPERATOR);
+    await duo.services.users.setRole(second.user.id, 'ADMIN', OPERATOR);
 
     expect((await adminCall(duo, DISABLE, { id: first.user.id }, first.accessToken)).__typename).toBe('User');
     expect(errorCode(await duo.gql(USERS, { first: 1 }, bearer(first.accessToken)))).toBe('UNAUTHENTICATED');

@@ -8,6 +8,8 @@ const rules = (login: RateLimitRule) => ({
   login,
   loginAccount: login,
   userExists: login,
+  availabilityProbe: login,
+  availabilityProbeAccount: login,
   refresh: login,
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createTestApp, registerUser } from './support/app.js';
+import { OPERATOR } from '../src/auth/admin-actor.js';
 
 // SQLite runs on one connection: these prove a transaction neither swallows nor rolls back work that
 // other requests had acknowledged while it was open, and that the last-admin guard holds under races.
@@ -34,7 +35,7 @@ describe('transactions on the shared connection', () => {
     const sessions = await Promise.all(Array.from({ length: 40 }, () => loginSession()));
     const outcomes = await Promise.allSettled([
       ...sessions.map(({ sessionId }) => app.services.sessions.revoke(sessionId, 'logout')),
-      ...Array.from({ length: 10 }, () => app.services.users.setRole(admin.id, 'USER')),
+      ...Array.from({ length: 10 }, () => app.services.users.setRole(admin.id, 'USER', OPERATOR)),
     ]);
     expect(outcomes.slice(0, 40).every((outcome) => outcome.status === 'fulfilled' && outcome.value)).toBe(true);
     expect(outcomes.slice(40).every((outcome) => outcome.status === 'rejected')).toBe(true);
@@ -51,7 +52,7 @@ describe('transactions on the shared connection', () => {
       await app.services.db.user.updateMany({ where: { role: 'ADMIN' }, data: { role: 'USER' } });
       const a = await app.services.accounts.createUser({ username: `a${Date.now()}${first}`, password: 'admin password 1' }, 'ADMIN');
       const b = await app.services.accounts.createUser({ username: `b${Date.now()}${second}`, password: 'admin password 1' }, 'ADMIN');
-      const results = await Promise.allSettled([app.services.users[first](a.id), app.services.users[second](b.id)]);
+      const results = await Promise.allSettled([app.services.users[first](a.id, OPERATOR), app.services.users[second](b.id, OPERATOR)]);
       expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
       expect(await app.services.db.user.count({ where: { role: 'ADMIN', disabledAt: null } })).toBe(1);
     }

@@ -127,7 +127,8 @@ export class AccessTokenService {
   async verify(token: string): Promise<AccessClaims> {
     const cached = this.#verified?.get(token);
     if (cached) {
-      // The same rule as jose's: expired once exp <= now - tolerance (whole seconds).
+      // The same rule as jose's: expired once exp <= now - tolerance (whole seconds). `exp` is a wall-clock
+      // time written into the token, so this is the wall clock (no duration of ours is measured here).
       if (cached.expiresAt / 1000 <= Math.floor(this.clock.now() / 1000) - CLOCK_TOLERANCE_SECONDS) {
         this.#verified!.delete(token);
         throw new AuthenticationError('expired', 'The access token has expired.');

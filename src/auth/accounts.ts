@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Database, UserRecord } from '../db/client.js';
 import type { AccessTokenService } from './access-tokens.js';
+import { type AdminActor, assertActorMayAdminister, OPERATOR } from './admin-actor.js';
 import {
   AccountDisabledError,
+  AuthenticationError,
   ValidationError,
   EmailTakenError,
   InvalidCredentialsError,
@@ -89,6 +91,23 @@ export function isUniqueViolation(error: unknown): boolean {
   return (error as { code?: string } | null)?.code === 'P2002';
 }
 
+/** Prisma's "record to update or delete does not exist": the row went in a race. */
+export function isRecordGone(error: unknown): boolean {
+  return (error as { code?: string } | null)?.code === 'P2025';
+}
+
+/**
+ * The lockout's key. Once the typed name is found, the account's id: a username and an email are two
+ * spellings of one account and share one counter (and re-authentication, which knows only the id, counts
+ * too). A name no account has is keyed by the name as typed, so a lock says nothing about existence.
+ * The prefixes keep the two kinds apart whatever is typed.
+ */
+const accountLockKey = (userId: string) => `account:${userId}`;
+const nameLockKey = (typedName: string) => `name:${typedName}`;
+
+const sessionEnded = () => new AuthenticationError('session_ended', 'The session has ended; log in again.');
+const accountGone = () => new AuthenticationError('user_unavailable', 'The account is not available.');
+
 /** Registration, login and account look-ups: the account rules, free of GraphQL. */
 export class AccountService {
   constructor(
@@ -106,12 +125,15 @@ export class AccountService {
     return this.#authResult(user, issued!);
   }
 
-  /** An account made by an administrator (admin registration mode, CLI): no session is started. */
-  async createUser(input: RegisterInput, role: Role = 'USER'): Promise<UserRecord> {
-    return (await this.#create(input, role, null)).user;
+  /**
+   * An account made by an administrator (admin registration mode: `actor` is the caller, checked again
+   * where the account is inserted) or by the operator (CLI). No session is started.
+   */
+  async createUser(input: RegisterInput, role: Role = 'USER', actor: AdminActor = OPERATOR): Promise<UserRecord> {
+    return (await this.#create(input, role, null, actor)).user;
   }
 
-  async #create(input: RegisterInput, role: Role, meta: ClientMeta | null): Promise<{ user: UserRecord; issued: IssuedSession | null }> {
+  async #create(input: RegisterInput, role: Role, meta: ClientMeta | null, actor: AdminActor = OPERATOR): Promise<{ user: UserRecord; issued: IssuedSession | null }> {
     // Validation (including the password length bound) happens before any hashing.
     const valid = validate(registerSchema, input);
     const usernameKey = foldCase(valid.username);
@@ -121,6 +143,7 @@ export class AccountService {
     const passwordHash = await this.passwords.hash(valid.password);
     try {
       return await this.db.$transaction(async (tx) => {
+        await assertActorMayAdminister(tx, actor);
         const user = await tx.user.create({
           data: {
             id: randomUUID(),
@@ -144,24 +167,34 @@ export class AccountService {
 
   async login(input: LoginInput, meta: ClientMeta): Promise<AuthResult> {
     const valid = validate(loginSchema, input);
-    const key = foldCase(valid.username);
-    const source = meta.ip ?? 'unknown';
-    // Checked before any lookup or hashing, and the same for names that do not exist.
-    const lockedMs = this.lockout.lockedFor(key, source);
-    if (lockedMs > 0) throw InvalidCredentialsError.locked(Math.ceil(lockedMs / 1000));
-
-    const user = await this.db.user.findUnique({ where: key.includes('@') ? { emailKey: key } : { usernameKey: key } });
+    const typedName = foldCase(valid.username);
+    const source = meta.network ?? meta.ip ?? 'unknown';
+    // The lookup comes first (both kinds of name cost one indexed read), then the lock, then the hash:
+    // a locked name, known or not, is answered without hashing and alike.
+    const user = await this.db.user.findUnique({ where: typedName.includes('@') ? { emailKey: typedName } : { usernameKey: typedName } });
+    const lockKey = user ? accountLockKey(user.id) : nameLockKey(typedName);
+    this.#refuseIfLocked(lockKey, source);
     // Same work and same answer whether the user is unknown or the password wrong.
     const passwordMatches = user
       ? await this.passwords.verify(user.passwordHash, valid.password)
       : await this.passwords.verifyAgainstDummy(valid.password);
     if (!user || !passwordMatches) {
-      this.lockout.recordFailure(key, source);
+      this.lockout.recordFailure(lockKey, source);
       throw new InvalidCredentialsError();
     }
-    this.lockout.recordSuccess(key, source);
+    this.lockout.recordSuccess(lockKey, source);
     if (user.disabledAt) throw new AccountDisabledError();
-    return this.#authResult(user, await this.sessions.start(user.id, meta));
+    // The password was checked against this version of the credentials; a change that committed since
+    // (password, disable, delete, logout everywhere) refuses the session instead of letting it outlive it.
+    const issued = await this.sessions.startIfCurrent(user.id, meta, user.credentialsVersion);
+    if (issued === 'disabled') throw new AccountDisabledError();
+    if (issued === 'credentials_changed') throw new InvalidCredentialsError();
+    return this.#authResult(user, issued);
+  }
+
+  #refuseIfLocked(lockKey: string, source: string): void {
+    const lockedMs = this.lockout.lockedFor(lockKey, source);
+    if (lockedMs > 0) throw InvalidCredentialsError.locked(Math.ceil(lockedMs / 1000));
   }
 
   /** Exchanges a refresh token for new tokens (rotation with reuse detection lives in SessionService). */
@@ -200,6 +233,8 @@ export class AccountService {
       return user;
     } catch (error) {
       if (isUniqueViolation(error)) throw new EmailTakenError();
+      // Deleted while this request was on its way: the caller's credentials are gone with it.
+      if (isRecordGone(error)) throw accountGone();
       throw error;
     }
   }
@@ -207,29 +242,53 @@ export class AccountService {
   /**
    * Replaces the password after checking the current one, and ends every other session: whoever else
    * knew the old password is logged out, the caller stays in. Returns how many sessions were ended.
+   *
+   * One transaction writes the new hash, bumps the credentials version and revokes the other sessions:
+   * a crash leaves either all of it or none. It applies only if the credentials are still those the
+   * current password was checked against (a parallel change wins once; the other is refused) and the
+   * caller's session is still in force.
    */
-  async changePassword(userId: string, keepSessionId: string, input: ChangePasswordInput): Promise<number> {
+  async changePassword(userId: string, keepSessionId: string, input: ChangePasswordInput, meta: Pick<ClientMeta, 'ip' | 'network'> = { ip: null, network: null }): Promise<number> {
     const valid = validate(changePasswordSchema, input);
-    const user = await this.#requirePassword(userId, valid.currentPassword);
+    const user = await this.#reauthenticate(userId, valid.currentPassword, meta);
     const fieldErrors = [];
     if (valid.newPassword.toLowerCase() === user.usernameKey) fieldErrors.push({ field: 'newPassword', message: 'must not be the same as the username' });
     if (valid.newPassword === valid.currentPassword) fieldErrors.push({ field: 'newPassword', message: 'must differ from the current password' });
     if (fieldErrors.length > 0) throw new ValidationError(fieldErrors);
-    await this.db.user.update({ where: { id: userId }, data: { passwordHash: await this.passwords.hash(valid.newPassword) } });
+    const passwordHash = await this.passwords.hash(valid.newPassword);
+    const ended = await this.db.$transaction(async (tx) => {
+      if (!(await this.sessions.isInForce(keepSessionId, userId, tx))) throw sessionEnded();
+      const { count } = await tx.user.updateMany({ where: { id: userId, credentialsVersion: user.credentialsVersion }, data: { passwordHash } });
+      // The password changed since it was checked: the one presented may no longer be the current one.
+      if (count === 0) throw new InvalidCredentialsError();
+      return this.sessions.endForCredentialChange(tx, userId, 'password_changed', keepSessionId);
+    });
     this.users.forget(userId);
-    return this.sessions.revokeAllForUser(userId, 'password_changed', keepSessionId);
+    return ended;
   }
 
-  /** Verifies a password the caller typed again (change password, delete account). */
-  async #requirePassword(userId: string, password: string): Promise<UserRecord> {
+  /**
+   * Checks a password the signed-in caller typed again (change password, delete account). It counts
+   * toward the same lockout as login, keyed by the account: a stolen access token gives no fresh
+   * guesses, and a locked account refuses re-authentication with LOGIN_LOCKED.
+   */
+  async #reauthenticate(userId: string, password: string, meta: Pick<ClientMeta, 'ip' | 'network'>): Promise<UserRecord> {
+    const lockKey = accountLockKey(userId);
+    const source = meta.network ?? meta.ip ?? 'unknown';
+    this.#refuseIfLocked(lockKey, source);
     const user = await this.db.user.findUnique({ where: { id: userId } });
-    if (!user || !(await this.passwords.verify(user.passwordHash, password))) throw new InvalidCredentialsError();
+    if (!user) throw accountGone();
+    if (!(await this.passwords.verify(user.passwordHash, password))) {
+      this.lockout.recordFailure(lockKey, source);
+      throw new InvalidCredentialsError();
+    }
+    this.lockout.recordSuccess(lockKey, source);
     return user;
   }
 
   /** Checks a password the caller typed again, e.g. before deleting their account. */
-  async verifyPassword(userId: string, password: string): Promise<UserRecord> {
-    return this.#requirePassword(userId, validate(presentedPasswordSchema, password));
+  async verifyPassword(userId: string, password: string, meta: Pick<ClientMeta, 'ip' | 'network'> = { ip: null, network: null }): Promise<UserRecord> {
+    return this.#reauthenticate(userId, validate(presentedPasswordSchema, password), meta);
   }
 
   async #assertAvailable(usernameKey: string, emailKey: string | null): Promise<void> {

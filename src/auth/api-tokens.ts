@@ -59,31 +59,44 @@ export class ApiTokenService {
     private readonly clock: Clock,
     cache: { maxEntries: number; ttlMs: number } = { maxEntries: 10_000, ttlMs: 30_000 },
   ) {
-    this.#cache = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.now() } });
+    // Lifetime in monotonic time: setting the wall clock back must not keep a revoked token cached.
+    this.#cache = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.monotonicMs() } });
   }
 
-  /** Creates a token for `userId`. `mayAdmin`: whether the owner is an administrator right now. */
-  async create(userId: string, input: CreateApiTokenInput, mayAdmin: boolean): Promise<{ token: string; record: ApiTokenRecord }> {
+  /**
+   * Creates a token for `userId`, asked for from their session `sessionId`. Decided inside the insert's
+   * transaction, so nothing that committed since the request was let in is missed: the session must still
+   * be in force (a token minted by a session that a password change or logout just ended would outlive
+   * it), the account enabled (a token born during a disable would come back on enable), the admin scope
+   * only for a current administrator, and the per-user limit exact under parallel requests.
+   */
+  async create(userId: string, sessionId: string, input: CreateApiTokenInput): Promise<{ token: string; record: ApiTokenRecord }> {
     const valid = validate(createSchema, input);
-    if (valid.scopes.includes('admin') && !mayAdmin) {
-      throw new ValidationError([{ field: 'scopes', message: 'admin is only for administrators' }]);
-    }
-    const count = await this.db.apiToken.count({ where: { userId, revokedAt: null } });
-    if (count >= MAX_TOKENS_PER_USER) {
-      throw new ValidationError([{ field: 'input', message: `at most ${MAX_TOKENS_PER_USER} active tokens per user; revoke one first` }]);
-    }
     const token = `${API_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     const now = this.clock.now();
-    const record = await this.db.apiToken.create({
-      data: {
-        id: randomUUID(),
-        userId,
-        name: valid.name,
-        scopes: [...new Set(valid.scopes)].join(' '),
-        secretHash: hashSecret(token),
-        createdAt: new Date(now),
-        expiresAt: valid.expiresInDays ? new Date(now + valid.expiresInDays * 86_400_000) : null,
-      },
+    const record = await this.db.$transaction(async (tx) => {
+      const session = await tx.session.findUnique({ where: { id: sessionId }, select: { userId: true, revokedAt: true } });
+      if (!session || session.userId !== userId || session.revokedAt) throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
+      const owner = await tx.user.findUnique({ where: { id: userId }, select: { role: true, disabledAt: true } });
+      if (!owner || owner.disabledAt) throw new AuthenticationError('user_unavailable', 'The account is not available.');
+      if (valid.scopes.includes('admin') && owner.role !== 'ADMIN') {
+        throw new ValidationError([{ field: 'scopes', message: 'admin is only for administrators' }]);
+      }
+      const count = await tx.apiToken.count({ where: { userId, revokedAt: null } });
+      if (count >= MAX_TOKENS_PER_USER) {
+        throw new ValidationError([{ field: 'input', message: `at most ${MAX_TOKENS_PER_USER} active tokens per user; revoke one first` }]);
+      }
+      return tx.apiToken.create({
+        data: {
+          id: randomUUID(),
+          userId,
+          name: valid.name,
+          scopes: [...new Set(valid.scopes)].join(' '),
+          secretHash: hashSecret(token),
+          createdAt: new Date(now),
+          expiresAt: valid.expiresInDays ? new Date(now + valid.expiresInDays * 86_400_000) : null,
+        },
+      });
     });
     return { token, record };
   }
@@ -166,7 +179,10 @@ export class ApiTokenService {
 
   /** lastUsedAt is written at most once a minute per token: a busy script must not mean a write per request. */
   #recordUse(token: CachedToken, now: number): void {
-    if (now - token.lastUsedWrittenAt < LAST_USED_WRITE_INTERVAL_MS) return;
+    // Wall-clock times (the stored lastUsedAt seeds it): after the clock was set back the difference is
+    // negative, and the write happens rather than waiting for the clock to catch up.
+    const sinceWritten = now - token.lastUsedWrittenAt;
+    if (sinceWritten >= 0 && sinceWritten < LAST_USED_WRITE_INTERVAL_MS) return;
     token.lastUsedWrittenAt = now;
     this.db.apiToken.update({ where: { id: token.id }, data: { lastUsedAt: new Date(now) } }).catch(() => {
       // Best effort: a lost timestamp (e.g. the token was deleted meanwhile) must not fail the request.

@@ -16,6 +16,7 @@ export interface LockoutSettings {
 interface Counter {
   failures: number;
   locks: number;
+  /** On the clock's monotonic reading: a wall-clock jump must neither extend nor end a lock. */
   lockedUntil: number;
   readonly sources: Set<string>;
 }
@@ -33,7 +34,8 @@ const MAX_SOURCES_TRACKED = 32;
  *   for every address (a distributed guess). The per-address rate limits bound how fast any one address
  *   contributes.
  * A successful login clears both. State is in memory, bounded (LRU), and forgotten an hour after the
- * last failure.
+ * last failure. Every duration here is monotonic time (the clock's `monotonicMs`), so setting the wall
+ * clock back neither extends a lock nor keeps a counter alive longer.
  */
 export class LoginLockout {
   readonly #counters: LRUCache<string, Counter>;
@@ -42,18 +44,18 @@ export class LoginLockout {
     private readonly settings: LockoutSettings,
     private readonly clock: Clock,
   ) {
-    this.#counters = new LRUCache({ max: settings.maxEntries, ttl: 3_600_000, perf: { now: () => clock.now() } });
+    this.#counters = new LRUCache({ max: settings.maxEntries, ttl: 3_600_000, perf: { now: () => clock.monotonicMs() } });
   }
 
   /** Milliseconds until `name` may be tried again from `source`; 0 when it may be tried now. */
   lockedFor(name: string, source: string): number {
-    const now = this.clock.now();
+    const now = this.clock.monotonicMs();
     const until = Math.max(this.#counters.get(pairKey(name, source))?.lockedUntil ?? 0, this.#counters.get(nameKey(name))?.lockedUntil ?? 0);
     return Math.max(0, until - now);
   }
 
   recordFailure(name: string, source: string): void {
-    const now = this.clock.now();
+    const now = this.clock.monotonicMs();
     const pair = this.#count(pairKey(name, source), source);
     if (pair.failures >= this.settings.threshold) this.#lock(pair, now);
     const whole = this.#count(nameKey(name), source);

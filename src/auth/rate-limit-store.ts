@@ -31,7 +31,11 @@ export class BoundedMemoryStore implements Store {
     const queue = this.inFlight.get(key);
     if (queue) await new Promise<void>((resolve) => queue.push(resolve));
     else this.inFlight.set(key, []);
-    return this.logs.get(key) ?? [];
+    const log = this.logs.get(key) ?? [];
+    // graphql-rate-limit stamps calls with the wall clock. After it went back, a call stamped "in the
+    // future" would count for the window plus the jump: counted from now instead, it ends a window from now.
+    const now = Date.now();
+    return log.some((time) => time > now) ? log.map((time) => Math.min(time, now)) : log;
   }
 
   setForIdentity(identity: Identity, timestamps: readonly number[], windowMs?: number): void {

@@ -15,6 +15,8 @@ export interface SessionSettings {
 export interface ClientMeta {
   readonly userAgent: string | null;
   readonly ip: string | null;
+  /** What the lockout counts the client as: the address, or for IPv6 its network (rate-limit.ts clientNetwork). */
+  readonly network: string | null;
 }
 
 export interface IssuedSession {
@@ -77,7 +79,8 @@ export class SessionService {
     cache: { maxEntries: number; ttlMs: number } = { maxEntries: 50_000, ttlMs: 30_000 },
   ) {
     this.#refreshKey = refreshKey;
-    this.#states = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.now() } });
+    // Lifetime in monotonic time: setting the wall clock back must not keep a revoked session cached.
+    this.#states = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.monotonicMs() } });
     this.#rotations = new RotationCommitter(db, clock, settings.idleTimeoutMs, preparedStatementsOf(db));
   }
 
@@ -99,6 +102,22 @@ export class SessionService {
     });
     this.#remember(session);
     return { sessionId: session.id, refreshToken: this.#tokenFor(session.id, 0) };
+  }
+
+  /**
+   * Starts a session for a login whose password was checked against `verifiedVersion` of the user's
+   * credentials, in one transaction that first re-reads the account: if a password change, disable,
+   * deletion or logout-everywhere committed after the check, no session is inserted and the reason is
+   * returned instead. Transactions are serialized (db/serialized-adapter.ts), so a change either
+   * committed before this one (and the version moved) or commits after it (and ends this session).
+   */
+  async startIfCurrent(userId: string, meta: ClientMeta, verifiedVersion: number): Promise<IssuedSession | 'disabled' | 'credentials_changed'> {
+    return this.db.$transaction(async (tx) => {
+      const account = await tx.user.findUnique({ where: { id: userId }, select: { credentialsVersion: true, disabledAt: true } });
+      if (account?.disabledAt) return 'disabled';
+      if (!account || account.credentialsVersion !== verifiedVersion) return 'credentials_changed';
+      return this.start(userId, meta, tx);
+    });
   }
 
   /**
@@ -140,8 +159,12 @@ export class SessionService {
         continue;
       }
 
+      // rotatedAt is a stored wall-clock time (another process may have written it), so this is a wall
+      // clock difference. Negative means the clock went back since the rotation: nothing says the grace
+      // is still running, so it is not (reuse, the safe side; a racing tab at worst logs in again).
       const isPrevious = counter === session.refreshCounter - 1;
-      if (isPrevious && now - session.rotatedAt.getTime() < this.settings.reuseGraceMs) {
+      const sinceRotation = now - session.rotatedAt.getTime();
+      if (isPrevious && sinceRotation >= 0 && sinceRotation < this.settings.reuseGraceMs) {
         return { sessionId: session.id, user: owner, refreshToken: this.#tokenFor(session.id, session.refreshCounter) };
       }
       if (counter < session.refreshCounter) {
@@ -209,6 +232,30 @@ export class SessionService {
       data: { revokedAt: new Date(this.clock.now()), revokedReason: reason },
     });
     return count;
+  }
+
+  /**
+   * The end of every session born from the user's current credentials: bumps `credentialsVersion` (so a
+   * login checked against the old credentials cannot insert a session afterwards, see startIfCurrent) and
+   * revokes the user's sessions but `exceptSessionId`. Runs in the caller's transaction, which also makes
+   * the change itself (new password, disable, ...): the change and the end of the sessions are one
+   * commit. Returns how many sessions were ended.
+   */
+  async endForCredentialChange(tx: Pick<Database, 'user' | 'session'>, userId: string, reason: string, exceptSessionId?: string): Promise<number> {
+    // updateMany: a user deleted meanwhile is not an error here; there is nothing left to protect.
+    await tx.user.updateMany({ where: { id: userId }, data: { credentialsVersion: { increment: 1 } } });
+    return this.revokeAllForUser(userId, reason, exceptSessionId, tx);
+  }
+
+  /** Logout everywhere: ends every session of the user, and any login racing it, in one commit. */
+  async endAllForUser(userId: string, reason: string): Promise<number> {
+    return this.db.$transaction((tx) => this.endForCredentialChange(tx, userId, reason));
+  }
+
+  /** Whether a session of the user is still in force (not revoked) as `db` sees it, e.g. inside a transaction. */
+  async isInForce(sessionId: string, userId: string, db: Pick<Database, 'session'> = this.db): Promise<boolean> {
+    const session = await db.session.findUnique({ where: { id: sessionId }, select: { userId: true, revokedAt: true, expiresAt: true } });
+    return session !== null && session.userId === userId && session.revokedAt === null && session.expiresAt.getTime() > this.clock.now();
   }
 
   /** The user's sessions that can still be refreshed, newest first. */

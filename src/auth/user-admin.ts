@@ -1,8 +1,10 @@
 import type { Database, UserRecord } from '../db/client.js';
+import { searchUsers } from '../db/user-search.js';
 import type { Role } from './accounts.js';
 import type { ApiTokenService } from './api-tokens.js';
+import { type AdminActor, assertActorMayAdminister, OPERATOR } from './admin-actor.js';
 import type { Clock } from './clock.js';
-import { LastAdminError, UserNotFoundError } from './errors.js';
+import { AuthenticationError, InvalidCredentialsError, LastAdminError, UserNotFoundError } from './errors.js';
 import type { SessionService } from './sessions.js';
 import type { UserCache } from './user-cache.js';
 import { foldCase } from './validation.js';
@@ -20,15 +22,12 @@ export interface UserPage {
 
 const MAX_SEARCH_LENGTH = 100;
 
-function containsLiterally(user: UserRecord, term: string): boolean {
-  return user.usernameKey.includes(term) || (user.emailKey?.includes(term) ?? false) || (user.fullname?.toLowerCase().includes(term) ?? false);
-}
-
 /**
  * What administrators do to accounts. Every change that could remove the last active administrator is
  * checked inside the same transaction as the change itself (transactions run one at a time, see
  * db/serialized-adapter.ts), so two admins cannot demote, disable or delete each other into a system
- * nobody can administer.
+ * nobody can administer. The same transaction checks the change's author again (admin-actor.ts): an
+ * administrator demoted, disabled or logged out after their request was let in cannot complete it.
  */
 export class UserAdministration {
   constructor(
@@ -39,25 +38,19 @@ export class UserAdministration {
     private readonly users: UserCache,
   ) {}
 
-  /** A page of users ordered by username (case-folded), optionally filtered by a substring. */
+  /**
+   * A page of users ordered by username (case-folded), optionally filtered by a literal substring of the
+   * username, email or full name. Bounded whatever the search: one query without a term, two with one
+   * (db/user-search.ts), each returning at most `limit` rows.
+   */
   async page({ after, before, limit, inverted, search }: UserPage): Promise<UserRecord[]> {
     const term = search ? foldCase(search.trim().slice(0, MAX_SEARCH_LENGTH)) : '';
-    // SQL's LIKE (what `contains` becomes) reads _ and % as wildcards, and _ is allowed in usernames: the
-    // query only narrows the candidates, and the literal substring test below decides.
-    const narrowing = term ? { OR: [{ usernameKey: { contains: term } }, { emailKey: { contains: term } }, { fullname: { contains: term } }] } : {};
-    const matches: UserRecord[] = [];
-    let range = { after, before };
-    for (;;) {
-      const batch = await this.db.user.findMany({
-        where: { ...narrowing, usernameKey: { ...(range.after ? { gt: range.after } : {}), ...(range.before ? { lt: range.before } : {}) } },
-        orderBy: { usernameKey: inverted ? 'desc' : 'asc' },
-        take: limit,
-      });
-      matches.push(...batch.filter((user) => !term || containsLiterally(user, term)));
-      if (matches.length >= limit || batch.length < limit) return matches.slice(0, limit);
-      const last = batch.at(-1)!.usernameKey;
-      range = inverted ? { after, before: last } : { after: last, before };
-    }
+    if (term) return searchUsers(this.db, { after, before, limit, descending: inverted, term });
+    return this.db.user.findMany({
+      where: { usernameKey: { ...(after ? { gt: after } : {}), ...(before ? { lt: before } : {}) } },
+      orderBy: { usernameKey: inverted ? 'desc' : 'asc' },
+      take: limit,
+    });
   }
 
   async findByUsername(username: string): Promise<UserRecord> {
@@ -66,8 +59,10 @@ export class UserAdministration {
     return user;
   }
 
-  async setRole(id: string, role: Role): Promise<UserRecord> {
+  /** Makes `id` an administrator or a regular user. The admin CLI passes OPERATOR; the API passes the caller. */
+  async setRole(id: string, role: Role, actor: AdminActor): Promise<UserRecord> {
     return this.db.$transaction(async (tx) => {
+      await assertActorMayAdminister(tx, actor);
       const user = await this.#find(tx, id);
       if (role !== 'ADMIN') await this.#keepAnAdmin(tx, user);
       // Reads of the row wait for this transaction, so nothing can cache the old role meanwhile.
@@ -76,35 +71,51 @@ export class UserAdministration {
     });
   }
 
-  /** Disables the account and ends its sessions and API tokens at once. */
-  async disable(id: string): Promise<UserRecord> {
+  /** Disables the account and ends its sessions and API tokens, and any login racing it, in one commit. */
+  async disable(id: string, actor: AdminActor): Promise<UserRecord> {
     return this.db.$transaction(async (tx) => {
+      await assertActorMayAdminister(tx, actor);
       const found = await this.#find(tx, id);
       await this.#keepAnAdmin(tx, found);
       this.users.forget(id);
       await this.#endAccess(tx, id, 'user_disabled');
-      return found.disabledAt ? found : tx.user.update({ where: { id }, data: { disabledAt: new Date(this.clock.now()) } });
+      return tx.user.update({ where: { id }, data: { disabledAt: found.disabledAt ?? new Date(this.clock.now()) } });
     });
   }
 
-  async enable(id: string): Promise<UserRecord> {
-    await this.#find(this.db, id);
-    const user = await this.db.user.update({ where: { id }, data: { disabledAt: null } });
-    this.users.forget(id);
-    return user;
+  /**
+   * Allows login again. Nothing of the account's earlier access comes back: disabling ended every session
+   * and token, and a login that raced the disable could not insert one (SessionService.startIfCurrent).
+   */
+  async enable(id: string, actor: AdminActor): Promise<UserRecord> {
+    return this.db.$transaction(async (tx) => {
+      await assertActorMayAdminister(tx, actor);
+      await this.#find(tx, id);
+      this.users.forget(id);
+      return tx.user.update({ where: { id }, data: { disabledAt: null } });
+    });
   }
 
   /** Deletes the account with everything it owns; its tokens stop working on the next request. */
-  async delete(id: string): Promise<UserRecord> {
+  async delete(id: string, actor: AdminActor): Promise<UserRecord> {
     return this.db.$transaction(async (tx) => {
-      const found = await this.#find(tx, id);
-      await this.#keepAnAdmin(tx, found);
-      // Revoked before the rows go, in the same transaction: that marks the user's sessions and tokens
-      // as ended in this process's caches, which a cascade delete alone would not.
-      await this.#endAccess(tx, id, 'user_deleted');
-      await tx.user.delete({ where: { id } });
-      this.users.forget(id);
-      return found;
+      await assertActorMayAdminister(tx, actor);
+      return this.#deleteIn(tx, await this.#find(tx, id));
+    });
+  }
+
+  /**
+   * The owner deletes their own account, after re-entering the password (checked against credentials
+   * version `verifiedVersion`). Decided inside the transaction: the caller's session must still be in
+   * force, so of parallel deletions one wins and the others find their session ended; and a password
+   * changed since the check refuses the old one.
+   */
+  async deleteOwnAccount(userId: string, sessionId: string, verifiedVersion: number): Promise<UserRecord> {
+    return this.db.$transaction(async (tx) => {
+      if (!(await this.sessions.isInForce(sessionId, userId, tx))) throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
+      const found = await this.#find(tx, userId);
+      if (found.credentialsVersion !== verifiedVersion) throw new InvalidCredentialsError();
+      return this.#deleteIn(tx, found);
     });
   }
 
@@ -113,8 +124,19 @@ export class UserAdministration {
     return { sessions: await this.sessions.purgeEnded(), apiTokens: await this.apiTokens.purgeEnded() };
   }
 
+  async #deleteIn(tx: Transaction, found: UserRecord): Promise<UserRecord> {
+    await this.#keepAnAdmin(tx, found);
+    // Revoked before the rows go, in the same transaction: that marks the user's sessions and tokens
+    // as ended in this process's caches, which a cascade delete alone would not.
+    await this.#endAccess(tx, found.id, 'user_deleted');
+    await tx.user.delete({ where: { id: found.id } });
+    this.users.forget(found.id);
+    return found;
+  }
+
+  /** Ends the user's sessions and API tokens, and bumps the credentials version so no racing login adds one. */
   async #endAccess(tx: Transaction, userId: string, reason: string): Promise<void> {
-    await this.sessions.revokeAllForUser(userId, reason, undefined, tx);
+    await this.sessions.endForCredentialChange(tx, userId, reason);
     await this.apiTokens.revokeAllForUser(userId, tx);
   }
 

@@ -1,13 +1,18 @@
 import type { Role } from '../auth/accounts.js';
+import { OPERATOR } from '../auth/admin-actor.js';
 import { AuthError, ValidationError } from '../auth/errors.js';
 import { rotateSigningKeys } from '../auth/keys.js';
 import { ConfigError, loadConfig, type Config } from '../config.js';
+import { prepareDataFiles } from '../db/data-files.js';
 import { applyMigrations } from '../db/migrate.js';
 import { createServices } from '../services.js';
 import { readPassword } from './read-password.js';
 
 // The admin CLI's commands: what an operator does on the server's machine. It works on the same
 // database and key file as the server (same environment variables), and may run while the server does.
+// It acts as the OPERATOR, with no account behind it and no admin check: whoever can run it can read
+// and write the database file and the key file anyway. (Changes through the API re-check their author
+// inside their transaction instead; see auth/admin-actor.ts.)
 
 const USAGE = `Usage: npm run admin -- <command>
 
@@ -17,7 +22,9 @@ const USAGE = `Usage: npm run admin -- <command>
   disable <username>                            block login and end every session and API token
   enable <username>                             allow login again
   rotate-keys                                   start signing with a new key; old public keys stay
-                                                in the JWKS until their tokens have expired
+                                                in the JWKS until their tokens have expired. The key
+                                                file keeps its owner and mode: run it as the server's
+                                                user (or root)
   purge                                         delete expired and revoked sessions and API tokens
 
 Changes reach a running server's caches within 30 seconds.`;
@@ -40,6 +47,8 @@ export async function runAdminCommand(argv: readonly string[], config: Config, i
     return 0;
   }
 
+  // Like the server: a private folder and database file before the migration can create them (data-files.ts).
+  for (const warning of prepareDataFiles(config.databaseUrl, config.keysFile)) io.err(`Warning: ${warning}`);
   await applyMigrations(config.databaseUrl);
   const { services } = await createServices(config);
   try {
@@ -49,7 +58,7 @@ export async function runAdminCommand(argv: readonly string[], config: Config, i
         if (!username) throw new UsageError('create-admin needs a username.');
         const email = option(rest, '--email');
         const password = await readPassword(process.stdin, process.stderr);
-        const user = await services.accounts.createUser({ username, password, email }, 'ADMIN');
+        const user = await services.accounts.createUser({ username, password, email }, 'ADMIN', OPERATOR);
         io.out(`Administrator ${user.username} created (id ${user.id}).`);
         return 0;
       }
@@ -57,19 +66,19 @@ export async function runAdminCommand(argv: readonly string[], config: Config, i
         expectArgs(args, 2);
         const role = args[1]!.toUpperCase();
         if (role !== 'USER' && role !== 'ADMIN') throw new UsageError('The role must be USER or ADMIN.');
-        const user = await services.users.setRole((await services.users.findByUsername(args[0]!)).id, role as Role);
+        const user = await services.users.setRole((await services.users.findByUsername(args[0]!)).id, role as Role, OPERATOR);
         io.out(`${user.username} is now ${user.role}.`);
         return 0;
       }
       case 'disable': {
         expectArgs(args, 1);
-        const user = await services.users.disable((await services.users.findByUsername(args[0]!)).id);
+        const user = await services.users.disable((await services.users.findByUsername(args[0]!)).id, OPERATOR);
         io.out(`${user.username} is disabled; their sessions and API tokens are revoked.`);
         return 0;
       }
       case 'enable': {
         expectArgs(args, 1);
-        const user = await services.users.enable((await services.users.findByUsername(args[0]!)).id);
+        const user = await services.users.enable((await services.users.findByUsername(args[0]!)).id, OPERATOR);
         io.out(`${user.username} is enabled.`);
         return 0;
       }

@@ -4,6 +4,7 @@ import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import type { SqlDriverAdapter } from '@prisma/driver-adapter-utils';
 import { PrismaClient } from './generated/sqlite/client.js';
 import { PreparedStatements } from './prepared-statements.js';
+import { DEFAULT_BUSY_WAIT_MS, retryWhileBusy } from './busy.js';
 import { NO_BARRIER, serializeTransactions } from './serialized-adapter.js';
 import { type DurabilityBarrier, WalSync } from './wal-sync.js';
 
@@ -22,16 +23,19 @@ export function sqlitePath(databaseUrl: string): string {
  * (wal-sync.ts).
  */
 export async function openDatabase(databaseUrl: string, synchronous: 'FULL' | 'NORMAL' = 'FULL'): Promise<Database> {
-  mkdirSync(path.dirname(path.resolve(sqlitePath(databaseUrl))), { recursive: true });
-  // busy timeout: WAL allows one writer; a second one waits instead of failing with SQLITE_BUSY.
+  mkdirSync(path.dirname(path.resolve(sqlitePath(databaseUrl))), { recursive: true, mode: 0o700 });
+  // WAL allows one writer. When another process holds the lock, a statement waits for it off the event
+  // loop (busy.ts), so SQLite's own busy timeout, which would sleep on the loop, is 0.
   const prepared = new PreparedStatements();
   const adapter = serializeTransactions(
-    new PrismaBetterSqlite3({ url: databaseUrl, timeout: 5000 }),
+    new PrismaBetterSqlite3({ url: databaseUrl, timeout: 0 }),
     (connection) => prepareConnection(connection, synchronous),
     prepared,
+    { busyWaitMs: DEFAULT_BUSY_WAIT_MS },
   );
-  // Transactions queue behind other queries (serialized-adapter.ts): allow for that under load.
-  const db = new PrismaClient({ adapter, transactionOptions: { maxWait: 10_000, timeout: 10_000 } });
+  // maxWait covers the wait for the gate (transactions queue behind other queries, serialized-adapter.ts)
+  // plus up to DEFAULT_BUSY_WAIT_MS for another process's write lock at BEGIN IMMEDIATE.
+  const db = new PrismaClient({ adapter, transactionOptions: { maxWait: 10_000 + DEFAULT_BUSY_WAIT_MS, timeout: 10_000 } });
   preparedStatements.set(db, prepared);
   await db.$connect();
   return db;
@@ -46,7 +50,8 @@ export function preparedStatementsOf(db: Database): PreparedStatements | undefin
 
 /** Puts a new connection in WAL mode and returns what makes its commits durable. */
 async function prepareConnection(connection: SqlDriverAdapter, synchronous: 'FULL' | 'NORMAL'): Promise<DurabilityBarrier> {
-  const firstValue = async (sql: string) => (await connection.queryRaw({ sql, args: [], argTypes: [] })).rows[0]?.[0];
+  const firstValue = async (sql: string) =>
+    (await retryWhileBusy(() => connection.queryRaw({ sql, args: [], argTypes: [] }))).rows[0]?.[0];
   // WAL: readers never block the writer, and a commit is one sequential append (6x faster writes here).
   const inWalMode = (await firstValue('PRAGMA journal_mode = WAL')) === 'wal';
   if (!inWalMode) {

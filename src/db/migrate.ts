@@ -1,9 +1,11 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { retryWhileBusy } from './busy.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 // The project's own pinned CLI: npx could pick another version, and a shell would need quoting.
@@ -12,17 +14,15 @@ const prismaCli = createRequire(path.join(repoRoot, 'package.json')).resolve('pr
 const TIMEOUT_MS = 120_000;
 const DONE = /No pending migrations to apply\.|All migrations have been successfully applied\./;
 
-const migrationsDir = path.join(repoRoot, 'prisma', 'migrations');
+const projectMigrations = path.join(repoRoot, 'prisma', 'migrations');
 
 /**
  * Names of the migrations in prisma/migrations that the database has not applied yet. Read straight
  * from Prisma's own bookkeeping table, so an up-to-date database (every start but the first after an
  * upgrade) costs a millisecond instead of a CLI run, and never contends with a running server.
  */
-export function pendingMigrations(databaseUrl: string): string[] {
-  const available = readdirSync(migrationsDir, { withFileTypes: true })
-    .filter((entry) => entry.isDirectory())
-    .map((entry) => entry.name);
+export function pendingMigrations(databaseUrl: string, migrationsDir = projectMigrations): string[] {
+  const available = migrationNames(migrationsDir);
   const file = absoluteSqliteUrl(databaseUrl).slice('file:'.length);
   if (!existsSync(file)) return available;
   const db = new Database(file, { readonly: true, fileMustExist: true });
@@ -42,11 +42,132 @@ export function pendingMigrations(databaseUrl: string): string[] {
 }
 
 /**
- * Applies pending migrations from prisma/migrations with `prisma migrate deploy` (creating the SQLite file
- * if needed). Silent on success; throws with the CLI's output otherwise.
+ * Applies the pending migrations in `migrationsDir` (prisma/migrations), creating the SQLite file if
+ * needed. Silent on success; throws a message that says what to do otherwise.
+ *
+ * On SQLite each migration runs in one transaction together with its row in Prisma's `_prisma_migrations`
+ * table, so a crash or a failing statement leaves the database exactly as before that migration, and the
+ * next start simply applies it again. `prisma migrate deploy` runs a migration's statements one by one
+ * outside a transaction: a crash halfway leaves half a migration and a row that makes every later deploy
+ * stop with P3009 until someone repairs it by hand. The rows written here are the ones Prisma writes
+ * (same checksum, timestamps and counts), so `prisma migrate status` and later deploys agree with them.
+ * Other databases still go through the CLI.
  */
-export async function applyMigrations(databaseUrl: string): Promise<void> {
-  if (pendingMigrations(databaseUrl).length === 0) return;
+export async function applyMigrations(databaseUrl: string, migrationsDir = projectMigrations): Promise<void> {
+  if (pendingMigrations(databaseUrl, migrationsDir).length === 0) return;
+  if (!databaseUrl.startsWith('file:')) return deployWithCli(databaseUrl);
+  const file = absoluteSqliteUrl(databaseUrl).slice('file:'.length);
+  mkdirSync(path.dirname(file), { recursive: true });
+  // Busy timeout 0: a lock held by another process is waited for off the event loop (busy.ts).
+  const db = new Database(file, { timeout: 0 });
+  try {
+    await retryWhileBusy(async () => db.pragma('journal_mode = WAL'), LOCK_WAIT_MS);
+    // Prisma's table redefinitions switch foreign keys off around DROP TABLE (or it would cascade-delete
+    // the rows that point at the table); inside a transaction that pragma is ignored, so it is set here,
+    // before BEGIN, and the keys are checked before COMMIT instead.
+    db.pragma('foreign_keys = OFF');
+    await inWriteTransaction(db, () => db.exec(MIGRATIONS_TABLE));
+    refuseUnfinished(db, file);
+    for (const name of migrationNames(migrationsDir)) {
+      const sql = readFileSync(path.join(migrationsDir, name, 'migration.sql'), 'utf8');
+      try {
+        await inWriteTransaction(db, () => applyOne(db, name, sql));
+      } catch (error) {
+        throw new Error(
+          `Database migration ${name} failed and was rolled back: the database is unchanged by it, and the next ` +
+            `start applies it again. Cause: ${(error as Error).message}`,
+        );
+      }
+    }
+  } catch (error) {
+    if ((error as { code?: string }).code?.startsWith('SQLITE_BUSY') || /locked by another process/.test((error as Error).message)) {
+      throw new Error(`Database migration failed: the database ${file} is busy (another process is writing to it). Stop it and start again.`);
+    }
+    throw error;
+  } finally {
+    db.pragma('foreign_keys = ON');
+    db.close();
+  }
+}
+
+const LOCK_WAIT_MS = 15_000;
+
+/** What the schema engine creates on SQLite (copied from a database it migrated). */
+const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+    "id"                    TEXT PRIMARY KEY NOT NULL,
+    "checksum"              TEXT NOT NULL,
+    "finished_at"           DATETIME,
+    "migration_name"        TEXT NOT NULL,
+    "logs"                  TEXT,
+    "rolled_back_at"        DATETIME,
+    "started_at"            DATETIME NOT NULL DEFAULT current_timestamp,
+    "applied_steps_count"   INTEGER UNSIGNED NOT NULL DEFAULT 0
+)`;
+
+function migrationNames(migrationsDir: string): string[] {
+  return readdirSync(migrationsDir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name)
+    .sort();
+}
+
+/** BEGIN IMMEDIATE (the write lock up front, waited for off the loop), `work`, COMMIT; ROLLBACK on any error. */
+async function inWriteTransaction(db: Database.Database, work: () => void): Promise<void> {
+  await retryWhileBusy(async () => db.exec('BEGIN IMMEDIATE'), LOCK_WAIT_MS);
+  try {
+    work();
+    db.exec('COMMIT');
+  } catch (error) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw error;
+  }
+}
+
+/** One migration and its bookkeeping row; checked again under the lock (another process may have applied it). */
+function applyOne(db: Database.Database, name: string, sql: string): void {
+  const done = db.prepare('SELECT 1 FROM _prisma_migrations WHERE migration_name = ? AND finished_at IS NOT NULL AND rolled_back_at IS NULL').get(name);
+  if (done) return;
+  const startedAt = prismaTimestamp();
+  db.exec(sql);
+  const violations = db.pragma('foreign_key_check') as unknown[];
+  if (violations.length > 0) throw new Error(`it leaves ${violations.length} row(s) violating foreign keys (PRAGMA foreign_key_check)`);
+  db.prepare(
+    'INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at, applied_steps_count) VALUES (?, ?, ?, ?, NULL, NULL, ?, 1)',
+  ).run(randomUUID(), createHash('sha256').update(sql).digest('hex'), prismaTimestamp(), name, startedAt);
+}
+
+/** As the schema engine writes them: 2026-12-02T03:10:51.991+00:00. */
+function prismaTimestamp(): string {
+  return new Date().toISOString().replace('Z', '+00:00');
+}
+
+/**
+ * A row without finished_at, not rolled back: a migration that `prisma migrate deploy` (not this code)
+ * began and never finished. Its statements ran outside a transaction, so part of it may be in the file;
+ * which part, only a person can tell. Say exactly what to do.
+ */
+function refuseUnfinished(db: Database.Database, file: string): void {
+  const failed = db
+    .prepare('SELECT migration_name AS name, started_at AS startedAt FROM _prisma_migrations WHERE finished_at IS NULL AND rolled_back_at IS NULL ORDER BY started_at')
+    .all() as { name: string; startedAt: string }[];
+  if (failed.length === 0) return;
+  const { name, startedAt } = failed[0]!;
+  throw new Error(
+    [
+      `Database migration ${name} was started at ${startedAt} by \`prisma migrate deploy\` and never finished, so some of its`,
+      `changes may be in ${file}. Gatehouse will not start on a half-migrated database. To recover:`,
+      `  1. Stop every Gatehouse process using this file and copy it (with its -wal file) somewhere safe.`,
+      `  2. Either restore the backup taken before the upgrade, or undo what part of prisma/migrations/${name}/migration.sql`,
+      `     was applied (compare with: sqlite3 ${file} .schema).`,
+      `  3. Mark the migration rolled back:`,
+      `       DATABASE_URL=file:${file} npx prisma migrate resolve --rolled-back ${name}`,
+      `  4. Start Gatehouse again: it applies the migration again, in one transaction.`,
+    ].join('\n'),
+  );
+}
+
+/** Any other database: `prisma migrate deploy` through the project's CLI. */
+async function deployWithCli(databaseUrl: string): Promise<void> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DATABASE_URL: absoluteSqliteUrl(databaseUrl),

@@ -1,5 +1,6 @@
-import type { IsolationLevel, SqlDriverAdapter, SqlDriverAdapterFactory, SqlQuery, Transaction } from '@prisma/driver-adapter-utils';
+import { DriverAdapterError, type IsolationLevel, type SqlDriverAdapter, type SqlDriverAdapterFactory, type SqlQuery, type Transaction } from '@prisma/driver-adapter-utils';
 import { betterSqliteConnectionOf, type PreparedStatements, type StatementRunner, statementCache } from './prepared-statements.js';
+import { DEFAULT_BUSY_WAIT_MS, retryWhileBusy } from './busy.js';
 import type { DurabilityBarrier } from './wal-sync.js';
 
 /**
@@ -17,6 +18,14 @@ import type { DurabilityBarrier } from './wal-sync.js';
  * it; every result (reads included) then waits outside the gate until the barrier says all writes so
  * far are on disk (wal-sync.ts), so other statements and the next commits go on meanwhile.
  *
+ * **Other processes** (the admin CLI, a second server) write to the same file. Their lock must never
+ * hold the event loop: the connection's busy timeout is 0, and a statement refused with SQLITE_BUSY is
+ * retried here, off the loop and outside the gate, for at most `busyWaitMs` (busy.ts has the why).
+ * Reads keep answering meanwhile (WAL readers need no lock). Transactions start with `BEGIN IMMEDIATE`:
+ * a deferred one that reads and then writes fails at once with SQLITE_BUSY_SNAPSHOT whenever another
+ * process committed in between, and no wait helps it then; taking the write lock up front costs
+ * nothing, since the gate already lets only one transaction run in this process.
+ *
  * `connectBarrier` prepares each new connection (pragmas) and returns its barrier; `prepared`, if given,
  * is attached to each new connection (prepared-statements.ts).
  *
@@ -27,6 +36,7 @@ export function serializeTransactions(
   factory: SqlDriverAdapterFactory,
   connectBarrier: (adapter: SqlDriverAdapter) => Promise<DurabilityBarrier> = async () => NO_BARRIER,
   prepared?: PreparedStatements,
+  { busyWaitMs = DEFAULT_BUSY_WAIT_MS }: { busyWaitMs?: number } = {},
 ): SqlDriverAdapterFactory {
   return {
     provider: factory.provider,
@@ -34,7 +44,7 @@ export function serializeTransactions(
     async connect() {
       const adapter = await factory.connect();
       try {
-        return gatedAdapter(adapter, new Gate(), await connectBarrier(adapter), prepared);
+        return gatedAdapter(adapter, new Gate(), await connectBarrier(adapter), busyWaitMs, prepared);
       } catch (error) {
         await adapter.dispose();
         throw error;
@@ -71,7 +81,13 @@ class Gate {
   }
 }
 
-function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: DurabilityBarrier, prepared?: PreparedStatements): SqlDriverAdapter {
+function gatedAdapter(
+  adapter: SqlDriverAdapter,
+  gate: Gate,
+  durability: DurabilityBarrier,
+  busyWaitMs: number,
+  prepared?: PreparedStatements,
+): SqlDriverAdapter {
   const afterDurable = async <T>(result: Promise<T>): Promise<T> => {
     try {
       return await result;
@@ -88,15 +104,21 @@ function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: Durabil
       if (writes) durability.written();
     }
   };
+  // Outside a transaction every statement is its own: one refused with SQLITE_BUSY changed nothing, and
+  // retrying it (after leaving the gate, so others go on meanwhile) is safe.
   const statement = <T>(run: () => Promise<T>, writes: boolean) =>
     afterDurable(
-      gate.run(() => {
-        durability.refuseIfFailed();
-        return marked(run, writes);
-      }),
+      retryWhileBusy(
+        () =>
+          gate.run(() => {
+            durability.refuseIfFailed();
+            return marked(run, writes);
+          }),
+        busyWaitMs,
+      ),
     );
-  const connection = prepared && betterSqliteConnectionOf(adapter);
-  const prepare = connection && statementCache(connection);
+  const connection = betterSqliteConnectionOf(adapter);
+  const prepare = prepared && connection && statementCache(connection);
   const runner: StatementRunner | undefined =
     prepare &&
     (<T>(sql: string, args: readonly unknown[]) =>
@@ -106,6 +128,7 @@ function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: Durabil
         return prepare(sql).all(...args) as T[];
       }, true));
   if (runner) prepared?.attach(runner);
+  const run = (sql: string) => adapter.executeRaw({ sql, args: [], argTypes: [] });
   return {
     provider: adapter.provider,
     adapterName: adapter.adapterName,
@@ -127,20 +150,30 @@ function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: Durabil
       }
     },
     async startTransaction(isolationLevel?: IsolationLevel): Promise<Transaction> {
-      const leave = await gate.enter();
-      let transaction: Transaction;
-      try {
-        durability.refuseIfFailed();
-        // The transaction's reads must not see writes that are not yet durable either.
-        await durability.durable();
-        transaction = await adapter.startTransaction(isolationLevel);
-      } catch (error) {
-        leave();
-        throw error;
+      if (isolationLevel && isolationLevel !== 'SERIALIZABLE') {
+        throw new DriverAdapterError({ kind: 'InvalidIsolationLevel', level: isolationLevel });
       }
-      const finish = (end: () => Promise<void>) => async () => {
+      // Not the adapter's own startTransaction: it sends a deferred BEGIN. Its transactions are nothing
+      // but statements on the one connection anyway, which the gate now keeps apart.
+      const leave = await retryWhileBusy(async () => {
+        const leave = await gate.enter();
         try {
-          await end();
+          durability.refuseIfFailed();
+          // The transaction's reads must not see writes that are not yet durable either.
+          await durability.durable();
+          await run('BEGIN IMMEDIATE');
+          return leave;
+        } catch (error) {
+          leave();
+          throw error;
+        }
+      }, busyWaitMs);
+      const finish = async () => {
+        try {
+          // Prisma sends COMMIT or ROLLBACK through executeRaw before it calls commit() or rollback().
+          // Should that statement have failed, the transaction must not stay open for the next query.
+          if (!connection) await run('ROLLBACK').catch(() => {}); // "no transaction is active" is fine
+          else if (connection.inTransaction) await run('ROLLBACK');
         } finally {
           durability.written();
           leave();
@@ -150,16 +183,16 @@ function gatedAdapter(adapter: SqlDriverAdapter, gate: Gate, durability: Durabil
       // The transaction's own queries run inside the gate it holds; only its end lets others in. Prisma
       // sends COMMIT through executeRaw and then calls commit(): either one marks the write.
       return {
-        provider: transaction.provider,
-        adapterName: transaction.adapterName,
-        options: transaction.options,
-        queryRaw: (query: SqlQuery) => marked(() => transaction.queryRaw(query), !isRead(query.sql)),
-        executeRaw: (query: SqlQuery) => marked(() => transaction.executeRaw(query), true),
-        createSavepoint: transaction.createSavepoint?.bind(transaction),
-        rollbackToSavepoint: transaction.rollbackToSavepoint?.bind(transaction),
-        releaseSavepoint: transaction.releaseSavepoint?.bind(transaction),
-        commit: finish(() => transaction.commit()),
-        rollback: finish(() => transaction.rollback()),
+        provider: adapter.provider,
+        adapterName: adapter.adapterName,
+        options: { usePhantomQuery: false },
+        queryRaw: (query: SqlQuery) => marked(() => adapter.queryRaw(query), !isRead(query.sql)),
+        executeRaw: (query: SqlQuery) => marked(() => adapter.executeRaw(query), true),
+        createSavepoint: async (name: string) => void (await run(`SAVEPOINT ${name}`)),
+        rollbackToSavepoint: async (name: string) => void (await run(`ROLLBACK TO ${name}`)),
+        releaseSavepoint: async (name: string) => void (await run(`RELEASE SAVEPOINT ${name}`)),
+        commit: finish,
+        rollback: finish,
       };
     },
   };

@@ -1,13 +1,27 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
+import { type AdminActor, adminActor } from '../auth/admin-actor.js';
 import { LastAdminError, UserNotFoundError } from '../auth/errors.js';
+import type { RequestContext } from '../context.js';
 import type { UserRecord } from '../db/client.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
+import { requireViewer } from './graphql-errors.js';
 import { boundedId } from './ids.js';
+import { withCommitTimeRefusals } from './refusals.js';
 import { Role, User } from './user.js';
 
 // Administration. Every field here needs the `admin` scope: an administrator's session, or an API
-// token with the admin scope whose owner is still an administrator.
+// token with the admin scope whose owner is still an administrator. That scope is checked when the
+// request starts (from caches); every change checks its author again inside its own transaction
+// (auth/admin-actor.ts), and answers FORBIDDEN if the author lost the right meanwhile.
+
+/** An admin change made by the caller, with the refusals decided at commit time turned into GraphQL errors. */
+function adminChange<Args>(event: string, change: (args: Args, actor: AdminActor, ctx: RequestContext) => Promise<UserRecord>) {
+  return audited(event, async (_root: unknown, args: Args, ctx: RequestContext) => {
+    const actor = adminActor(await requireViewer(ctx));
+    return withCommitTimeRefusals(() => change(args, actor, ctx));
+  });
+}
 
 builder.queryFields((t) => ({
   users: t.connection({
@@ -34,7 +48,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }), role: t.arg({ type: Role, required: true }) },
     authScopes: { admin: true },
     errors: adminResult('SetUserRoleResult', [LastAdminError]),
-    resolve: audited('setUserRole', (_root, { id, role }, ctx) => ctx.services.users.setRole(boundedId(id), role)),
+    resolve: adminChange('setUserRole', ({ id, role }, actor, ctx) => ctx.services.users.setRole(boundedId(id), role, actor)),
   }),
   disableUser: t.field({
     type: User,
@@ -42,14 +56,14 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     authScopes: { admin: true },
     errors: adminResult('DisableUserResult', [LastAdminError]),
-    resolve: audited('disableUser', (_root, { id }, ctx) => ctx.services.users.disable(boundedId(id))),
+    resolve: adminChange('disableUser', ({ id }, actor, ctx) => ctx.services.users.disable(boundedId(id), actor)),
   }),
   enableUser: t.field({
     type: User,
     args: { id: t.arg.id({ required: true }) },
     authScopes: { admin: true },
     errors: adminResult('EnableUserResult'),
-    resolve: audited('enableUser', (_root, { id }, ctx) => ctx.services.users.enable(boundedId(id))),
+    resolve: adminChange('enableUser', ({ id }, actor, ctx) => ctx.services.users.enable(boundedId(id), actor)),
   }),
   deleteUser: t.field({
     type: User,
@@ -57,6 +71,6 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     authScopes: { admin: true },
     errors: adminResult('DeleteUserResult', [LastAdminError]),
-    resolve: audited('deleteUser', (_root, { id }, ctx) => ctx.services.users.delete(boundedId(id))),
+    resolve: adminChange('deleteUser', ({ id }, actor, ctx) => ctx.services.users.delete(boundedId(id), actor)),
   }),
 }));

@@ -5,6 +5,7 @@ import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { boundedId } from './ids.js';
 import { requireSession } from './graphql-errors.js';
+import { withCommitTimeRefusals } from './refusals.js';
 
 const scopeNames: Record<ApiScope, { name: string; description: string }> = {
   'profile:read': { name: 'PROFILE_READ', description: '`me`: read your own profile.' },
@@ -64,8 +65,7 @@ builder.mutationFields((t) => ({
     errors: { types: [ValidationError], union: { name: 'CreateApiTokenResult' } },
     resolve: audited('createApiToken', async (_root, { input }, ctx) => {
       const viewer = await requireSession(ctx);
-      const owner = await ctx.services.accounts.findUser(viewer.userId);
-      const { token, record } = await ctx.services.apiTokens.create(viewer.userId, input, owner?.role === 'ADMIN');
+      const { token, record } = await withCommitTimeRefusals(() => ctx.services.apiTokens.create(viewer.userId, viewer.sessionId, input));
       return { token, apiToken: record };
     }),
   }),

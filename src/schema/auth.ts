@@ -12,7 +12,9 @@ import { builder } from './builder.js';
 import { enforceRateLimit } from './rate-limits.js';
 import { errorTypeMap, wrapErrorIfMatches } from '@pothos/plugin-errors';
 import type { UserRecord } from '../db/client.js';
-import { requireAdmin } from './graphql-errors.js';
+import { adminActor } from '../auth/admin-actor.js';
+import { requireAdmin, requireViewer } from './graphql-errors.js';
+import { withCommitTimeRefusals } from './refusals.js';
 import { User } from './user.js';
 
 export const AuthPayload = builder.objectRef<AuthResult>('AuthPayload').implement({
@@ -67,7 +69,7 @@ const LoginInput = builder.inputType('LoginInput', {
 });
 
 function clientMeta(ctx: RequestContext) {
-  return { userAgent: ctx.userAgent, ip: ctx.clientIp };
+  return { userAgent: ctx.userAgent, ip: ctx.clientIp, network: ctx.clientNetwork };
 }
 
 const register = audited(
@@ -76,7 +78,9 @@ const register = audited(
     await enforceRateLimit(ctx, 'register');
     if (ctx.services.config.registrationMode === 'open') return ctx.services.accounts.register(input, clientMeta(ctx));
     await requireAdmin(ctx);
-    return { user: await ctx.services.accounts.createUser(input) };
+    // The caller is checked again where the account is inserted (authorization decided at commit).
+    const actor = adminActor(await requireViewer(ctx));
+    return { user: await withCommitTimeRefusals(() => ctx.services.accounts.createUser(input, 'USER', actor)) };
   },
   (result) => result.user.id,
 );

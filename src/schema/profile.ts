@@ -4,7 +4,8 @@ import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { boundedId } from './ids.js';
 import { requireSession, requireViewer } from './graphql-errors.js';
-import { enforceRateLimit } from './rate-limits.js';
+import { enforceAvailabilityProbeLimit, enforceRateLimit } from './rate-limits.js';
+import { withCommitTimeRefusals } from './refusals.js';
 import { User } from './user.js';
 
 const PublicUser = builder.objectRef<UserRecord>('PublicUser').implement({
@@ -53,12 +54,13 @@ builder.mutationFields((t) => ({
     errors: { types: [ValidationError, EmailTakenError], union: { name: 'UpdateProfileResult' } },
     resolve: audited('updateProfile', async (_root, { input }, ctx) => {
       const viewer = await requireViewer(ctx);
-      return ctx.services.accounts.updateProfile(viewer.userId, input);
+      await enforceAvailabilityProbeLimit(ctx, viewer.userId, input.email);
+      return withCommitTimeRefusals(() => ctx.services.accounts.updateProfile(viewer.userId, input));
     }),
   }),
   changePassword: t.field({
     type: PasswordChanged,
-    description: 'Checks the current password, sets the new one and logs out every other session. Not available to API tokens.',
+    description: 'Checks the current password (wrong ones count toward the login lockout), sets the new one and logs out every other session, in one commit. Not available to API tokens.',
     args: { currentPassword: t.arg.string({ required: true }), newPassword: t.arg.string({ required: true }) },
     authScopes: { session: true },
     errors: { types: [ValidationError, InvalidCredentialsError], union: { name: 'ChangePasswordResult' } },
@@ -66,20 +68,25 @@ builder.mutationFields((t) => ({
       const viewer = await requireSession(ctx);
       // Guessing the current password with a stolen access token is limited like guessing at login.
       await enforceRateLimit(ctx, 'loginAccount', viewer.userId);
-      return { endedSessions: await ctx.services.accounts.changePassword(viewer.userId, viewer.sessionId, args) };
+      const endedSessions = await withCommitTimeRefusals(() => ctx.services.accounts.changePassword(viewer.userId, viewer.sessionId, args, { ip: ctx.clientIp, network: ctx.clientNetwork }));
+      return { endedSessions };
     }),
   }),
   deleteAccount: t.field({
     type: AccountDeleted,
-    description: "Deletes the caller's account, sessions and API tokens after checking the password. Not available to API tokens.",
+    description: "Deletes the caller's account, sessions and API tokens after checking the password (wrong ones count toward the login lockout). Not available to API tokens.",
     args: { password: t.arg.string({ required: true }) },
     authScopes: { session: true },
     errors: { types: [ValidationError, InvalidCredentialsError, LastAdminError], union: { name: 'DeleteAccountResult' } },
     resolve: audited('deleteAccount', async (_root, { password }, ctx) => {
       const viewer = await requireSession(ctx);
       await enforceRateLimit(ctx, 'loginAccount', viewer.userId);
-      await ctx.services.accounts.verifyPassword(viewer.userId, password);
-      const deleted = await ctx.services.users.delete(viewer.userId);
+      // The password check counts toward the login lockout; the deletion then applies only if this session
+      // is still in force and the credentials unchanged since the check (parallel deletions: one wins).
+      const deleted = await withCommitTimeRefusals(async () => {
+        const checked = await ctx.services.accounts.verifyPassword(viewer.userId, password, { ip: ctx.clientIp, network: ctx.clientNetwork });
+        return ctx.services.users.deleteOwnAccount(viewer.userId, viewer.sessionId, checked.credentialsVersion);
+      });
       return { id: deleted.id };
     }),
   }),

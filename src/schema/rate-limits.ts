@@ -2,11 +2,30 @@ import { RateLimitExceededError, type RateLimitRuleName } from '../auth/rate-lim
 import type { RequestContext } from '../context.js';
 import { rateLimited } from './graphql-errors.js';
 
-/** Counts this call against a limit; throws RATE_LIMITED when it is over. */
+/**
+ * Counts this call against a limit for the caller's network (its IPv4 address or IPv6 prefix, see
+ * clientNetwork) plus `keyParts`; throws RATE_LIMITED when it is over.
+ */
 export async function enforceRateLimit(ctx: RequestContext, rule: RateLimitRuleName, ...keyParts: string[]): Promise<void> {
+  await consume(ctx, rule, [ctx.clientNetwork ?? 'unknown', ...keyParts]);
+}
+
+/**
+ * For answers that tell whether an email address is taken to someone who already has an account
+ * (updateProfile's EMAIL_TAKEN): counted per client network, so many accounts behind one network share a
+ * budget, and per account whatever the network, so one account cannot probe from many. Only calls that
+ * carry an address count: changing the display name reveals nothing.
+ */
+export async function enforceAvailabilityProbeLimit(ctx: RequestContext, accountId: string, email: string | null | undefined): Promise<void> {
+  if (email === null || email === undefined) return;
+  await enforceRateLimit(ctx, 'availabilityProbe');
+  await consume(ctx, 'availabilityProbeAccount', [accountId]);
+}
+
+async function consume(ctx: RequestContext, rule: RateLimitRuleName, keyParts: string[]): Promise<void> {
   try {
     // NUL cannot occur in an IP or a valid name, so distinct parts can never join into the same key.
-    await ctx.services.rateLimiter.consume(rule, [ctx.clientIp ?? 'unknown', ...keyParts].join('\u0000'));
+    await ctx.services.rateLimiter.consume(rule, keyParts.join('\u0000'));
   } catch (error) {
     if (error instanceof RateLimitExceededError) throw rateLimited(error.retryAfterSeconds);
     throw error;

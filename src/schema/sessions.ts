@@ -59,7 +59,8 @@ builder.mutationFields((t) => ({
     authScopes: { session: true },
     resolve: audited('logout', async (_root, { allSessions }, ctx) => {
       const viewer = await requireSession(ctx);
-      if (allSessions) await ctx.services.sessions.revokeAllForUser(viewer.userId, 'logout_all');
+      // With allSessions, a login racing the logout cannot add a session either (credentials version).
+      if (allSessions) await ctx.services.sessions.endAllForUser(viewer.userId, 'logout_all');
       else await ctx.services.sessions.revoke(viewer.sessionId, 'logout');
       return true;
     }),

@@ -1,5 +1,7 @@
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import type { Environment } from '../../src/config.js';
+import { loadConfig, type Environment } from '../../src/config.js';
+import { sqlitePath } from '../../src/db/client.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 
 // Introspection and GraphiQL (on in development, off by default in production) and CORS origins.
@@ -151,5 +153,100 @@ describe('CORS', () => {
   it('answers any origin in development by default', async () => {
     const response = await preflight(development, OTHER);
     expect(['*', OTHER]).toContain(response.headers.get('access-control-allow-origin'));
+  });
+});
+
+// An unexpected error (here: the users table is gone) must come back as "Unexpected error." with no
+// internal message, stack trace, originalError or file path, in every mode, unless GRAPHQL_DEBUG_ERRORS.
+const [brokenDevelopment, brokenProduction, brokenWithDebug] = await Promise.all([
+  createTestApp({ NODE_ENV: 'development' }),
+  createTestApp(PRODUCTION),
+  createTestApp({ NODE_ENV: 'development', GRAPHQL_DEBUG_ERRORS: 'true' }),
+]);
+for (const app of [brokenDevelopment, brokenProduction, brokenWithDebug]) {
+  const file = new Database(sqlitePath(app.services.config.databaseUrl));
+  file.exec('ALTER TABLE "User" RENAME TO "UserGone"');
+  file.close();
+}
+
+describe('unexpected errors', () => {
+
+  // Yoga decides "development" from process.env.NODE_ENV at the moment it masks, not from our config.
+  async function askAsIfStartedWith(nodeEnv: string, app: TestApp) {
+    const before = process.env.NODE_ENV;
+    process.env.NODE_ENV = nodeEnv;
+    try {
+      return await app.gql('{ userExists(username: "someone") }');
+    } finally {
+      process.env.NODE_ENV = before;
+    }
+  }
+
+  const INTERNALS = [/stack/i, /originalError/, /UserGone|no such table|does not exist|prisma/i, /node_modules/, /\.ts:\d+/, /\bat \w/, new RegExp(process.cwd().replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))];
+
+  it.each([
+    ['NODE_ENV=development', 'development', () => brokenDevelopment],
+    ['NODE_ENV=production', 'production', () => brokenProduction],
+  ])('are masked with %s', async (_label, nodeEnv, app) => {
+    const response = await askAsIfStartedWith(nodeEnv, app());
+    expect(response.errors).toHaveLength(1);
+    expect(response.errors![0]).toMatchObject({ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+    const answer = JSON.stringify(response);
+    for (const internal of INTERNALS) expect(answer).not.toMatch(internal);
+  });
+
+  it('are masked for a request that fails before execution too (malformed body), in development', async () => {
+    const before = process.env.NODE_ENV;
+    process.env.NODE_ENV = 'development';
+    try {
+      for (const body of ['{"query": ', '{"query": "{ userExists(username: \\"a\\") }", "variables": 5}', '[]']) {
+        const response = await brokenDevelopment.yoga.fetch('http://gatehouse.test/graphql', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
+        expect(response.status).toBeLessThan(500);
+        const answer = await response.text();
+        for (const internal of INTERNALS) expect(answer).not.toMatch(internal);
+      }
+    } finally {
+      process.env.NODE_ENV = before;
+    }
+  });
+
+  it('show their details only with GRAPHQL_DEBUG_ERRORS=true', async () => {
+    expect(loadConfig({}).graphql.debugErrors).toBe(false);
+    const response = await askAsIfStartedWith('development', brokenWithDebug);
+    expect(JSON.stringify(response.errors)).toMatch(/originalError/);
+    expect(JSON.stringify(response.errors)).toMatch(/does not exist in the current database/);
+  });
+});
+
+// With introspection off, no error message names what the schema has: not fields, arguments, types,
+// input fields nor enum values, whether the mistake is in the document or in a variable.
+describe('"Did you mean" suggestions', () => {
+  const cases: [string, string, Record<string, unknown> | undefined, RegExp][] = [
+    ['a misspelled field', '{ userExist(username: "a") }', undefined, /userExists/],
+    ['a misspelled argument', '{ userExists(usernam: "a") }', undefined, /Did you mean/],
+    ['a bad enum literal', 'mutation { setUserRole(id: "x", role: ADMN) { __typename } }', undefined, /"ADMIN"/],
+    ['a bad enum variable', 'mutation ($role: Role!) { setUserRole(id: "x", role: $role) { __typename } }', { role: 'ADMN' }, /"ADMIN"/],
+    ['a misspelled input field', 'mutation { login(input: { usernam: "a", password: "b" }) { __typename } }', undefined, /Did you mean "username"/],
+    ['a misspelled input field in a variable', 'mutation ($input: LoginInput!) { login(input: $input) { __typename } }', { input: { usernam: 'a', password: 'b' } }, /Did you mean "username"/],
+    ['a misspelled type in a fragment', '{ me { ...F } } fragment F on Usr { id }', undefined, /Did you mean "User"/],
+    ['a field on a union', 'mutation { login(input: { username: "a", password: "b" }) { accessToken } }', undefined, /Did you mean to use an inline fragment/],
+  ];
+
+  it.each(cases)('are hidden in production for %s', async (_label, query, variables, revealing) => {
+    const response = await production.gql(query, variables);
+    expect(response.errors?.length).toBeGreaterThan(0);
+    const messages = response.errors!.map((error) => error.message).join('\n');
+    expect(messages).not.toMatch(/Did you mean/i);
+    expect(messages).not.toMatch(revealing);
+    expect(messages).not.toMatch(/\[Suggestion hidden\]/);
+  });
+
+  it.each(cases)('are still given in development for %s', async (_label, query, variables) => {
+    const response = await development.gql(query, variables);
+    expect(response.errors!.map((error) => error.message).join('\n')).toMatch(/Did you mean/);
   });
 });

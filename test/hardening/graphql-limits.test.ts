@@ -230,9 +230,9 @@ describe('each limit follows its environment variable', () => {
 
   it('GRAPHQL_MAX_DEPTH', async () => {
     const query = (levels: number) => `{ me { ${nest(levels, 'User', 'id')} } }`; // depth levels + 2
-    const small = await createTestApp({ GRAPHQL_MAX_DEPTH: '3' });
-    expectOk(await run(small, query(1)));
-    expectRefused(await run(small, query(2)), /depth limit of 3 exceeded, found 4/);
+    const small = await createTestApp({ GRAPHQL_MAX_DEPTH: '4' });
+    expectOk(await run(small, query(2)));
+    expectRefused(await run(small, query(3)), /depth limit of 4 exceeded, found 5/);
     const large = await createTestApp({ GRAPHQL_MAX_DEPTH: '20' });
     expectOk(await run(large, query(15)));
     expectRefused(await run(app, query(15)), /depth limit of 10 exceeded/);
@@ -249,9 +249,9 @@ describe('each limit follows its environment variable', () => {
 
   it('GRAPHQL_MAX_TOKENS', async () => {
     const query = (count: number) => `{ ${'__typename '.repeat(count)}}`; // count + 2 tokens
-    const small = await createTestApp({ GRAPHQL_MAX_TOKENS: '10' });
-    expectOk(await run(small, query(8)));
-    expectRefused(await run(small, query(9)), /Token limit of 10 exceeded/);
+    const small = await createTestApp({ GRAPHQL_MAX_TOKENS: '200' });
+    expectOk(await run(small, query(198)));
+    expectRefused(await run(small, query(199)), /Token limit of 200 exceeded/);
     // 2 + 6 × 400 = 2402 tokens: refused by the default, accepted when the limit is raised.
     const long = `{ ${'... on Query { __typename } '.repeat(400)}}`;
     expectRefused(await run(app, long), /Token limit of 2000 exceeded/);
@@ -260,10 +260,12 @@ describe('each limit follows its environment variable', () => {
   });
 
   it('GRAPHQL_MAX_COST', async () => {
-    const query = '{ me { id username } }'; // 2 + 1.5 × 2 = 5
-    const small = await createTestApp({ GRAPHQL_MAX_COST: '4' });
-    expectRefused(await run(small, query), /Cost limit of 4 exceeded, found 5/);
-    const exact = await createTestApp({ GRAPHQL_MAX_COST: '5' });
+    // 60 aliased `me { id username }`, each 2 + 1.5 × 2 = 5: 300 in all, over the lowest accepted limit.
+    const query = `{ ${aliases(60, () => 'me { id username }')} }`;
+    const roomy = { GRAPHQL_MAX_ALIASES: '100' };
+    const small = await createTestApp({ ...roomy, GRAPHQL_MAX_COST: '299' });
+    expectRefused(await run(small, query), /Cost limit of 299 exceeded, found 300/);
+    const exact = await createTestApp({ ...roomy, GRAPHQL_MAX_COST: '300' });
     expectOk(await run(exact, query));
     const large = await createTestApp({ GRAPHQL_MAX_COST: '1000000' });
     const { accessToken } = await registerAdmin(large);

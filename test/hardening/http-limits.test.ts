@@ -16,10 +16,15 @@ function post(target: TestApp, body: BodyInit, headers: Record<string, string> =
   } as RequestInit);
 }
 
-/** A register request whose JSON body is exactly `size` bytes (padding in the fullname). */
+/** A register request whose JSON body is exactly `size` bytes: padded in the fullname (which then fails its
+ *  length rule) for the full REGISTER document, with blanks in the document (a valid registration) for REGISTER_SHORT. */
 const REGISTER_SHORT = 'mutation ($input: RegisterInput!) { register(input: $input) { __typename } }';
 function registerBody(username: string, size: number, query = REGISTER): string {
-  const body = (padding: string) => JSON.stringify({ query, variables: { input: { username, password: 'a long enough password', fullname: padding } } });
+  const input = { username, password: 'a long enough password' };
+  const body =
+    query === REGISTER_SHORT
+      ? (padding: string) => JSON.stringify({ query: `${query}${padding.replaceAll('x', ' ')}`, variables: { input } })
+      : (padding: string) => JSON.stringify({ query, variables: { input: { ...input, fullname: padding } } });
   const text = body('x'.repeat(size - body('').length));
   expect(Buffer.byteLength(text)).toBe(size);
   return text;
@@ -68,21 +73,21 @@ describe('request body size limit', () => {
   });
 
   it('follows MAX_REQUEST_BODY_BYTES', async () => {
-    const small = await createTestApp({ MAX_REQUEST_BODY_BYTES: '200' });
-    // Exactly at the limit (a fullname within its 100 characters): a real registration.
+    const small = await createTestApp({ MAX_REQUEST_BODY_BYTES: '1024' });
+    // Exactly at the limit (the padding is blanks in the document): a real registration.
     const fits = uniqueName('s');
-    const ok = await post(small, registerBody(fits, 200, REGISTER_SHORT));
+    const ok = await post(small, registerBody(fits, 1024, REGISTER_SHORT));
     expect(ok.status).toBe(200);
     expect((await ok.json()).data.register.__typename).toBe('AuthPayload');
     expect(await userNamed(small, fits)).not.toBeNull();
     const tooBig = uniqueName('s');
-    const refused = await post(small, registerBody(tooBig, 201, REGISTER_SHORT));
+    const refused = await post(small, registerBody(tooBig, 1025, REGISTER_SHORT));
     expect(refused.status).toBe(413);
     expect(await userNamed(small, tooBig)).toBeNull();
-    // A normal client operation still fits under the default limit but not under a tiny one.
-    const tiny = await createTestApp({ MAX_REQUEST_BODY_BYTES: '40' });
-    expect((await post(tiny, JSON.stringify({ query: '{ userExists(username: "someone") }' }))).status).toBe(413);
-    expect((await post(app, JSON.stringify({ query: '{ userExists(username: "someone") }' }))).status).toBe(200);
+    // The same operation fits under the default limit: the refusal above is this setting's.
+    const query = JSON.stringify({ query: `{ userExists(username: "someone") }${' '.repeat(1100)}` });
+    expect((await post(small, query)).status).toBe(413);
+    expect((await post(app, query)).status).toBe(200);
   });
 });
 
@@ -117,7 +122,7 @@ describe('request body size limit through node:http', () => {
   let base: { port: number };
   let server: Server;
   beforeAll(async () => {
-    limited = await createTestApp({ MAX_REQUEST_BODY_BYTES: '300' });
+    limited = await createTestApp({ MAX_REQUEST_BODY_BYTES: '1024' });
     server = createServer(limited.yoga);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = server.address() as { port: number };
@@ -139,11 +144,11 @@ describe('request body size limit through node:http', () => {
   }
   const statusOf = (answer: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1]);
   const head = (lines: string[]) => ['POST /graphql HTTP/1.1', 'Host: gatehouse.test', 'Content-Type: application/json', 'Connection: close', ...lines].join('\r\n');
-  const registration = (username: string) => registerBody(username, 280, REGISTER_SHORT);
+  const registration = (username: string) => registerBody(username, 900, REGISTER_SHORT);
 
   it('answers 413 for an announced length over the limit, without reading the body', async () => {
     const username = uniqueName('cl');
-    const answer = await raw(head(['Content-Length: 301']), 'x'.repeat(301));
+    const answer = await raw(head(['Content-Length: 1025']), 'x'.repeat(1025));
     expect(statusOf(answer)).toBe(413);
     expect(answer).toContain('REQUEST_ENTITY_TOO_LARGE');
     expect(await userNamed(limited, username)).toBeNull();
@@ -155,8 +160,8 @@ describe('request body size limit through node:http', () => {
 
   it('counts a chunked body as it arrives and answers 413 past the limit', async () => {
     const username = uniqueName('chunked');
-    const text = registerBody(username, 600, REGISTER_SHORT);
-    const chunks = [text.slice(0, 200), text.slice(200, 400), text.slice(400)].map((part) => `${Buffer.byteLength(part).toString(16)}\r\n${part}\r\n`);
+    const text = registerBody(username, 2000, REGISTER_SHORT);
+    const chunks = [text.slice(0, 700), text.slice(700, 1400), text.slice(1400)].map((part) => `${Buffer.byteLength(part).toString(16)}\r\n${part}\r\n`);
     const answer = await raw(head(['Transfer-Encoding: chunked']), `${chunks.join('')}0\r\n\r\n`);
     expect(statusOf(answer)).toBe(413);
     expect(await userNamed(limited, username)).toBeNull();
@@ -193,7 +198,7 @@ describe('request body size limit through node:http', () => {
     const port = (lenient.address() as { port: number }).port;
     try {
       const username = uniqueName('lenient');
-      const text = registerBody(username, 600, REGISTER_SHORT);
+      const text = registerBody(username, 2000, REGISTER_SHORT);
       const answer = await raw(head(['Content-Length: 10', 'Transfer-Encoding: chunked']), `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n0\r\n\r\n`, port);
       expect(statusOf(answer)).toBe(413);
       expect(await userNamed(limited, username)).toBeNull();

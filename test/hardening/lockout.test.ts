@@ -127,6 +127,15 @@ describe('one address cannot lock the owner out', () => {
     expect((await login(app, username, password, '203.0.113.66')).code).toBe('LOGIN_LOCKED');
   });
 
+  it('counts an IPv6 /64 as one address: rotating through it neither escapes the lock nor locks the owner out', async () => {
+    const { username, password } = await registerUser(app);
+    // Ten failures from ten addresses of one /64: one source, so that network is locked out of the name…
+    for (let i = 1; i <= 10; i += 1) await fail(app, username, 1, `2001:db8:77:1::${i.toString(16)}`);
+    expect((await login(app, username, password, '2001:db8:77:1::ffff')).code).toBe('LOGIN_LOCKED');
+    // …and ten sources were not reached, so the owner on another network still logs in.
+    expect((await login(app, username, password, '2001:db8:77:2::1')).__typename).toBe('AuthPayload');
+  });
+
   it('failures from two addresses (below LOCKOUT_MIN_SOURCES=3) still leave the owner in', async () => {
     const { username, password } = await registerUser(app);
     await fail(app, username, 10, '203.0.113.1');

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { expect } from 'vitest';
 import { sqlitePath } from '../../src/db/client.js';
 import { bearer, LOGIN, registerUser, uniqueName, type GraphQLResponse, type TestApp } from './app.js';
+import { OPERATOR } from '../../src/auth/admin-actor.js';
 
 // Helpers shared by the accounts-and-administration tests.
 
@@ -22,7 +23,7 @@ export async function login(app: TestApp, username: string, password: string) {
 /** A registered (open mode) user promoted to administrator; their access token works as an admin at once. */
 export async function registerAdmin(app: TestApp) {
   const registered = await registerUser(app);
-  await app.services.users.setRole(registered.user.id, 'ADMIN');
+  await app.services.users.setRole(registered.user.id, 'ADMIN', OPERATOR);
   return registered;
 }
 

@@ -7,13 +7,24 @@ import type { Clock } from '../../src/auth/clock.js';
 import { loadConfig, type Environment } from '../../src/config.js';
 import { freshDatabaseUrl } from './db.js';
 
-/** A clock the test moves by hand. */
+/** A clock the test moves by hand: `advance` is time passing, `jumpWallClock` a clock being reset. */
 export class ManualClock implements Clock {
+  // Not 0: lru-cache reads a start time of 0 as "no TTL".
+  #monotonic = 1_000_000;
   constructor(private current = Date.now()) {}
   now(): number {
     return this.current;
   }
+  monotonicMs(): number {
+    return this.#monotonic;
+  }
+  /** Time passes: both readings move. */
   advance(ms: number): void {
+    this.current += ms;
+    this.#monotonic += ms;
+  }
+  /** The wall clock alone is set (NTP step, an operator fixing the date), e.g. -3_600_000 for an hour back. */
+  jumpWallClock(ms: number): void {
     this.current += ms;
   }
 }
@@ -39,6 +50,8 @@ const testEnvironment: Environment = {
   RATE_LIMIT_LOGIN_ACCOUNT: '1000/1m',
   RATE_LIMIT_USER_EXISTS: '1000/1m',
   RATE_LIMIT_REFRESH: '1000/1m',
+  RATE_LIMIT_AVAILABILITY_PROBE: '1000/1m',
+  RATE_LIMIT_AVAILABILITY_PROBE_ACCOUNT: '1000/1m',
   LOG_LEVEL: 'silent',
 };
 

@@ -1,0 +1,53 @@
+import type { Database } from '../db/client.js';
+
+/**
+ * Who makes an administrative change.
+ * - An administrator through the API: their user id and the credential the request came with (a session
+ *   or an API token). Whether they may is decided again inside the change's own transaction.
+ * - The operator: whoever runs the admin CLI on the server's machine. Access to the database file and key
+ *   file is already full control, so no account stands behind it and nothing is checked.
+ */
+export type AdminActor =
+  | { readonly kind: 'operator' }
+  | { readonly kind: 'user'; readonly userId: string; readonly sessionId: string | null; readonly apiTokenId: string | null };
+
+export const OPERATOR: AdminActor = { kind: 'operator' };
+
+export function adminActor(viewer: { readonly userId: string; readonly sessionId: string | null; readonly apiTokenId: string | null }): AdminActor {
+  return { kind: 'user', userId: viewer.userId, sessionId: viewer.sessionId, apiTokenId: viewer.apiTokenId };
+}
+
+/**
+ * The author of an admin change is no longer allowed to make it (demoted, disabled, deleted, or its session
+ * or token ended since the request was let in). Cross-cutting, like FORBIDDEN: not a member of any result
+ * union, so it is not an AuthError.
+ */
+export class ActorNotAuthorizedError extends Error {
+  constructor() {
+    super('You are not allowed to do this.');
+  }
+}
+
+type Reader = Pick<Database, 'user' | 'session' | 'apiToken'>;
+
+/**
+ * Authorization decided where the change commits: called inside the change's transaction, so a demotion,
+ * disable or logout that committed after the request's first check (made from caches, at the start of the
+ * request) still stops it. Transactions are serialized (db/serialized-adapter.ts): whatever committed
+ * before this transaction is visible here, and nothing can commit between this check and the change.
+ * Expiry is not looked at again: the request's own authentication checked it moments ago, and what an
+ * author can lose mid-request is the role, the account or a revocation.
+ */
+export async function assertActorMayAdminister(tx: Reader, actor: AdminActor): Promise<void> {
+  if (actor.kind === 'operator') return;
+  const author = await tx.user.findUnique({ where: { id: actor.userId }, select: { role: true, disabledAt: true } });
+  if (!author || author.disabledAt || author.role !== 'ADMIN') throw new ActorNotAuthorizedError();
+  if (actor.sessionId !== null) {
+    const session = await tx.session.findUnique({ where: { id: actor.sessionId }, select: { userId: true, revokedAt: true } });
+    if (!session || session.userId !== actor.userId || session.revokedAt) throw new ActorNotAuthorizedError();
+  }
+  if (actor.apiTokenId !== null) {
+    const token = await tx.apiToken.findUnique({ where: { id: actor.apiTokenId }, select: { userId: true, revokedAt: true, scopes: true } });
+    if (!token || token.userId !== actor.userId || token.revokedAt || !token.scopes.split(' ').includes('admin')) throw new ActorNotAuthorizedError();
+  }
+}

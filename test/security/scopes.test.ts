@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { bearer, createTestApp, registerUser } from '../support/app.js';
+import { createApiToken, createLoggedInAdmin, errorCode, USER_FIELDS } from '../support/accounts.js';
+
+// A token limited to some API scopes must not read, through a mutation's result, what only another
+// scope grants. updateProfile (PROFILE_WRITE) returns the User, which only PROFILE_READ may read.
+
+const app = await createTestApp();
+
+const UPDATE_PROFILE = /* GraphQL */ `
+  mutation ($input: UpdateProfileInput!) { updateProfile(input: $input) { __typename ... on User { ${USER_FIELDS} } ... on Error { code } } }
+`;
+
+describe('a PROFILE_WRITE-only API token', () => {
+  it('changes the profile but cannot read any field of the User back', async () => {
+    const { accessToken, user } = await registerUser(app, { email: 'writer@example.com' });
+    const { token } = await createApiToken(app, accessToken, { scopes: ['PROFILE_WRITE'] });
+
+    const response = await app.gql(UPDATE_PROFILE, { input: { fullname: 'Written Blind' } }, bearer(token));
+    expect(errorCode(response)).toBe('FORBIDDEN');
+    expect(response.data ?? null).toBeNull();
+    const answer = JSON.stringify(response);
+    for (const secret of ['writer@example.com', 'Written Blind', user.username, user.id]) expect(answer).not.toContain(secret);
+    // The change itself went through, and the outcome can be asked for without reading the profile.
+    expect((await app.services.db.user.findUniqueOrThrow({ where: { id: user.id } })).fullname).toBe('Written Blind');
+    const outcome = await app.gql('mutation ($input: UpdateProfileInput!) { updateProfile(input: $input) { __typename ... on Error { code } } }', { input: { fullname: 'Again' } }, bearer(token));
+    expect(outcome).toEqual({ status: 200, data: { updateProfile: { __typename: 'User' } } });
+  });
+
+  it('still gets its typed errors (they carry no profile data)', async () => {
+    await registerUser(app, { email: 'taken@example.com' });
+    const { accessToken } = await registerUser(app);
+    const { token } = await createApiToken(app, accessToken, { scopes: ['PROFILE_WRITE'] });
+    const response = await app.gql(UPDATE_PROFILE, { input: { email: 'taken@example.com' } }, bearer(token));
+    expect(response.errors).toBeUndefined();
+    expect(response.data.updateProfile).toEqual({ __typename: 'EmailTakenError', code: 'EMAIL_TAKEN' });
+  });
+});
+
+describe('who may still read a User', () => {
+  it('a token with PROFILE_READ and PROFILE_WRITE reads its update back', async () => {
+    const { accessToken, user } = await registerUser(app);
+    const { token } = await createApiToken(app, accessToken, { scopes: ['PROFILE_READ', 'PROFILE_WRITE'] });
+    const response = await app.gql(UPDATE_PROFILE, { input: { fullname: 'Read Back' } }, bearer(token));
+    expect(response.errors).toBeUndefined();
+    expect(response.data.updateProfile).toMatchObject({ __typename: 'User', id: user.id, fullname: 'Read Back' });
+  });
+
+  it('a session reads everything its user may', async () => {
+    const { accessToken } = await registerUser(app);
+    const response = await app.gql(UPDATE_PROFILE, { input: { fullname: 'Session Name' } }, bearer(accessToken));
+    expect(response.data.updateProfile).toMatchObject({ __typename: 'User', fullname: 'Session Name' });
+  });
+
+  it("an ADMIN-only token reads users and its admin changes' results, while its owner is an administrator", async () => {
+    const admin = await createLoggedInAdmin(app);
+    const target = await registerUser(app);
+    const { token } = await createApiToken(app, admin.accessToken, { scopes: ['ADMIN'] });
+    const users = await app.gql(`query { users(first: 5) { edges { node { ${USER_FIELDS} } } } }`, {}, bearer(token));
+    expect(users.errors).toBeUndefined();
+    expect(users.data.users.edges.length).toBeGreaterThan(0);
+    const disabled = await app.gql(
+      `mutation ($id: ID!) { disableUser(id: $id) { __typename ... on User { id username } } }`,
+      { id: target.user.id },
+      bearer(token),
+    );
+    expect(disabled.errors).toBeUndefined();
+    expect(disabled.data.disableUser).toEqual({ __typename: 'User', id: target.user.id, username: target.username });
+  });
+
+  it('a login answers with the account just proven, to a caller without credentials', async () => {
+    const { username, password, user } = await registerUser(app);
+    const response = await app.gql(
+      `mutation ($input: LoginInput!) { login(input: $input) { ... on AuthPayload { user { ${USER_FIELDS} } } } }`,
+      { input: { username, password } },
+    );
+    expect(response.errors).toBeUndefined();
+    expect(response.data.login.user.id).toBe(user.id);
+  });
+});
