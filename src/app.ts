@@ -86,7 +86,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         userAgent: request.headers.get('user-agent'),
         viewer: () =>
           (viewer ??= authenticate(services.authenticator, request.headers.get('authorization'), audit).then((found) => (resolved = found))),
-        currentUserId: () => resolved?.userId ?? null,
+        authenticatedViewer: () => resolved,
         audit,
       };
     },

@@ -43,8 +43,8 @@ export interface UserContext {
   readonly userAgent: string | null;
   /** The caller, resolved from the Authorization header on first use; throws UNAUTHENTICATED for a bad token. */
   readonly viewer: () => Promise<Viewer | null>;
-  /** The caller's user id if viewer() has already resolved one; never triggers authentication. */
-  readonly currentUserId: () => string | null;
+  /** The caller if viewer() has already resolved one; never triggers authentication. */
+  readonly authenticatedViewer: () => Viewer | null;
   readonly requestId: string;
   /** Logs an auth event (outcome "success" or a refusal code) with request id, address and user. */
   readonly audit: Audit;

@@ -173,16 +173,11 @@ export class AccountService {
     // a locked name, known or not, is answered without hashing and alike.
     const user = await this.db.user.findUnique({ where: typedName.includes('@') ? { emailKey: typedName } : { usernameKey: typedName } });
     const lockKey = user ? accountLockKey(user.id) : nameLockKey(typedName);
-    this.#refuseIfLocked(lockKey, source);
     // Same work and same answer whether the user is unknown or the password wrong.
-    const passwordMatches = user
-      ? await this.passwords.verify(user.passwordHash, valid.password)
-      : await this.passwords.verifyAgainstDummy(valid.password);
-    if (!user || !passwordMatches) {
-      this.lockout.recordFailure(lockKey, source);
-      throw new InvalidCredentialsError();
-    }
-    this.lockout.recordSuccess(lockKey, source);
+    const passwordMatches = await this.#checkPassword(lockKey, source, () =>
+      user ? this.passwords.verify(user.passwordHash, valid.password) : this.passwords.verifyAgainstDummy(valid.password),
+    );
+    if (!user || !passwordMatches) throw new InvalidCredentialsError();
     if (user.disabledAt) throw new AccountDisabledError();
     // The password was checked against this version of the credentials; a change that committed since
     // (password, disable, delete, logout everywhere) refuses the session instead of letting it outlive it.
@@ -192,9 +187,20 @@ export class AccountService {
     return this.#authResult(user, issued);
   }
 
-  #refuseIfLocked(lockKey: string, source: string): void {
-    const lockedMs = this.lockout.lockedFor(lockKey, source);
-    if (lockedMs > 0) throw InvalidCredentialsError.locked(Math.ceil(lockedMs / 1000));
+  /**
+   * Runs one password check under the lockout: refused with LOGIN_LOCKED while `lockKey` is locked (or as
+   * many checks are already running as could lock it), otherwise counted by its outcome (lockout.ts).
+   */
+  async #checkPassword(lockKey: string, source: string, check: () => Promise<boolean>): Promise<boolean> {
+    const attempt = this.lockout.beginAttempt(lockKey, source);
+    if ('retryAfterMs' in attempt) throw InvalidCredentialsError.locked(Math.ceil(attempt.retryAfterMs / 1000));
+    let matches: boolean | undefined;
+    try {
+      matches = await check();
+      return matches;
+    } finally {
+      this.lockout.finishAttempt(attempt, matches === undefined ? 'abandoned' : matches ? 'success' : 'failure');
+    }
   }
 
   /** Exchanges a refresh token for new tokens (rotation with reuse detection lives in SessionService). */
@@ -275,14 +281,9 @@ export class AccountService {
   async #reauthenticate(userId: string, password: string, meta: Pick<ClientMeta, 'ip' | 'network'>): Promise<UserRecord> {
     const lockKey = accountLockKey(userId);
     const source = meta.network ?? meta.ip ?? 'unknown';
-    this.#refuseIfLocked(lockKey, source);
     const user = await this.db.user.findUnique({ where: { id: userId } });
     if (!user) throw accountGone();
-    if (!(await this.passwords.verify(user.passwordHash, password))) {
-      this.lockout.recordFailure(lockKey, source);
-      throw new InvalidCredentialsError();
-    }
-    this.lockout.recordSuccess(lockKey, source);
+    if (!(await this.#checkPassword(lockKey, source, () => this.passwords.verify(user.passwordHash, password)))) throw new InvalidCredentialsError();
     return user;
   }
 

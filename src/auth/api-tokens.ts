@@ -6,7 +6,7 @@ import type { ApiTokenRecord } from '../db/client.js';
 import type { Clock } from './clock.js';
 import { AuthenticationError, ValidationError } from './errors.js';
 import { API_SCOPES, isApiScope, type ApiScope } from './scopes.js';
-import { validate } from './validation.js';
+import { displayTextSchema, validate } from './validation.js';
 
 export const API_TOKEN_PREFIX = 'gat_';
 // gat_ + 43 base64url characters (32 random bytes).
@@ -33,7 +33,8 @@ interface CachedToken extends AuthenticatedApiToken {
 }
 
 const createSchema = z.object({
-  name: z.string().trim().min(1, 'is required').max(64, 'must be at most 64 characters').regex(/^[^\p{Cc}]*$/u, 'must not contain control characters'),
+  // Shown in token lists, where a bidi override could make "ci\u202Eexe.txt" read as another name.
+  name: displayTextSchema(64),
   scopes: z.array(z.enum(API_SCOPES)).min(1, 'needs at least one scope').max(API_SCOPES.length),
   expiresInDays: z.number().int().min(1, 'must be at least 1').max(3650, 'must be at most 3650').nullish(),
 });

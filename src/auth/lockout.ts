@@ -15,6 +15,8 @@ export interface LockoutSettings {
 
 interface Counter {
   failures: number;
+  /** Password checks begun and not yet finished: each may still turn out a failure. */
+  inFlight: number;
   locks: number;
   /** On the clock's monotonic reading: a wall-clock jump must neither extend nor end a lock. */
   lockedUntil: number;
@@ -23,9 +25,19 @@ interface Counter {
 
 const MAX_SOURCES_TRACKED = 32;
 
+// What a check refused only because others are still running is told to wait: they end within a hash.
+const IN_FLIGHT_RETRY_MS = 1000;
+
+/** A password check let through by beginAttempt; finishAttempt must be called with its outcome. */
+export interface LockoutAttempt {
+  readonly name: string;
+  readonly source: string;
+}
+
 /**
  * Brute-force lockout on top of the rate limits, keyed by the login name as typed (username or email,
  * case-folded) whether or not such an account exists, so a lock tells a guesser nothing about existence.
+ * (AccountService passes the account id once the name is found, so username and email share a count.)
  *
  * Two levels, so one address cannot lock a victim out:
  * - (name, address): after `threshold` failures from one address, that address is locked out of that
@@ -33,9 +45,14 @@ const MAX_SOURCES_TRACKED = 32;
  * - name: after `threshold` failures that came from at least `minSources` addresses, the name is locked
  *   for every address (a distributed guess). The per-address rate limits bound how fast any one address
  *   contributes.
- * A successful login clears both. State is in memory, bounded (LRU), and forgotten an hour after the
- * last failure. Every duration here is monotonic time (the clock's `monotonicMs`), so setting the wall
- * clock back neither extends a lock nor keeps a counter alive longer.
+ *
+ * Checks still running count against the threshold as if they had failed: otherwise every guess of a
+ * parallel burst passed the lock check before any of them was counted, and a burst of any size got
+ * through. A check beyond the threshold while others run is refused with a short retry, not a lock, so
+ * a burst of correct logins does not lock anyone out. A success clears both levels. State is in memory,
+ * bounded (LRU), and forgotten an hour after the last failure. Every duration here is monotonic time
+ * (the clock's `monotonicMs`), so setting the wall clock back neither extends a lock nor keeps a counter
+ * alive longer.
  */
 export class LoginLockout {
   readonly #counters: LRUCache<string, Counter>;
@@ -54,24 +71,59 @@ export class LoginLockout {
     return Math.max(0, until - now);
   }
 
-  recordFailure(name: string, source: string): void {
+  /**
+   * Lets one password check for `name` from `source` begin, or refuses it: `{ retryAfterMs }` while the
+   * name is locked, or while the checks already running could bring it to the threshold. The lock test
+   * and the count are one synchronous step, so parallel requests cannot all pass before any is counted.
+   */
+  beginAttempt(name: string, source: string): LockoutAttempt | { readonly retryAfterMs: number } {
+    const lockedMs = this.lockedFor(name, source);
+    if (lockedMs > 0) return { retryAfterMs: lockedMs };
+    const pair = this.#counter(pairKey(name, source));
+    const whole = this.#counter(nameKey(name));
+    const { threshold, minSources } = this.settings;
+    // As many checks may run at once as failures are left before a lock; after a lock ran out, one.
+    const room = (counter: Counter) => counter.inFlight < Math.max(1, threshold - counter.failures);
+    const wholeSources = whole.sources.size + (whole.sources.has(source) ? 0 : 1);
+    if (!room(pair) || (wholeSources >= minSources && !room(whole))) return { retryAfterMs: IN_FLIGHT_RETRY_MS };
+    for (const counter of [pair, whole]) {
+      counter.inFlight += 1;
+      if (counter.sources.size < MAX_SOURCES_TRACKED) counter.sources.add(source);
+    }
+    return { name, source };
+  }
+
+  /**
+   * Ends a check begun with beginAttempt. A failure counts (and may lock); a success clears the name; an
+   * abandoned check (the hash itself failed) counts for nothing.
+   */
+  finishAttempt({ name, source }: LockoutAttempt, outcome: 'success' | 'failure' | 'abandoned'): void {
     const now = this.clock.monotonicMs();
-    const pair = this.#count(pairKey(name, source), source);
-    if (pair.failures >= this.settings.threshold) this.#lock(pair, now);
-    const whole = this.#count(nameKey(name), source);
-    if (whole.failures >= this.settings.threshold && whole.sources.size >= this.settings.minSources) this.#lock(whole, now);
+    const pairKeyText = pairKey(name, source);
+    const wholeKeyText = nameKey(name);
+    const pair = this.#counter(pairKeyText);
+    const whole = this.#counter(wholeKeyText);
+    for (const counter of [pair, whole]) counter.inFlight = Math.max(0, counter.inFlight - 1);
+    if (outcome === 'success') {
+      // Cleared, but the checks still running stay counted.
+      for (const counter of [pair, whole]) Object.assign(counter, { failures: 0, locks: 0, lockedUntil: 0 });
+    } else if (outcome === 'failure') {
+      pair.failures += 1;
+      if (pair.failures >= this.settings.threshold) this.#lock(pair, now);
+      whole.failures += 1;
+      if (whole.failures >= this.settings.threshold && whole.sources.size >= this.settings.minSources) this.#lock(whole, now);
+      // Set again: a counter is forgotten an hour after its last failure, not its first.
+      this.#counters.set(pairKeyText, pair);
+      this.#counters.set(wholeKeyText, whole);
+    }
   }
 
-  recordSuccess(name: string, source: string): void {
-    this.#counters.delete(pairKey(name, source));
-    this.#counters.delete(nameKey(name));
-  }
-
-  #count(key: string, source: string): Counter {
-    const counter = this.#counters.get(key) ?? { failures: 0, locks: 0, lockedUntil: 0, sources: new Set<string>() };
-    counter.failures += 1;
-    if (counter.sources.size < MAX_SOURCES_TRACKED) counter.sources.add(source);
-    this.#counters.set(key, counter);
+  #counter(key: string): Counter {
+    let counter = this.#counters.get(key);
+    if (!counter) {
+      counter = { failures: 0, inFlight: 0, locks: 0, lockedUntil: 0, sources: new Set<string>() };
+      this.#counters.set(key, counter);
+    }
     return counter;
   }
 

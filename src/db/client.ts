@@ -66,7 +66,7 @@ async function prepareConnection(connection: SqlDriverAdapter, synchronous: 'FUL
   // after the database file as it resolved it (symbolic links followed), which database_list reports.
   await firstValue('SELECT count(*) FROM sqlite_master');
   const databaseFile = await firstValue("SELECT file FROM pragma_database_list WHERE name = 'main'");
-  return WalSync.open(`${String(databaseFile)}-wal`);
+  return WalSync.open(String(databaseFile));
 }
 
 export async function isDatabaseReachable(db: Database): Promise<boolean> {

@@ -1,4 +1,4 @@
-import { closeSync, fchmodSync, type BigIntStats, chmodSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { closeSync, fchmodSync, type BigIntStats, chmodSync, lstatSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { access, constants, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { isDatabaseReachable, sqlitePath, type Database } from './client.js';
@@ -17,9 +17,13 @@ const COMPANIONS = ['-wal', '-shm', '-journal'] as const;
  *
  * What already exists is not changed (an operator may have chosen its owner and mode, e.g. for a backup
  * agent's group): each folder or file that group or other can access is returned as a warning instead.
+ *
+ * Throws, creating nothing, when the database file is missing but its -wal, -shm or -journal file is
+ * there: a database was deleted (or moved without them).
  */
 export function prepareDataFiles(databaseUrl: string, keysFile: string): string[] {
   const databaseFile = path.resolve(sqlitePath(databaseUrl));
+  refuseLeftoversOfDeletedDatabase(databaseFile);
   const warnings = [
     ...createPrivateDirectory(path.dirname(databaseFile)),
     // The key file's folder too: keys.ts creates the file itself, 0600.
@@ -40,6 +44,34 @@ export function prepareDataFiles(databaseUrl: string, keysFile: string): string[
     }
   }
   return [...new Set(warnings)];
+}
+
+/**
+ * A new empty database must not be created over the companion files of one that was deleted: the
+ * acknowledged writes in its -wal would be gone without a word, and SQLite could even replay that WAL's
+ * pages into the new file (nothing in a WAL says which database it belongs to), leaving a corrupt one.
+ */
+function refuseLeftoversOfDeletedDatabase(databaseFile: string): void {
+  // lstat: a symbolic link, even a dangling one, is the operator's choice of file, not a deletion.
+  if (lstatExists(databaseFile)) return;
+  const leftovers = COMPANIONS.map((suffix) => databaseFile + suffix).filter(lstatExists);
+  if (leftovers.length === 0) return;
+  throw new Error(
+    `The database file ${databaseFile} is missing, but ${leftovers.join(' and ')} ${leftovers.length === 1 ? 'is' : 'are'} ` +
+      'still there: a database was deleted or moved without them, and its last writes may be in them. Refusing to ' +
+      'create a new database over them. Restore the database file from a backup (with these files, if they belong to ' +
+      'it), or move these files away to start with an empty database.',
+  );
+}
+
+function lstatExists(file: string): boolean {
+  try {
+    lstatSync(file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
 }
 
 function createPrivateDirectory(dir: string): string[] {

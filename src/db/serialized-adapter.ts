@@ -106,17 +106,12 @@ function gatedAdapter(
   };
   // Outside a transaction every statement is its own: one refused with SQLITE_BUSY changed nothing, and
   // retrying it (after leaving the gate, so others go on meanwhile) is safe.
-  const statement = <T>(run: () => Promise<T>, writes: boolean) =>
-    afterDurable(
-      retryWhileBusy(
-        () =>
-          gate.run(() => {
-            durability.refuseIfFailed();
-            return marked(run, writes);
-          }),
-        busyWaitMs,
-      ),
-    );
+  const once = <T>(run: () => Promise<T>, writes: boolean) =>
+    gate.run(() => {
+      durability.refuseIfFailed();
+      return marked(run, writes);
+    });
+  const statement = <T>(run: () => Promise<T>, writes: boolean) => afterDurable(retryWhileBusy(() => once(run, writes), busyWaitMs));
   const connection = betterSqliteConnectionOf(adapter);
   const prepare = prepared && connection && statementCache(connection);
   const runner: StatementRunner | undefined =
@@ -134,7 +129,8 @@ function gatedAdapter(
     adapterName: adapter.adapterName,
     queryRaw: (query: SqlQuery) => statement(() => adapter.queryRaw(query), !isRead(query.sql)),
     executeRaw: (query: SqlQuery) => statement(() => adapter.executeRaw(query), true),
-    executeScript: (script: string) => statement(() => adapter.executeScript(script), true),
+    // Never retried: a script's earlier statements may have committed before a later one met the lock.
+    executeScript: (script: string) => afterDurable(once(() => adapter.executeScript(script), true)),
     getConnectionInfo: adapter.getConnectionInfo?.bind(adapter),
     async dispose() {
       if (runner) prepared?.detach(runner);

@@ -21,10 +21,10 @@ export function audited<Parent, Args, Result>(
   return async (parent, args, ctx) => {
     try {
       const result = await resolve(parent, args, ctx);
-      ctx.audit(event, 'success', subjectOf?.(result) ?? ctx.currentUserId());
+      ctx.audit(event, 'success', subjectOf?.(result) ?? ctx.authenticatedViewer()?.userId ?? null);
       return result;
     } catch (error) {
-      ctx.audit(event, outcomeOf(error), ctx.currentUserId());
+      ctx.audit(event, outcomeOf(error), ctx.authenticatedViewer()?.userId ?? null);
       throw error;
     }
   };

@@ -12,12 +12,14 @@ export const Role = builder.enumType('Role', {
 
 export const User = builder.objectRef<UserRecord>('User').implement({
   description: 'An account. Only its owner sees it whole.',
-  // Whatever field returns a User (me, updateProfile, an admin's users and changes): an API token reads
-  // it only with PROFILE_READ, or as an administrator (ADMIN scope, owner still an admin). Without this a
-  // PROFILE_WRITE-only token read the whole profile back from updateProfile's result. Sessions have every
-  // scope; no credentials means a login, register or refresh answering with the account just proven.
-  // Such a token can still ask updateProfile for `__typename` and the error members.
-  authScopes: { $any: { anonymous: true, scope: 'profile:read', admin: true } },
+  // Whatever field returns a User (me, updateProfile, an admin's users and changes): an API token the
+  // request acted with reads it only with PROFILE_READ, or as an administrator (ADMIN scope, owner still
+  // an admin). Without this a PROFILE_WRITE-only token read the whole profile back from updateProfile's
+  // result; such a token can still ask for `__typename` and the error members. Only a viewer the request
+  // has already authenticated is looked at: login, register and refresh answer with the account the
+  // caller just proved, and a stale Authorization header sent along with them must not fail them (the
+  // refresh would be committed and its new token lost). Sessions have every scope.
+  authScopes: (_user, ctx) => (ctx.authenticatedViewer()?.apiTokenId ? { $any: { scope: 'profile:read', admin: true } } : true),
   fields: (t) => ({
     id: t.exposeID('id'),
     username: t.exposeString('username', { description: 'As typed at registration; unique regardless of case.' }),

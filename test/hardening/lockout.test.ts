@@ -58,6 +58,27 @@ describe('per-account lockout', () => {
     expect((await login(app, username, password, '10.0.1.1')).__typename).toBe('AuthPayload');
   });
 
+  it('a parallel burst gets no more password checks than one guess after another', async () => {
+    const { username } = await registerUser(app);
+    const codes = async (ips: string[]) => {
+      const answers = await Promise.all(ips.map((ip, i) => login(app, username, `parallel guess ${i}`, ip)));
+      const count = (code: string) => answers.filter((answer) => answer.code === code).length;
+      return { checked: count('INVALID_CREDENTIALS'), locked: count('LOGIN_LOCKED') };
+    };
+    // 30 at once from one address: exactly the threshold is checked, the rest are locked out unhashed.
+    expect(await codes(Array.from({ length: 30 }, () => '10.0.9.1'))).toEqual({ checked: 10, locked: 20 });
+
+    // 40 at once from four addresses against a fresh account: the account-wide lock needs 3 sources, so
+    // one check past the threshold at most, never ten per address.
+    const spread = await registerUser(app);
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => login(app, spread.username, `spread guess ${i}`, `10.0.10.${(i % 4) + 1}`)),
+    );
+    const checked = answers.filter((answer) => answer.code === 'INVALID_CREDENTIALS').length;
+    expect(checked).toBeGreaterThanOrEqual(10);
+    expect(checked).toBeLessThanOrEqual(11);
+  });
+
   it('answers a name that does not exist exactly like an existing account', async () => {
     const existing = await registerUser(app);
     const missing = uniqueName('ghost');

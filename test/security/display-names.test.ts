@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { bearer, createTestApp, REGISTER, registerUser, uniqueName } from '../support/app.js';
+import { CREATE_API_TOKEN } from '../support/accounts.js';
 
 // Display names are shown to other people (PublicUser, admin lists): a name must not hide characters or
 // reorder what is shown (bidi overrides making "evil‮gpj.exe" read as "evilexe.jpg", zero-width
@@ -52,6 +53,14 @@ describe('display names', () => {
     const updated = await app.gql(UPDATE, { input: { fullname: name } }, bearer(accessToken));
     expect(updated.data.updateProfile).toMatchObject({ __typename: 'ValidationError', fieldErrors: [{ field: 'fullname' }] });
     expect((await app.services.db.user.findUniqueOrThrow({ where: { id: user.id } })).fullname).toBeNull();
+  });
+
+  it.each(Object.entries(HIDDEN))('refuse %s in an API token name, and create no token', async (_label, character) => {
+    const { accessToken } = await registerUser(app);
+    const created = await app.gql(CREATE_API_TOKEN, { input: { name: `ci${character}exe.txt`, scopes: ['PROFILE_READ'] } }, bearer(accessToken));
+    expect(created.data.createApiToken).toMatchObject({ __typename: 'ValidationError', fieldErrors: [{ field: 'name' }] });
+    const listed = await app.gql('query { apiTokens { id } }', {}, bearer(accessToken));
+    expect(listed.data.apiTokens).toEqual([]);
   });
 
   it.each(['Zoë Çelik', 'Zoe\u0308 (combining diaeresis)', '李小龍', 'محمد علي', 'Ева Иванова', 'Anna ❤️', "O'Brien-Smith Jr.", 'Nguyễn\u00A0Văn A'])(

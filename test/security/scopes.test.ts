@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bearer, createTestApp, registerUser } from '../support/app.js';
+import { bearer, createTestApp, LOGIN, REFRESH, registerUser } from '../support/app.js';
 import { createApiToken, createLoggedInAdmin, errorCode, USER_FIELDS } from '../support/accounts.js';
 
 // A token limited to some API scopes must not read, through a mutation's result, what only another
@@ -76,5 +76,38 @@ describe('who may still read a User', () => {
     );
     expect(response.errors).toBeUndefined();
     expect(response.data.login.user.id).toBe(user.id);
+  });
+});
+
+describe('an Authorization header sent along with login, register or refresh', () => {
+  // Clients attach their (perhaps stale) access token to every request. These operations prove who the
+  // caller is by other means and answer with that account: the header must neither fail them nor limit them.
+  it('a revoked access token does not fail a refresh, whose new tokens would otherwise be lost', async () => {
+    const first = await registerUser(app);
+    const other = await app.gql(LOGIN, { input: { username: first.username, password: first.password } });
+    const otherSession = other.data.login as { refreshToken: string };
+    expect((await app.gql('mutation { logout }', {}, bearer(first.accessToken))).data).toEqual({ logout: true });
+
+    const refreshed = await app.gql(REFRESH, { token: otherSession.refreshToken }, bearer(first.accessToken));
+    expect(refreshed.errors).toBeUndefined();
+    expect(refreshed.data.refresh).toMatchObject({ __typename: 'AuthPayload', user: { id: first.user.id, username: first.username } });
+  });
+
+  it('a revoked or malformed access token does not fail a login', async () => {
+    const user = await registerUser(app);
+    expect((await app.gql('mutation { logout }', {}, bearer(user.accessToken))).data).toEqual({ logout: true });
+    for (const header of [bearer(user.accessToken), { authorization: 'Bearer not-a-token' }]) {
+      const answer = await app.gql(LOGIN, { input: { username: user.username, password: user.password } }, header);
+      expect(answer.errors).toBeUndefined();
+      expect(answer.data.login).toMatchObject({ __typename: 'AuthPayload', user: { id: user.user.id } });
+    }
+  });
+
+  it("a PROFILE_WRITE-only token does not hide the logged-in account from login's answer", async () => {
+    const user = await registerUser(app, { email: 'login-with-token@example.com' });
+    const { token } = await createApiToken(app, user.accessToken, { scopes: ['PROFILE_WRITE'] });
+    const answer = await app.gql(LOGIN, { input: { username: user.username, password: user.password } }, bearer(token));
+    expect(answer.errors).toBeUndefined();
+    expect(answer.data.login).toMatchObject({ __typename: 'AuthPayload', user: { id: user.user.id, email: 'login-with-token@example.com' } });
   });
 });
