@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { bearer, createTestApp, REGISTER, registerUser, uniqueName } from '../support/app.js';
+import { rawDb } from '../support/raw-db.js';
 
 // Display names are shown to other people (PublicUser, admin lists): a name must not hide characters or
 // reorder what is shown (bidi overrides making "evil‮gpj.exe" read as "evilexe.jpg", zero-width
@@ -51,7 +52,7 @@ describe('display names', () => {
     const { accessToken, user } = await registerUser(app);
     const updated = await app.gql(UPDATE, { input: { fullname: name } }, bearer(accessToken));
     expect(updated.data.updateProfile).toMatchObject({ __typename: 'ValidationError', fieldErrors: [{ field: 'fullname' }] });
-    expect((await app.services.db.user.findUniqueOrThrow({ where: { id: user.id } })).fullname).toBeNull();
+    expect((await rawDb(app.services).user.findUniqueOrThrow({ where: { id: user.id } })).fullname).toBeNull();
   });
 
   it.each(['Zoë Çelik', 'Zoe\u0308 (combining diaeresis)', '李小龍', 'محمد علي', 'Ева Иванова', 'Anna ❤️', "O'Brien-Smith Jr.", 'Nguyễn\u00A0Văn A'])(
