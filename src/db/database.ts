@@ -14,9 +14,23 @@ export interface DatabaseSettings {
 
 /**
  * The data layer as the auth services see it: one store per kind of row, and transactions. Nothing
- * above src/db/ sees Prisma or SQL. See stores/README.md for the pattern new stores follow.
+ * above src/db/ sees Prisma or SQL. Each engine provides one (SQLite today); test/db/store-contract.ts
+ * is the behaviour every engine must show. See stores/README.md for the pattern new stores follow.
  */
-export class Database {
+export interface Database {
+  readonly users: UserStore;
+  readonly sessions: SessionStore;
+  readonly apiTokens: ApiTokenStore;
+  /** Runs `work` in one transaction: all of it commits, or none of it. */
+  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
+  /** Whether a trivial statement answers. */
+  isReachable(): Promise<boolean>;
+  /** Finishes what is running (and makes it durable) and closes the connection. */
+  close(): Promise<void>;
+}
+
+/** SQLite through Prisma's better-sqlite3 adapter: one connection, a transaction gate, off-loop fsync. */
+export class SqliteDatabase implements Database {
   readonly users: UserStore;
   readonly sessions: SessionStore;
   readonly apiTokens: ApiTokenStore;
@@ -35,8 +49,8 @@ export class Database {
   }
 
   /** Opens (but does not migrate) the database at `settings.url`. */
-  static async open(settings: DatabaseSettings, clock: StoreClock): Promise<Database> {
-    return new Database(await openDatabase(settings.url, settings.sqliteSynchronous), clock, settings);
+  static async open(settings: DatabaseSettings, clock: StoreClock): Promise<SqliteDatabase> {
+    return new SqliteDatabase(await openDatabase(settings.url, settings.sqliteSynchronous), clock, settings);
   }
 
   /** Runs `work` in one transaction; transactions run one at a time (serialized-adapter.ts). */
@@ -54,6 +68,7 @@ export class Database {
    * raw reads (test/support/raw-db.ts). Never for src/auth/: queries belong in a store.
    */
   static clientOf(db: Database): SqliteClient {
+    if (!(db instanceof SqliteDatabase)) throw new TypeError('not a SQLite database');
     return db.#client;
   }
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UserAdministration } from '../../src/auth/user-admin.js';
-import { Database } from '../../src/db/database.js';
+import { SqliteDatabase } from '../../src/db/database.js';
 import { PrismaClient } from '../../src/db/generated/sqlite/client.js';
 import { bearer, createTestApp } from '../support/app.js';
 import { createLoggedInAdmin } from '../support/accounts.js';
@@ -44,7 +44,7 @@ let statements = 0;
 observed.$on('query', () => {
   statements += 1;
 });
-const observedDb = new Database(observed, app.services.clock, { sessionIdleTimeoutMs: app.services.config.sessions.idleTimeoutMs });
+const observedDb = new SqliteDatabase(observed, app.services.clock, { sessionIdleTimeoutMs: app.services.config.sessions.idleTimeoutMs });
 const users = new UserAdministration(observedDb, app.services.sessions, app.services.apiTokens, app.services.clock);
 
 async function search(term: string, limit = 21) {

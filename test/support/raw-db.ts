@@ -1,4 +1,4 @@
-import { Database } from '../../src/db/database.js';
+import { type Database, SqliteDatabase } from '../../src/db/database.js';
 import type { SqliteClient } from '../../src/db/client.js';
 
 /**
@@ -6,5 +6,5 @@ import type { SqliteClient } from '../../src/db/client.js';
  * another process (the admin CLI, a second server) would: past the stores and their caches.
  */
 export function rawDb(services: { readonly db: Database }): SqliteClient {
-  return Database.clientOf(services.db);
+  return SqliteDatabase.clientOf(services.db);
 }
