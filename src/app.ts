@@ -136,7 +136,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     keysCreated,
     close: async () => {
       unwatchFile(config.keysFile, reloadKeys);
-      await db.$disconnect();
+      await db.close();
     },
   };
 }

@@ -9,7 +9,7 @@ import type { RateLimiter } from './auth/rate-limit.js';
 import type { SessionService } from './auth/sessions.js';
 import type { UserAdministration } from './auth/user-admin.js';
 import type { Config } from './config.js';
-import type { Database } from './db/client.js';
+import type { Database } from './db/database.js';
 
 /** The long-lived parts of the application, built once by createApp. */
 export interface Services {

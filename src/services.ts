@@ -10,10 +10,9 @@ import { BoundedMemoryStore } from './auth/rate-limit-store.js';
 import { RateLimiter } from './auth/rate-limit.js';
 import { SessionService } from './auth/sessions.js';
 import { UserAdministration } from './auth/user-admin.js';
-import { UserCache } from './auth/user-cache.js';
 import type { Config } from './config.js';
 import type { Services } from './context.js';
-import { openDatabase, type Database } from './db/client.js';
+import { type Database, SqliteDatabase } from './db/database.js';
 
 export interface CreatedServices {
   readonly services: Services;
@@ -25,7 +24,7 @@ export interface CreatedServices {
 
 /** Wires the auth services over an already migrated database; shared by the server and the admin CLI. */
 export async function createServices(config: Config, clock: Clock = systemClock): Promise<CreatedServices> {
-  const db = await openDatabase(config.databaseUrl, config.sqliteSynchronous);
+  const db = await SqliteDatabase.open({ url: config.databaseUrl, sqliteSynchronous: config.sqliteSynchronous, sessionIdleTimeoutMs: config.sessions.idleTimeoutMs }, clock);
   let keys: KeyFile;
   let keysCreated: boolean;
   const warnings: string[] = [];
@@ -39,14 +38,13 @@ export async function createServices(config: Config, clock: Clock = systemClock)
     if (problem && config.env === 'production') throw new Error(`${problem} Gatehouse does not start with it when NODE_ENV=production.`);
     if (problem) warnings.push(problem);
   } catch (error) {
-    await db.$disconnect();
+    await db.close();
     throw error;
   }
   const refreshKey = Buffer.from(config.sessions.refreshTokenSecret ?? keys.refreshTokenSecret, 'utf8');
 
   const accessTokens = await AccessTokenService.create(config.jwt, keys, clock);
-  const userCache = new UserCache(db, clock);
-  const sessions = new SessionService(db, config.sessions, refreshKey, clock, userCache);
+  const sessions = new SessionService(db, config.sessions, refreshKey, clock);
   const apiTokens = new ApiTokenService(db, clock);
   const services: Services = {
     config,
@@ -55,9 +53,9 @@ export async function createServices(config: Config, clock: Clock = systemClock)
     accessTokens,
     sessions,
     apiTokens,
-    accounts: new AccountService(db, new PasswordHasher(config.argon2), sessions, accessTokens, new LoginLockout(config.lockout, clock), userCache),
-    users: new UserAdministration(db, sessions, apiTokens, clock, userCache),
-    authenticator: new Authenticator(accessTokens, sessions, apiTokens, userCache),
+    accounts: new AccountService(db, new PasswordHasher(config.argon2), sessions, accessTokens, new LoginLockout(config.lockout, clock)),
+    users: new UserAdministration(db, sessions, apiTokens, clock),
+    authenticator: new Authenticator(accessTokens, sessions, apiTokens, db.users),
     rateLimiter: new RateLimiter(config.rateLimits.rules, new BoundedMemoryStore({ maxIdentities: config.rateLimits.maxKeys })),
   };
   return { services, keysCreated, warnings };
@@ -72,7 +70,7 @@ async function refuseNewKeysOverExistingData(db: Database, config: Config): Prom
   // With both JWT_SECRET and REFRESH_TOKEN_SECRET set, nothing issued depends on the file's keys.
   const fileKeysInUse = config.jwt.secret === undefined || config.sessions.refreshTokenSecret === undefined;
   if (config.allowNewKeys || !fileKeysInUse) return;
-  const [users, sessions] = await Promise.all([db.user.count(), db.session.count()]);
+  const [users, sessions] = await Promise.all([db.users.count(), db.sessions.count()]);
   if (users === 0 && sessions === 0) return;
   throw new Error(
     `The key file ${config.keysFile} is missing, but the database already has ${users} user(s) and ${sessions} session(s): ` +

@@ -2,6 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { SignJWT, UnsecuredJWT, createLocalJWKSet, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { bearer, createTestApp, ManualClock, ME, registerUser } from './support/app.js';
+import { rawDb } from './support/raw-db.js';
 
 const clock = new ManualClock();
 const app = await createTestApp({}, { clock });
@@ -119,11 +120,11 @@ describe('me and access tokens', () => {
 
   it('rejects the token of a disabled or a deleted user', async () => {
     const disabled = await registerUser(app);
-    await app.services.db.user.update({ where: { id: disabled.user.id }, data: { disabledAt: new Date() } });
+    await rawDb(app.services).user.update({ where: { id: disabled.user.id }, data: { disabledAt: new Date() } });
     expectUnauthenticated(await meWith(disabled.accessToken));
 
     const deleted = await registerUser(app);
-    await app.services.db.user.delete({ where: { id: deleted.user.id } });
+    await rawDb(app.services).user.delete({ where: { id: deleted.user.id } });
     expectUnauthenticated(await meWith(deleted.accessToken));
   });
 

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { LOGIN } from './support/app.js';
+import { rawDb } from './support/raw-db.js';
 
 // The admin CLI as an operator runs it: a child process on the server's data directory, the password on stdin.
 
@@ -136,11 +137,11 @@ describe('npm run admin', { timeout: 120_000 }, () => {
     try {
       await login(app, 'root', 'long enough password');
       const live = await login(app, 'root', 'long enough password');
-      const sessions = await app.services.db.session.findMany();
+      const sessions = await rawDb(app.services).session.findMany();
       await app.services.sessions.revoke(sessions[0]!.id, 'test');
       const purged = await admin(dataDir, ['purge']);
       expect(purged.stdout).toMatch(/Deleted 1 ended session/);
-      expect(await app.services.db.session.count()).toBe(1);
+      expect(await rawDb(app.services).session.count()).toBe(1);
       expect(live.__typename).toBe('AuthPayload');
     } finally {
       await app.close();

@@ -3,6 +3,7 @@ import { LastAdminError } from '../src/auth/errors.js';
 import { bearer, createTestApp, REFRESH, registerUser, type TestApp } from './support/app.js';
 import { createApiToken, errorCode, login, me, readTable, registerAdmin, USER_FIELDS } from './support/accounts.js';
 import { OPERATOR } from '../src/auth/admin-actor.js';
+import { rawDb } from './support/raw-db.js';
 
 const app = await createTestApp();
 
@@ -53,9 +54,9 @@ describe('who may administer', () => {
     }
     // Including on themselves.
     expect(errorCode(await app.gql(SET_ROLE, { id: user.user.id, role: 'ADMIN' }, bearer(user.accessToken)))).toBe('FORBIDDEN');
-    const stored = await app.services.db.user.findUniqueOrThrow({ where: { id: target.user.id } });
+    const stored = await rawDb(app.services).user.findUniqueOrThrow({ where: { id: target.user.id } });
     expect(stored).toMatchObject({ role: 'USER', disabledAt: null });
-    expect((await app.services.db.user.findUniqueOrThrow({ where: { id: user.user.id } })).role).toBe('USER');
+    expect((await rawDb(app.services).user.findUniqueOrThrow({ where: { id: user.user.id } })).role).toBe('USER');
     expect((await me(app, target.accessToken)).data.me.id).toBe(target.user.id);
   });
 
@@ -64,7 +65,7 @@ describe('who may administer', () => {
     for (const [name, query, variables] of operations(target.user.id)) {
       expect(errorCode(await app.gql(query, variables)), name).toBe('UNAUTHENTICATED');
     }
-    expect(await app.services.db.user.findUniqueOrThrow({ where: { id: target.user.id } })).toMatchObject({ role: 'USER', disabledAt: null });
+    expect(await rawDb(app.services).user.findUniqueOrThrow({ where: { id: target.user.id } })).toMatchObject({ role: 'USER', disabledAt: null });
   });
 
   it('refuses a bad token with UNAUTHENTICATED, not FORBIDDEN', async () => {
@@ -169,7 +170,7 @@ describe('users connection', () => {
       if (!result.pageInfo.hasNextPage) break;
       after = result.pageInfo.endCursor;
     }
-    expect(all).toHaveLength(await app.services.db.user.count());
+    expect(all).toHaveLength(await rawDb(app.services).user.count());
     expect(all.find((node) => node.id === user.user.id)).toMatchObject({ email, role: 'USER' });
     expect(all.find((node) => node.id === admin.user.id)).toMatchObject({ role: 'ADMIN' });
   });
@@ -284,7 +285,7 @@ describe('the last administrator', () => {
     // Setting ADMIN on an admin is not a demotion.
     expect(await adminCall(solo, SET_ROLE, { id, role: 'ADMIN' }, admin.accessToken)).toMatchObject({ __typename: 'User', role: 'ADMIN' });
     // Nothing changed: still an active administrator with a working session.
-    expect(await solo.services.db.user.findUniqueOrThrow({ where: { id } })).toMatchObject({ role: 'ADMIN', disabledAt: null });
+    expect(await rawDb(solo.services).user.findUniqueOrThrow({ where: { id } })).toMatchObject({ role: 'ADMIN', disabledAt: null });
     expect((await solo.gql(USERS, { first: 1 }, bearer(admin.accessToken))).errors).toBeUndefined();
 
     // A disabled administrator does not count as a second one.
@@ -316,7 +317,7 @@ describe('the last administrator', () => {
     expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
     const rejected = results.find((result) => result.status === 'rejected') as PromiseRejectedResult;
     expect(rejected.reason).toBeInstanceOf(LastAdminError);
-    expect(await race.services.db.user.count({ where: { role: 'ADMIN' } })).toBe(1);
+    expect(await rawDb(race.services).user.count({ where: { role: 'ADMIN' } })).toBe(1);
   });
 
   it('with two administrators, one can disable or delete themselves', async () => {
@@ -331,6 +332,6 @@ describe('the last administrator', () => {
     expect((await adminCall(duo, DELETE, { id: second.user.id }, second.accessToken)).__typename).toBe('LastAdminError');
     expect((await adminCall(duo, ENABLE, { id: first.user.id }, second.accessToken)).__typename).toBe('User');
     expect((await adminCall(duo, DELETE, { id: second.user.id }, second.accessToken)).__typename).toBe('User');
-    expect(await duo.services.db.user.findUnique({ where: { id: second.user.id } })).toBeNull();
+    expect(await rawDb(duo.services).user.findUnique({ where: { id: second.user.id } })).toBeNull();
   });
 });

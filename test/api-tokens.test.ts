@@ -3,6 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { bearer, createTestApp, ManualClock, registerUser } from './support/app.js';
 import { CREATE_API_TOKEN, createApiToken, errorCode, login, me, readTable, registerAdmin } from './support/accounts.js';
 import { OPERATOR } from '../src/auth/admin-actor.js';
+import { rawDb } from './support/raw-db.js';
 
 const DAY = 86_400_000;
 const clock = new ManualClock();
@@ -64,7 +65,7 @@ describe('createApiToken', () => {
     const result = await create(accessToken, input);
     expect(result).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
     expect(result.fieldErrors.map((error: { field: string }) => error.field)).toContain(field);
-    expect(await app.services.db.apiToken.count({ where: { userId: user.id } })).toBe(0);
+    expect(await rawDb(app.services).apiToken.count({ where: { userId: user.id } })).toBe(0);
   });
 
   it('refuses the ADMIN scope to a user who is not an administrator', async () => {
@@ -72,7 +73,7 @@ describe('createApiToken', () => {
     const result = await create(accessToken, { name: 'sneaky', scopes: ['PROFILE_READ', 'ADMIN'] });
     expect(result).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
     expect(result.fieldErrors.map((error: { field: string }) => error.field)).toContain('scopes');
-    expect(await app.services.db.apiToken.count({ where: { userId: user.id } })).toBe(0);
+    expect(await rawDb(app.services).apiToken.count({ where: { userId: user.id } })).toBe(0);
   });
 
   it('is UNAUTHENTICATED without a token', async () => {
@@ -149,7 +150,7 @@ describe('authenticating with an API token', () => {
     const response = await app.gql(updateOutcome, { input: { fullname: 'Scripted Name' } }, bearer(token));
     expect(response.errors).toBeUndefined();
     expect(response.data.updateProfile).toEqual({ __typename: 'User' });
-    expect((await app.services.db.user.findUniqueOrThrow({ where: { id: user.id } })).fullname).toBe('Scripted Name');
+    expect((await rawDb(app.services).user.findUniqueOrThrow({ where: { id: user.id } })).fullname).toBe('Scripted Name');
     expect(errorCode(await me(app, token))).toBe('FORBIDDEN');
     expect(errorCode(await app.gql(MY_SESSIONS, {}, bearer(token)))).toBe('FORBIDDEN');
   });
@@ -202,7 +203,7 @@ describe('authenticating with an API token', () => {
       expect(errorCode(response), query).toBe('FORBIDDEN');
     }
     // Nothing happened: one token, the account and its session intact, the token still works.
-    expect(await app.services.db.apiToken.count({ where: { userId: admin.user.id } })).toBe(1);
+    expect(await rawDb(app.services).apiToken.count({ where: { userId: admin.user.id } })).toBe(1);
     expect((await me(app, admin.accessToken)).data.me.id).toBe(admin.user.id);
     expect((await login(app, admin.username, admin.password)).__typename).toBe('AuthPayload');
     expect((await me(app, token)).data.me.id).toBe(admin.user.id);
@@ -236,7 +237,7 @@ describe('lastUsedAt', () => {
   it('is recorded, but written at most once a minute however many requests come', async () => {
     const { accessToken } = await registerUser(app);
     const { token, apiToken } = await createApiToken(app, accessToken, { scopes: ['PROFILE_READ'] });
-    const writes = vi.spyOn(app.services.db.apiToken, 'update');
+    const writes = vi.spyOn(rawDb(app.services).apiToken, 'update');
     try {
       for (let i = 0; i < 20; i++) expect((await me(app, token)).data.me).not.toBeNull();
       expect(writes.mock.calls.length).toBe(1);
@@ -257,7 +258,7 @@ describe('lastUsedAt', () => {
   it('is not written once per request when requests arrive in parallel', async () => {
     const { accessToken } = await registerUser(app);
     const { token } = await createApiToken(app, accessToken, { scopes: ['PROFILE_READ'] });
-    const writes = vi.spyOn(app.services.db.apiToken, 'update');
+    const writes = vi.spyOn(rawDb(app.services).apiToken, 'update');
     try {
       const responses = await Promise.all(Array.from({ length: 20 }, () => me(app, token)));
       for (const response of responses) expect(response.data.me).not.toBeNull();

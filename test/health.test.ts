@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createTestApp } from './support/app.js';
 import { freshDatabaseUrl } from './support/db.js';
+import { rawDb } from './support/raw-db.js';
 
 const app = await createTestApp();
 
@@ -15,7 +16,7 @@ describe('GET /health', () => {
   });
 
   it('answers 503, without details, when the database fails', async () => {
-    const query = vi.spyOn(app.services.db, '$queryRawUnsafe').mockRejectedValueOnce(new Error('SQLITE_IOERR: disk I/O error at /secret/path'));
+    const query = vi.spyOn(rawDb(app.services), '$queryRawUnsafe').mockRejectedValueOnce(new Error('SQLITE_IOERR: disk I/O error at /secret/path'));
     const response = await app.yoga.fetch('http://gatehouse.test/health');
     expect(query).toHaveBeenCalled();
     expect(response.status).toBe(503);

@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { PasswordHasher } from '../src/auth/passwords.js';
 import { bearer, createTestApp, LOGIN, ME, registerUser, uniqueName } from './support/app.js';
+import { rawDb } from './support/raw-db.js';
 
 const app = await createTestApp({ TRUST_PROXY: 'true' });
 
@@ -26,7 +27,7 @@ describe('login', () => {
   it('creates a session per login with the user agent and client address', async () => {
     const { username, password, user } = await registerUser(app);
     await login(username, password, { 'user-agent': 'TestBrowser/1.0', 'x-forwarded-for': '203.0.113.9' });
-    const sessions = await app.services.db.session.findMany({ where: { userId: user.id }, orderBy: { createdAt: 'asc' } });
+    const sessions = await rawDb(app.services).session.findMany({ where: { userId: user.id }, orderBy: { createdAt: 'asc' } });
     expect(sessions).toHaveLength(2);
     expect(sessions[1]).toMatchObject({ userAgent: 'TestBrowser/1.0', ip: '203.0.113.9', revokedAt: null, refreshCounter: 0 });
     expect(sessions[1]!.expiresAt.getTime()).toBeGreaterThan(Date.now() + 89 * 86_400_000);
@@ -47,15 +48,15 @@ describe('login', () => {
   it('does not create a session for a failed login', async () => {
     const { username, user } = await registerUser(app);
     await login(username, 'wrong password!');
-    expect(await app.services.db.session.count({ where: { userId: user.id } })).toBe(1);
+    expect(await rawDb(app.services).session.count({ where: { userId: user.id } })).toBe(1);
   });
 
   it('refuses a disabled user, and says so only to someone who knows the password', async () => {
     const { username, password, user } = await registerUser(app);
-    await app.services.db.user.update({ where: { id: user.id }, data: { disabledAt: new Date() } });
+    await rawDb(app.services).user.update({ where: { id: user.id }, data: { disabledAt: new Date() } });
     expect((await login(username, 'wrong password!')).__typename).toBe('InvalidCredentialsError');
     expect(await login(username, password)).toMatchObject({ __typename: 'AccountDisabledError', code: 'ACCOUNT_DISABLED' });
-    expect(await app.services.db.session.count({ where: { userId: user.id } })).toBe(1);
+    expect(await rawDb(app.services).session.count({ where: { userId: user.id } })).toBe(1);
   });
 
   it('refuses oversized input with a ValidationError before any hashing', async () => {

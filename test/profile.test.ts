@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bearer, createTestApp, REFRESH, registerUser, uniqueName } from './support/app.js';
 import { createApiToken, errorCode, login, me, readTable, USER_FIELDS } from './support/accounts.js';
+import { rawDb } from './support/raw-db.js';
 
 const app = await createTestApp();
 
@@ -87,7 +88,7 @@ describe('updateProfile', () => {
     const email = `${uniqueName('new')}@Example.com`;
     const updated = await updateProfile(accessToken, { fullname: 'New Name', email });
     expect(updated).toMatchObject({ __typename: 'User', id: user.id, fullname: 'New Name', email });
-    const stored = await app.services.db.user.findUniqueOrThrow({ where: { id: user.id } });
+    const stored = await rawDb(app.services).user.findUniqueOrThrow({ where: { id: user.id } });
     expect(stored).toMatchObject({ fullname: 'New Name', email, emailKey: email.toLowerCase() });
   });
 
@@ -119,7 +120,7 @@ describe('updateProfile', () => {
     for (const variant of [email, email.toUpperCase(), email.replace(/^./, (c) => c.toUpperCase())]) {
       expect(await updateProfile(accessToken, { email: variant, fullname: 'Changed' })).toMatchObject({ __typename: 'EmailTakenError', code: 'EMAIL_TAKEN' });
     }
-    const stored = await app.services.db.user.findUniqueOrThrow({ where: { id: user.id } });
+    const stored = await rawDb(app.services).user.findUniqueOrThrow({ where: { id: user.id } });
     expect(stored).toMatchObject({ email: null, fullname: 'Unchanged' });
   });
 
@@ -141,7 +142,7 @@ describe('updateProfile', () => {
     const result = await updateProfile(accessToken, input);
     expect(result).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
     expect(result.fieldErrors.map((error: { field: string }) => error.field)).toContain(field);
-    const stored = await app.services.db.user.findUniqueOrThrow({ where: { id: user.id } });
+    const stored = await rawDb(app.services).user.findUniqueOrThrow({ where: { id: user.id } });
     expect(stored).toMatchObject({ email: null, fullname: null });
   });
 
@@ -207,7 +208,7 @@ describe('deleteAccount', () => {
     const response = await app.gql(DELETE_ACCOUNT, { password: 'not my password' }, bearer(accessToken));
     expect(response.errors).toBeUndefined();
     expect(response.data.deleteAccount).toMatchObject({ __typename: 'InvalidCredentialsError', code: 'INVALID_CREDENTIALS' });
-    expect(await app.services.db.user.findUnique({ where: { id: user.id } })).not.toBeNull();
+    expect(await rawDb(app.services).user.findUnique({ where: { id: user.id } })).not.toBeNull();
     expect((await me(app, accessToken)).data.me.id).toBe(user.id);
   });
 

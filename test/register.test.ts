@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { PasswordHasher } from '../src/auth/passwords.js';
 import { createTestApp, REGISTER, registerUser, uniqueName } from './support/app.js';
+import { rawDb } from './support/raw-db.js';
 
 const app = await createTestApp();
 
@@ -11,7 +12,7 @@ async function register(input: Record<string, unknown>) {
 }
 
 async function userCount() {
-  return app.services.db.user.count();
+  return rawDb(app.services).user.count();
 }
 
 describe('register', () => {
@@ -27,9 +28,9 @@ describe('register', () => {
     expect(result.user).toMatchObject({ username, email: `${username}@Example.com`, fullname: 'Alice A.', role: 'USER' });
     expect(new Date(result.user.createdAt).getTime()).toBeGreaterThan(Date.now() - 60_000);
 
-    const sessions = await app.services.db.session.findMany({ where: { userId: result.user.id } });
+    const sessions = await rawDb(app.services).session.findMany({ where: { userId: result.user.id } });
     expect(sessions).toHaveLength(1);
-    const stored = await app.services.db.user.findUniqueOrThrow({ where: { id: result.user.id } });
+    const stored = await rawDb(app.services).user.findUniqueOrThrow({ where: { id: result.user.id } });
     expect(stored.passwordHash).toMatch(/^\$argon2id\$/);
     expect(stored.passwordHash).not.toContain('correct horse battery');
   });
@@ -107,6 +108,6 @@ describe('register', () => {
     );
     expect(results.filter((result) => result.__typename === 'AuthPayload')).toHaveLength(1);
     expect(results.filter((result) => result.__typename === 'UsernameTakenError')).toHaveLength(11);
-    expect(await app.services.db.user.count({ where: { usernameKey: base.toLowerCase() } })).toBe(1);
+    expect(await rawDb(app.services).user.count({ where: { usernameKey: base.toLowerCase() } })).toBe(1);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bearer, createTestApp, REGISTER, uniqueName } from './support/app.js';
 import { createApiToken, createLoggedInAdmin, errorCode, login, me, readTable } from './support/accounts.js';
+import { rawDb } from './support/raw-db.js';
 
 const app = await createTestApp({ REGISTRATION_MODE: 'admin' });
 
@@ -19,7 +20,7 @@ const REGISTER_CREATED = /* GraphQL */ `
 `;
 
 async function userNamed(username: string) {
-  return app.services.db.user.findUnique({ where: { usernameKey: username.toLowerCase() } });
+  return rawDb(app.services).user.findUnique({ where: { usernameKey: username.toLowerCase() } });
 }
 
 describe('REGISTRATION_MODE', () => {

@@ -1,8 +1,9 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it, vi } from 'vitest';
-import { RotationCommitter } from '../src/auth/rotation-commits.js';
+import { SessionRotations } from '../src/db/stores/session-rotation.js';
 import { preparedStatementsOf, sqlitePath } from '../src/db/client.js';
 import { bearer, createTestApp, LOGIN, ManualClock, ME, REFRESH, registerUser } from './support/app.js';
+import { rawDb } from './support/raw-db.js';
 
 const DAY = 86_400_000;
 const clock = new ManualClock();
@@ -101,7 +102,7 @@ describe('refresh rotation', () => {
     const results = await Promise.all(Array.from({ length: 20 }, () => refresh(refreshToken)));
     expect(results.every((result) => result.__typename === 'AuthPayload')).toBe(true);
     expect(new Set(results.map((result) => result.refreshToken)).size).toBe(1);
-    const sessions = await app.services.db.session.findMany({ where: { userId: user.id } });
+    const sessions = await rawDb(app.services).session.findMany({ where: { userId: user.id } });
     expect(sessions).toHaveLength(1);
     expect(sessions[0]).toMatchObject({ revokedAt: null, refreshCounter: 1 });
     expect((await refresh(results[0].refreshToken)).__typename).toBe('AuthPayload');
@@ -114,7 +115,7 @@ describe('group commit of rotations', () => {
   it('writes parallel refreshes of different sessions together, and each keeps its own outcome', async () => {
     const users = await Promise.all(Array.from({ length: 8 }, () => registerUser(app)));
     // The server rotates through the cached prepared statement, not Prisma (prepared-statements.ts).
-    const prepared = preparedStatementsOf(app.services.db)!;
+    const prepared = preparedStatementsOf(rawDb(app.services))!;
     expect(prepared.available).toBe(true);
     const writes = vi.spyOn(prepared, 'writeReturning');
     let rotated;
@@ -140,10 +141,10 @@ describe('group commit of rotations', () => {
     it(`decides each claim of one batch on its own through ${path}: a duplicate and a stale generation lose, the rest win`, async () => {
       const [a, b, c] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
       await refresh(c.refreshToken); // c is at generation 1 now; its generation 0 is stale
-      const prepared = path === 'Prisma' ? undefined : preparedStatementsOf(app.services.db)!;
+      const prepared = path === 'Prisma' ? undefined : preparedStatementsOf(rawDb(app.services))!;
       if (prepared) expect(prepared.available).toBe(true);
-      const committer = new RotationCommitter(app.services.db, clock, app.services.config.sessions.idleTimeoutMs, prepared);
-      const writes = prepared ? vi.spyOn(prepared, 'writeReturning') : vi.spyOn(app.services.db, '$queryRaw');
+      const committer = new SessionRotations(rawDb(app.services), () => clock.now(), app.services.config.sessions.idleTimeoutMs, prepared);
+      const writes = prepared ? vi.spyOn(prepared, 'writeReturning') : vi.spyOn(rawDb(app.services), '$queryRaw');
       let outcomes;
       try {
         const ids = [a, a, b, c].map((user) => sessionIdOf(user.refreshToken));
@@ -154,12 +155,12 @@ describe('group commit of rotations', () => {
       }
       expect(outcomes.map((outcome) => outcome !== null)).toEqual([true, false, true, false]);
       const stored = async (user: { refreshToken: string }) =>
-        app.services.db.session.findUniqueOrThrow({ where: { id: sessionIdOf(user.refreshToken) } });
+        rawDb(app.services).session.findUniqueOrThrow({ where: { id: sessionIdOf(user.refreshToken) } });
       expect([(await stored(a)).refreshCounter, (await stored(b)).refreshCounter, (await stored(c)).refreshCounter]).toEqual([1, 1, 1]);
       // Written in Prisma's own DateTime format: Prisma reads it back and finds it by exact value.
       const rotatedAt = (await stored(a)).rotatedAt;
       expect(rotatedAt.getTime()).toBe(clock.now());
-      expect(await app.services.db.session.count({ where: { id: sessionIdOf(a.refreshToken), rotatedAt: new Date(clock.now()), lastUsedAt: new Date(clock.now()) } })).toBe(1);
+      expect(await rawDb(app.services).session.count({ where: { id: sessionIdOf(a.refreshToken), rotatedAt: new Date(clock.now()), lastUsedAt: new Date(clock.now()) } })).toBe(1);
     });
   }
 
@@ -167,10 +168,10 @@ describe('group commit of rotations', () => {
     const { refreshToken, user } = await registerUser(app);
     const current = await refresh(refreshToken);
     // As the admin CLI on another process would: straight to the database, past this process's caches.
-    await app.services.db.user.update({ where: { id: user.id }, data: { disabledAt: new Date(clock.now()) } });
+    await rawDb(app.services).user.update({ where: { id: user.id }, data: { disabledAt: new Date(clock.now()) } });
     clock.advance(30_001); // the cached user row has expired
     expect(await refresh(current.refreshToken)).toMatchObject({ __typename: 'InvalidRefreshTokenError', code: 'REFRESH_TOKEN_REVOKED' });
-    const row = await app.services.db.session.findUniqueOrThrow({ where: { id: sessionIdOf(refreshToken) } });
+    const row = await rawDb(app.services).session.findUniqueOrThrow({ where: { id: sessionIdOf(refreshToken) } });
     expect(row.revokedReason).toBe('user_disabled');
   });
 
@@ -178,7 +179,7 @@ describe('group commit of rotations', () => {
     const { refreshToken } = await registerUser(app);
     const current = await refresh(refreshToken);
     // As the admin CLI or a second server would: straight to the database, past this process's memory.
-    await app.services.db.session.update({ where: { id: sessionIdOf(refreshToken) }, data: { revokedAt: new Date(clock.now()) } });
+    await rawDb(app.services).session.update({ where: { id: sessionIdOf(refreshToken) }, data: { revokedAt: new Date(clock.now()) } });
     expect(await refresh(current.refreshToken)).toMatchObject({ __typename: 'InvalidRefreshTokenError', code: 'REFRESH_TOKEN_REVOKED' });
   });
 
@@ -188,7 +189,7 @@ describe('group commit of rotations', () => {
       const { refreshToken } = await registerUser(app);
       const current = await refresh(refreshToken);
       // The rotation's compare-and-set compares these times in SQL: it must not take this process's word.
-      await app.services.db.session.update({ where: { id: sessionIdOf(refreshToken) }, data });
+      await rawDb(app.services).session.update({ where: { id: sessionIdOf(refreshToken) }, data });
       expect(await refresh(current.refreshToken)).toMatchObject({ __typename: 'InvalidRefreshTokenError', code: 'REFRESH_TOKEN_EXPIRED' });
     }
   });
@@ -197,7 +198,7 @@ describe('group commit of rotations', () => {
     const { refreshToken } = await registerUser(app);
     const id = sessionIdOf(refreshToken);
     // Another server rotated generation 0 to 1; this process still remembers generation 0 as current.
-    await app.services.db.session.update({ where: { id }, data: { refreshCounter: 1, rotatedAt: new Date(clock.now()) } });
+    await rawDb(app.services).session.update({ where: { id }, data: { refreshCounter: 1, rotatedAt: new Date(clock.now()) } });
     const converged = await refresh(refreshToken);
     expect(converged.__typename).toBe('AuthPayload');
     expect(converged.refreshToken.startsWith(`grt_${id}.1.`)).toBe(true);
@@ -287,7 +288,7 @@ describe('logout and session management', () => {
 describe('per-request session check', () => {
   it('reads the session from the database once, then answers from memory until it is revoked', async () => {
     const { accessToken } = await registerUser(app);
-    const reads = vi.spyOn(app.services.db.session, 'findUnique');
+    const reads = vi.spyOn(rawDb(app.services).session, 'findUnique');
     try {
       for (let i = 0; i < 20; i++) expect((await me(accessToken)).data.me).not.toBeNull();
       expect(reads.mock.calls.length).toBeLessThanOrEqual(1);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createTestApp, registerUser } from './support/app.js';
 import { OPERATOR } from '../src/auth/admin-actor.js';
+import { rawDb } from './support/raw-db.js';
 
 // SQLite runs on one connection: these prove a transaction neither swallows nor rolls back work that
 // other requests had acknowledged while it was open, and that the last-admin guard holds under races.
@@ -12,7 +13,7 @@ describe('transactions on the shared connection', () => {
   it('keeps a logout acknowledged while another transaction was open and then rolled back', async () => {
     const { sessionId } = await loginSession();
     const [failed, revoked] = await Promise.allSettled([
-      app.services.db.$transaction(async (tx) => {
+      rawDb(app.services).$transaction(async (tx) => {
         await tx.user.findMany({ take: 1 });
         await sleep(150);
         throw new Error('rolled back on purpose');
@@ -24,13 +25,13 @@ describe('transactions on the shared connection', () => {
     ]);
     expect(failed.status).toBe('rejected');
     expect(revoked).toEqual({ status: 'fulfilled', value: true });
-    const row = await app.services.db.session.findUnique({ where: { id: sessionId } });
+    const row = await rawDb(app.services).session.findUnique({ where: { id: sessionId } });
     expect(row?.revokedAt).not.toBeNull();
   });
 
   it('keeps every logout acknowledged while refused admin changes roll back', async () => {
     // The only administrator: demoting them is refused, each refusal a rolled-back transaction.
-    await app.services.db.user.updateMany({ where: { role: 'ADMIN' }, data: { role: 'USER' } });
+    await rawDb(app.services).user.updateMany({ where: { role: 'ADMIN' }, data: { role: 'USER' } });
     const admin = await app.services.accounts.createUser({ username: `root${Date.now()}`, password: 'root password 1' }, 'ADMIN');
     const sessions = await Promise.all(Array.from({ length: 40 }, () => loginSession()));
     const outcomes = await Promise.allSettled([
@@ -39,7 +40,7 @@ describe('transactions on the shared connection', () => {
     ]);
     expect(outcomes.slice(0, 40).every((outcome) => outcome.status === 'fulfilled' && outcome.value)).toBe(true);
     expect(outcomes.slice(40).every((outcome) => outcome.status === 'rejected')).toBe(true);
-    const stillActive = await app.services.db.session.count({ where: { id: { in: sessions.map((s) => s.sessionId) }, revokedAt: null } });
+    const stillActive = await rawDb(app.services).session.count({ where: { id: { in: sessions.map((s) => s.sessionId) }, revokedAt: null } });
     expect(stillActive).toBe(0);
   });
 
@@ -49,17 +50,17 @@ describe('transactions on the shared connection', () => {
       ['delete', 'disable'],
       ['disable', 'disable'],
     ] as const) {
-      await app.services.db.user.updateMany({ where: { role: 'ADMIN' }, data: { role: 'USER' } });
+      await rawDb(app.services).user.updateMany({ where: { role: 'ADMIN' }, data: { role: 'USER' } });
       const a = await app.services.accounts.createUser({ username: `a${Date.now()}${first}`, password: 'admin password 1' }, 'ADMIN');
       const b = await app.services.accounts.createUser({ username: `b${Date.now()}${second}`, password: 'admin password 1' }, 'ADMIN');
       const results = await Promise.allSettled([app.services.users[first](a.id, OPERATOR), app.services.users[second](b.id, OPERATOR)]);
       expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
-      expect(await app.services.db.user.count({ where: { role: 'ADMIN', disabledAt: null } })).toBe(1);
+      expect(await rawDb(app.services).user.count({ where: { role: 'ADMIN', disabledAt: null } })).toBe(1);
     }
   });
 });
 
 async function loginSession() {
   const registered = await registerUser(app);
-  return { sessionId: (await app.services.db.session.findFirstOrThrow({ where: { userId: registered.user.id } })).id };
+  return { sessionId: (await rawDb(app.services).session.findFirstOrThrow({ where: { userId: registered.user.id } })).id };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { Database, UserRecord } from '../db/client.js';
+import type { Database, Role, UserRecord } from '../db/database.js';
+import { UniqueConstraintError } from '../db/errors.js';
 import type { AccessTokenService } from './access-tokens.js';
 import { type AdminActor, assertActorMayAdminister, OPERATOR } from './admin-actor.js';
 import {
@@ -12,7 +13,6 @@ import {
   UsernameTakenError,
 } from './errors.js';
 import type { LoginLockout } from './lockout.js';
-import type { UserCache } from './user-cache.js';
 import type { PasswordHasher } from './passwords.js';
 import type { ClientMeta, IssuedSession, SessionService } from './sessions.js';
 import {
@@ -33,7 +33,7 @@ export interface RegisterInput {
   readonly fullname?: string | null;
 }
 
-export type Role = 'USER' | 'ADMIN';
+export type { Role } from '../db/database.js';
 
 export interface ProfileInput {
   readonly fullname?: string | null;
@@ -87,15 +87,6 @@ const loginSchema = z.object({
   password: presentedPasswordSchema,
 });
 
-export function isUniqueViolation(error: unknown): boolean {
-  return (error as { code?: string } | null)?.code === 'P2002';
-}
-
-/** Prisma's "record to update or delete does not exist": the row went in a race. */
-export function isRecordGone(error: unknown): boolean {
-  return (error as { code?: string } | null)?.code === 'P2025';
-}
-
 /**
  * The lockout's key. Once the typed name is found, the account's id: a username and an email are two
  * spellings of one account and share one counter (and re-authentication, which knows only the id, counts
@@ -116,7 +107,6 @@ export class AccountService {
     private readonly sessions: SessionService,
     private readonly accessTokens: AccessTokenService,
     private readonly lockout: LoginLockout,
-    private readonly users: UserCache,
   ) {}
 
   /** Open registration: creates the user and logs them in. */
@@ -142,25 +132,23 @@ export class AccountService {
 
     const passwordHash = await this.passwords.hash(valid.password);
     try {
-      return await this.db.$transaction(async (tx) => {
-        await assertActorMayAdminister(tx, actor);
-        const user = await tx.user.create({
-          data: {
-            id: randomUUID(),
-            username: valid.username,
-            usernameKey,
-            email: valid.email ?? null,
-            emailKey,
-            fullname: valid.fullname ?? null,
-            passwordHash,
-            role,
-          },
+      return await this.db.transaction(async (tx) => {
+        await assertActorMayAdminister(this.db, tx, actor);
+        const user = await this.db.users.create(tx, {
+          id: randomUUID(),
+          username: valid.username,
+          usernameKey,
+          email: valid.email ?? null,
+          emailKey,
+          fullname: valid.fullname ?? null,
+          passwordHash,
+          role,
         });
-        return { user, issued: meta ? await this.sessions.start(user.id, meta, tx) : null };
+        return { user, issued: meta ? await this.sessions.start(tx, user.id, meta) : null };
       });
     } catch (error) {
       // Lost a race with a parallel registration of the same name: the unique index decided.
-      if (isUniqueViolation(error)) await this.#assertAvailable(usernameKey, emailKey);
+      if (error instanceof UniqueConstraintError) await this.#assertAvailable(usernameKey, emailKey);
       throw error;
     }
   }
@@ -171,7 +159,7 @@ export class AccountService {
     const source = meta.network ?? meta.ip ?? 'unknown';
     // The lookup comes first (both kinds of name cost one indexed read), then the lock, then the hash:
     // a locked name, known or not, is answered without hashing and alike.
-    const user = await this.db.user.findUnique({ where: typedName.includes('@') ? { emailKey: typedName } : { usernameKey: typedName } });
+    const user = typedName.includes('@') ? await this.db.users.findByEmailKey(typedName) : await this.db.users.findByUsernameKey(typedName);
     const lockKey = user ? accountLockKey(user.id) : nameLockKey(typedName);
     // Same work and same answer whether the user is unknown or the password wrong.
     const passwordMatches = await this.#checkPassword(lockKey, source, () =>
@@ -212,12 +200,11 @@ export class AccountService {
   /** For sign-up forms. Invalid names cannot exist, so they answer false without a query. */
   async usernameExists(username: string): Promise<boolean> {
     if (!usernameSchema.safeParse(username).success) return false;
-    const found = await this.db.user.findUnique({ where: { usernameKey: foldCase(username) }, select: { id: true } });
-    return found !== null;
+    return (await this.db.users.idByUsernameKey(foldCase(username))) !== null;
   }
 
   findUser(id: string): Promise<UserRecord | null> {
-    return this.users.get(id);
+    return this.db.users.findCached(id);
   }
 
   /** Changes the caller's own name and email. Omitted fields stay; null clears. */
@@ -229,20 +216,20 @@ export class AccountService {
       data.email = valid.email;
       data.emailKey = valid.email === null ? null : foldCase(valid.email);
       if (data.emailKey) {
-        const owner = await this.db.user.findUnique({ where: { emailKey: data.emailKey }, select: { id: true } });
-        if (owner && owner.id !== userId) throw new EmailTakenError();
+        const ownerId = await this.db.users.idByEmailKey(data.emailKey);
+        if (ownerId !== null && ownerId !== userId) throw new EmailTakenError();
       }
     }
+    let user: UserRecord | null;
     try {
-      const user = await this.db.user.update({ where: { id: userId }, data });
-      this.users.forget(userId);
-      return user;
+      user = await this.db.users.updateProfile(userId, data);
     } catch (error) {
-      if (isUniqueViolation(error)) throw new EmailTakenError();
-      // Deleted while this request was on its way: the caller's credentials are gone with it.
-      if (isRecordGone(error)) throw accountGone();
+      if (error instanceof UniqueConstraintError) throw new EmailTakenError();
       throw error;
     }
+    // Deleted while this request was on its way: the caller's credentials are gone with it.
+    if (!user) throw accountGone();
+    return user;
   }
 
   /**
@@ -262,15 +249,12 @@ export class AccountService {
     if (valid.newPassword === valid.currentPassword) fieldErrors.push({ field: 'newPassword', message: 'must differ from the current password' });
     if (fieldErrors.length > 0) throw new ValidationError(fieldErrors);
     const passwordHash = await this.passwords.hash(valid.newPassword);
-    const ended = await this.db.$transaction(async (tx) => {
-      if (!(await this.sessions.isInForce(keepSessionId, userId, tx))) throw sessionEnded();
-      const { count } = await tx.user.updateMany({ where: { id: userId, credentialsVersion: user.credentialsVersion }, data: { passwordHash } });
+    return this.db.transaction(async (tx) => {
+      if (!(await this.sessions.isInForce(tx, keepSessionId, userId))) throw sessionEnded();
       // The password changed since it was checked: the one presented may no longer be the current one.
-      if (count === 0) throw new InvalidCredentialsError();
+      if (!(await this.db.users.setPasswordIfCurrent(tx, userId, user.credentialsVersion, passwordHash))) throw new InvalidCredentialsError();
       return this.sessions.endForCredentialChange(tx, userId, 'password_changed', keepSessionId);
     });
-    this.users.forget(userId);
-    return ended;
   }
 
   /**
@@ -281,7 +265,7 @@ export class AccountService {
   async #reauthenticate(userId: string, password: string, meta: Pick<ClientMeta, 'ip' | 'network'>): Promise<UserRecord> {
     const lockKey = accountLockKey(userId);
     const source = meta.network ?? meta.ip ?? 'unknown';
-    const user = await this.db.user.findUnique({ where: { id: userId } });
+    const user = await this.db.users.find(userId);
     if (!user) throw accountGone();
     if (!(await this.#checkPassword(lockKey, source, () => this.passwords.verify(user.passwordHash, password)))) throw new InvalidCredentialsError();
     return user;
@@ -293,10 +277,7 @@ export class AccountService {
   }
 
   async #assertAvailable(usernameKey: string, emailKey: string | null): Promise<void> {
-    const [byName, byEmail] = await Promise.all([
-      this.db.user.findUnique({ where: { usernameKey }, select: { id: true } }),
-      emailKey ? this.db.user.findUnique({ where: { emailKey }, select: { id: true } }) : null,
-    ]);
+    const [byName, byEmail] = await Promise.all([this.db.users.idByUsernameKey(usernameKey), emailKey ? this.db.users.idByEmailKey(emailKey) : null]);
     if (byName) throw new UsernameTakenError();
     if (byEmail) throw new EmailTakenError();
   }

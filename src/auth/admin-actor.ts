@@ -1,4 +1,5 @@
-import type { Database } from '../db/client.js';
+import type { Database, Transaction } from '../db/database.js';
+import { scopesOf } from '../db/stores/api-tokens.js';
 
 /**
  * Who makes an administrative change.
@@ -28,8 +29,6 @@ export class ActorNotAuthorizedError extends Error {
   }
 }
 
-type Reader = Pick<Database, 'user' | 'session' | 'apiToken'>;
-
 /**
  * Authorization decided where the change commits: called inside the change's transaction, so a demotion,
  * disable or logout that committed after the request's first check (made from caches, at the start of the
@@ -38,16 +37,16 @@ type Reader = Pick<Database, 'user' | 'session' | 'apiToken'>;
  * Expiry is not looked at again: the request's own authentication checked it moments ago, and what an
  * author can lose mid-request is the role, the account or a revocation.
  */
-export async function assertActorMayAdminister(tx: Reader, actor: AdminActor): Promise<void> {
+export async function assertActorMayAdminister(db: Database, tx: Transaction, actor: AdminActor): Promise<void> {
   if (actor.kind === 'operator') return;
-  const author = await tx.user.findUnique({ where: { id: actor.userId }, select: { role: true, disabledAt: true } });
+  const author = await db.users.findIn(tx, actor.userId);
   if (!author || author.disabledAt || author.role !== 'ADMIN') throw new ActorNotAuthorizedError();
   if (actor.sessionId !== null) {
-    const session = await tx.session.findUnique({ where: { id: actor.sessionId }, select: { userId: true, revokedAt: true } });
+    const session = await db.sessions.findIn(tx, actor.sessionId);
     if (!session || session.userId !== actor.userId || session.revokedAt) throw new ActorNotAuthorizedError();
   }
   if (actor.apiTokenId !== null) {
-    const token = await tx.apiToken.findUnique({ where: { id: actor.apiTokenId }, select: { userId: true, revokedAt: true, scopes: true } });
-    if (!token || token.userId !== actor.userId || token.revokedAt || !token.scopes.split(' ').includes('admin')) throw new ActorNotAuthorizedError();
+    const token = await db.apiTokens.findIn(tx, actor.apiTokenId);
+    if (!token || token.userId !== actor.userId || token.revokedAt || !scopesOf(token).includes('admin')) throw new ActorNotAuthorizedError();
   }
 }

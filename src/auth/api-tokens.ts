@@ -1,8 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
-import type { Database } from '../db/client.js';
-import type { ApiTokenRecord } from '../db/client.js';
+import type { ApiTokenRecord, Database, Transaction } from '../db/database.js';
+import type { ApiTokenState } from '../db/stores/api-tokens.js';
 import type { Clock } from './clock.js';
 import { AuthenticationError, ValidationError } from './errors.js';
 import { API_SCOPES, isApiScope, type ApiScope } from './scopes.js';
@@ -26,12 +25,6 @@ export interface AuthenticatedApiToken {
   readonly scopes: ReadonlySet<ApiScope>;
 }
 
-interface CachedToken extends AuthenticatedApiToken {
-  readonly expiresAt: number | null;
-  readonly revoked: boolean;
-  lastUsedWrittenAt: number;
-}
-
 const createSchema = z.object({
   // Shown in token lists, where a bidi override could make "ci\u202Eexe.txt" read as another name.
   name: displayTextSchema(64),
@@ -43,26 +36,22 @@ function hashSecret(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-function parseScopes(stored: string): ReadonlySet<ApiScope> {
-  return new Set(stored.split(' ').filter(isApiScope));
+/** The grants this server knows; a scope it does not know (written by a newer version) grants nothing. */
+function knownScopes(scopes: ReadonlySet<string>): ReadonlySet<ApiScope> {
+  return [...scopes].every(isApiScope) ? (scopes as ReadonlySet<ApiScope>) : new Set([...scopes].filter(isApiScope));
 }
 
 /**
  * Long-lived API tokens (`gat_...`) for scripts. The secret is shown once and stored only as its SHA-256:
  * 256 random bits need no slow hash, and hashing lets a presented token be found by index, so no
- * comparison of secrets happens in application code at all. Token state is cached like session state.
+ * comparison of secrets happens in application code at all. Token state is mirrored in memory by the
+ * store (db/stores/api-tokens.ts), like session state.
  */
 export class ApiTokenService {
-  readonly #cache: LRUCache<string, CachedToken>;
-
   constructor(
     private readonly db: Database,
     private readonly clock: Clock,
-    cache: { maxEntries: number; ttlMs: number } = { maxEntries: 10_000, ttlMs: 30_000 },
-  ) {
-    // Lifetime in monotonic time: setting the wall clock back must not keep a revoked token cached.
-    this.#cache = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.monotonicMs() } });
-  }
+  ) {}
 
   /**
    * Creates a token for `userId`, asked for from their session `sessionId`. Decided inside the insert's
@@ -75,28 +64,26 @@ export class ApiTokenService {
     const valid = validate(createSchema, input);
     const token = `${API_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     const now = this.clock.now();
-    const record = await this.db.$transaction(async (tx) => {
-      const session = await tx.session.findUnique({ where: { id: sessionId }, select: { userId: true, revokedAt: true } });
+    const record = await this.db.transaction(async (tx) => {
+      const session = await this.db.sessions.findIn(tx, sessionId);
       if (!session || session.userId !== userId || session.revokedAt) throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
-      const owner = await tx.user.findUnique({ where: { id: userId }, select: { role: true, disabledAt: true } });
+      const owner = await this.db.users.findIn(tx, userId);
       if (!owner || owner.disabledAt) throw new AuthenticationError('user_unavailable', 'The account is not available.');
       if (valid.scopes.includes('admin') && owner.role !== 'ADMIN') {
         throw new ValidationError([{ field: 'scopes', message: 'admin is only for administrators' }]);
       }
-      const count = await tx.apiToken.count({ where: { userId, revokedAt: null } });
+      const count = await this.db.apiTokens.countUnrevoked(tx, userId);
       if (count >= MAX_TOKENS_PER_USER) {
         throw new ValidationError([{ field: 'input', message: `at most ${MAX_TOKENS_PER_USER} active tokens per user; revoke one first` }]);
       }
-      return tx.apiToken.create({
-        data: {
-          id: randomUUID(),
-          userId,
-          name: valid.name,
-          scopes: [...new Set(valid.scopes)].join(' '),
-          secretHash: hashSecret(token),
-          createdAt: new Date(now),
-          expiresAt: valid.expiresInDays ? new Date(now + valid.expiresInDays * 86_400_000) : null,
-        },
+      return this.db.apiTokens.create(tx, {
+        id: randomUUID(),
+        userId,
+        name: valid.name,
+        scopes: valid.scopes,
+        secretHash: hashSecret(token),
+        createdAt: new Date(now),
+        expiresAt: valid.expiresInDays ? new Date(now + valid.expiresInDays * 86_400_000) : null,
       });
     });
     return { token, record };
@@ -104,89 +91,43 @@ export class ApiTokenService {
 
   /** The caller's tokens that still work, newest first. Never includes a secret (none is stored). */
   list(userId: string): Promise<ApiTokenRecord[]> {
-    return this.db.apiToken.findMany({
-      where: { userId, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: new Date(this.clock.now()) } }] },
-      orderBy: { createdAt: 'desc' },
-    });
+    return this.db.apiTokens.listWorking(userId);
   }
 
   /** Revokes one of the user's tokens; false when the user has no such working token. */
-  async revoke(userId: string, tokenId: string): Promise<boolean> {
-    const now = new Date(this.clock.now());
+  revoke(userId: string, tokenId: string): Promise<boolean> {
     // Only a working token: an expired one answers false, like an unknown one (as `list` leaves it out).
-    const token = await this.db.apiToken.findFirst({
-      where: { id: tokenId, userId, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
-      select: { secretHash: true },
-    });
-    if (!token) return false;
-    const { count } = await this.db.apiToken.updateMany({ where: { id: tokenId, revokedAt: null }, data: { revokedAt: now } });
-    this.#markRevoked(token.secretHash);
-    return count === 1;
+    return this.db.apiTokens.revokeWorking(userId, tokenId);
   }
 
-  /** Revokes every token of a user (account disabled or deleted). */
-  async revokeAllForUser(userId: string, db: Pick<Database, 'apiToken'> = this.db): Promise<void> {
-    const tokens = await db.apiToken.findMany({ where: { userId, revokedAt: null }, select: { secretHash: true } });
-    for (const { secretHash } of tokens) this.#markRevoked(secretHash);
-    await db.apiToken.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: new Date(this.clock.now()) } });
+  /** Revokes every token of a user (account disabled or deleted), inside the change's transaction. */
+  revokeAllForUser(tx: Transaction, userId: string): Promise<void> {
+    return this.db.apiTokens.revokeAllForUser(tx, userId);
   }
 
   /** Deletes tokens that can never be used again (revoked or expired). */
-  async purgeEnded(): Promise<number> {
-    const { count } = await this.db.apiToken.deleteMany({
-      where: { OR: [{ revokedAt: { not: null } }, { expiresAt: { lte: new Date(this.clock.now()) } }] },
-    });
-    return count;
+  purgeEnded(): Promise<number> {
+    return this.db.apiTokens.purgeEnded();
   }
 
   /** Resolves a presented token; throws AuthenticationError when it is unknown, revoked or expired. */
   async authenticate(token: string): Promise<AuthenticatedApiToken> {
     if (!API_TOKEN_PATTERN.test(token)) throw new AuthenticationError('malformed', 'The API token is malformed.');
-    const secretHash = hashSecret(token);
-    let cached = this.#cache.get(secretHash);
-    if (!cached) {
-      const record = await this.db.apiToken.findUnique({ where: { secretHash } });
-      if (!record) throw new AuthenticationError('invalid', 'The API token is invalid.');
-      cached = this.#remember(secretHash, record);
-    }
+    const found = await this.db.apiTokens.findBySecretHash(hashSecret(token));
+    if (!found) throw new AuthenticationError('invalid', 'The API token is invalid.');
     const now = this.clock.now();
-    if (cached.revoked) throw new AuthenticationError('token_revoked', 'The API token has been revoked.');
-    if (cached.expiresAt !== null && now >= cached.expiresAt) throw new AuthenticationError('expired', 'The API token has expired.');
-    this.#recordUse(cached, now);
-    return cached;
-  }
-
-  #remember(secretHash: string, record: ApiTokenRecord): CachedToken {
-    const existing = this.#cache.peek(secretHash);
-    if (existing?.revoked) return existing;
-    const state: CachedToken = {
-      id: record.id,
-      userId: record.userId,
-      scopes: parseScopes(record.scopes),
-      expiresAt: record.expiresAt?.getTime() ?? null,
-      revoked: record.revokedAt !== null,
-      // Parallel first requests each read the row before any of them cached it: keep the write time one of
-      // them already recorded, or each would write lastUsedAt.
-      lastUsedWrittenAt: Math.max(record.lastUsedAt?.getTime() ?? 0, existing?.lastUsedWrittenAt ?? 0),
-    };
-    this.#cache.set(secretHash, state);
-    return state;
-  }
-
-  #markRevoked(secretHash: string): void {
-    // Revocation is final; nothing may overwrite this entry with an older, still-valid reading.
-    this.#cache.set(secretHash, { id: '', userId: '', scopes: new Set(), expiresAt: null, revoked: true, lastUsedWrittenAt: 0 });
+    if (found.revoked) throw new AuthenticationError('token_revoked', 'The API token has been revoked.');
+    if (found.expiresAt !== null && now >= found.expiresAt) throw new AuthenticationError('expired', 'The API token has expired.');
+    this.#recordUse(found, now);
+    return { id: found.id, userId: found.userId, scopes: knownScopes(found.scopes) };
   }
 
   /** lastUsedAt is written at most once a minute per token: a busy script must not mean a write per request. */
-  #recordUse(token: CachedToken, now: number): void {
+  #recordUse(token: ApiTokenState, now: number): void {
     // Wall-clock times (the stored lastUsedAt seeds it): after the clock was set back the difference is
     // negative, and the write happens rather than waiting for the clock to catch up.
     const sinceWritten = now - token.lastUsedWrittenAt;
     if (sinceWritten >= 0 && sinceWritten < LAST_USED_WRITE_INTERVAL_MS) return;
-    token.lastUsedWrittenAt = now;
-    this.db.apiToken.update({ where: { id: token.id }, data: { lastUsedAt: new Date(now) } }).catch(() => {
-      // Best effort: a lost timestamp (e.g. the token was deleted meanwhile) must not fail the request.
-    });
+    this.db.apiTokens.recordUse(token, now);
   }
 }

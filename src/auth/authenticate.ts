@@ -3,7 +3,7 @@ import { API_TOKEN_PREFIX, type ApiTokenService } from './api-tokens.js';
 import { AuthenticationError } from './errors.js';
 import type { ApiScope } from './scopes.js';
 import type { SessionService } from './sessions.js';
-import type { UserCache } from './user-cache.js';
+import type { UserStore } from '../db/stores/users.js';
 
 export interface Viewer {
   readonly userId: string;
@@ -26,7 +26,7 @@ export class Authenticator {
     private readonly accessTokens: AccessTokenService,
     private readonly sessions: SessionService,
     private readonly apiTokens: ApiTokenService,
-    private readonly users: UserCache,
+    private readonly users: UserStore,
   ) {}
 
   /** null when no credentials were sent; throws AuthenticationError when they were sent and are not good. */
@@ -39,7 +39,7 @@ export class Authenticator {
     const viewer = await this.#credential(match[1]!);
     // Disabling or deleting a user ends their sessions and tokens too; this also covers a change made
     // by another process, and is the one place that checks it for every kind of credential.
-    const user = await this.users.get(viewer.userId);
+    const user = await this.users.findCached(viewer.userId);
     if (!user || user.disabledAt) throw new AuthenticationError('user_unavailable', 'The account is not available.');
     return viewer;
   }

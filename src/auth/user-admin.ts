@@ -1,15 +1,10 @@
-import type { Database, UserRecord } from '../db/client.js';
-import { searchUsers } from '../db/user-search.js';
-import type { Role } from './accounts.js';
+import type { Database, Role, Transaction, UserRecord } from '../db/database.js';
 import type { ApiTokenService } from './api-tokens.js';
 import { type AdminActor, assertActorMayAdminister, OPERATOR } from './admin-actor.js';
 import type { Clock } from './clock.js';
 import { AuthenticationError, InvalidCredentialsError, LastAdminError, UserNotFoundError } from './errors.js';
 import type { SessionService } from './sessions.js';
-import type { UserCache } from './user-cache.js';
 import { foldCase } from './validation.js';
-
-type Transaction = Parameters<Parameters<Database['$transaction']>[0]>[0];
 
 export interface UserPage {
   readonly after?: string;
@@ -35,51 +30,43 @@ export class UserAdministration {
     private readonly sessions: SessionService,
     private readonly apiTokens: ApiTokenService,
     private readonly clock: Clock,
-    private readonly users: UserCache,
   ) {}
 
   /**
    * A page of users ordered by username (case-folded), optionally filtered by a literal substring of the
    * username, email or full name. Bounded whatever the search: one query without a term, two with one
-   * (db/user-search.ts), each returning at most `limit` rows.
+   * (UserStore.search), each returning at most `limit` rows.
    */
   async page({ after, before, limit, inverted, search }: UserPage): Promise<UserRecord[]> {
     const term = search ? foldCase(search.trim().slice(0, MAX_SEARCH_LENGTH)) : '';
-    if (term) return searchUsers(this.db, { after, before, limit, descending: inverted, term });
-    return this.db.user.findMany({
-      where: { usernameKey: { ...(after ? { gt: after } : {}), ...(before ? { lt: before } : {}) } },
-      orderBy: { usernameKey: inverted ? 'desc' : 'asc' },
-      take: limit,
-    });
+    if (term) return this.db.users.search({ after, before, limit, descending: inverted, term });
+    return this.db.users.page({ after, before, limit, descending: inverted });
   }
 
   async findByUsername(username: string): Promise<UserRecord> {
-    const user = await this.db.user.findUnique({ where: { usernameKey: foldCase(username) } });
+    const user = await this.db.users.findByUsernameKey(foldCase(username));
     if (!user) throw new UserNotFoundError();
     return user;
   }
 
   /** Makes `id` an administrator or a regular user. The admin CLI passes OPERATOR; the API passes the caller. */
   async setRole(id: string, role: Role, actor: AdminActor): Promise<UserRecord> {
-    return this.db.$transaction(async (tx) => {
-      await assertActorMayAdminister(tx, actor);
+    return this.db.transaction(async (tx) => {
+      await assertActorMayAdminister(this.db, tx, actor);
       const user = await this.#find(tx, id);
       if (role !== 'ADMIN') await this.#keepAnAdmin(tx, user);
-      // Reads of the row wait for this transaction, so nothing can cache the old role meanwhile.
-      this.users.forget(id);
-      return tx.user.update({ where: { id }, data: { role } });
+      return this.db.users.setRole(tx, id, role);
     });
   }
 
   /** Disables the account and ends its sessions and API tokens, and any login racing it, in one commit. */
   async disable(id: string, actor: AdminActor): Promise<UserRecord> {
-    return this.db.$transaction(async (tx) => {
-      await assertActorMayAdminister(tx, actor);
+    return this.db.transaction(async (tx) => {
+      await assertActorMayAdminister(this.db, tx, actor);
       const found = await this.#find(tx, id);
       await this.#keepAnAdmin(tx, found);
-      this.users.forget(id);
       await this.#endAccess(tx, id, 'user_disabled');
-      return tx.user.update({ where: { id }, data: { disabledAt: found.disabledAt ?? new Date(this.clock.now()) } });
+      return this.db.users.setDisabledAt(tx, id, found.disabledAt ?? new Date(this.clock.now()));
     });
   }
 
@@ -88,18 +75,17 @@ export class UserAdministration {
    * and token, and a login that raced the disable could not insert one (SessionService.startIfCurrent).
    */
   async enable(id: string, actor: AdminActor): Promise<UserRecord> {
-    return this.db.$transaction(async (tx) => {
-      await assertActorMayAdminister(tx, actor);
+    return this.db.transaction(async (tx) => {
+      await assertActorMayAdminister(this.db, tx, actor);
       await this.#find(tx, id);
-      this.users.forget(id);
-      return tx.user.update({ where: { id }, data: { disabledAt: null } });
+      return this.db.users.setDisabledAt(tx, id, null);
     });
   }
 
   /** Deletes the account with everything it owns; its tokens stop working on the next request. */
   async delete(id: string, actor: AdminActor): Promise<UserRecord> {
-    return this.db.$transaction(async (tx) => {
-      await assertActorMayAdminister(tx, actor);
+    return this.db.transaction(async (tx) => {
+      await assertActorMayAdminister(this.db, tx, actor);
       return this.#deleteIn(tx, await this.#find(tx, id));
     });
   }
@@ -111,8 +97,8 @@ export class UserAdministration {
    * changed since the check refuses the old one.
    */
   async deleteOwnAccount(userId: string, sessionId: string, verifiedVersion: number): Promise<UserRecord> {
-    return this.db.$transaction(async (tx) => {
-      if (!(await this.sessions.isInForce(sessionId, userId, tx))) throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
+    return this.db.transaction(async (tx) => {
+      if (!(await this.sessions.isInForce(tx, sessionId, userId))) throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
       const found = await this.#find(tx, userId);
       if (found.credentialsVersion !== verifiedVersion) throw new InvalidCredentialsError();
       return this.#deleteIn(tx, found);
@@ -129,19 +115,18 @@ export class UserAdministration {
     // Revoked before the rows go, in the same transaction: that marks the user's sessions and tokens
     // as ended in this process's caches, which a cascade delete alone would not.
     await this.#endAccess(tx, found.id, 'user_deleted');
-    await tx.user.delete({ where: { id: found.id } });
-    this.users.forget(found.id);
+    await this.db.users.delete(tx, found.id);
     return found;
   }
 
   /** Ends the user's sessions and API tokens, and bumps the credentials version so no racing login adds one. */
   async #endAccess(tx: Transaction, userId: string, reason: string): Promise<void> {
     await this.sessions.endForCredentialChange(tx, userId, reason);
-    await this.apiTokens.revokeAllForUser(userId, tx);
+    await this.apiTokens.revokeAllForUser(tx, userId);
   }
 
-  async #find(db: Pick<Database, 'user'>, id: string): Promise<UserRecord> {
-    const user = await db.user.findUnique({ where: { id } });
+  async #find(tx: Transaction, id: string): Promise<UserRecord> {
+    const user = await this.db.users.findIn(tx, id);
     if (!user) throw new UserNotFoundError();
     return user;
   }
@@ -149,7 +134,7 @@ export class UserAdministration {
   /** Refuses to take away the last active administrator. */
   async #keepAnAdmin(tx: Transaction, user: UserRecord): Promise<void> {
     if (user.role !== 'ADMIN' || user.disabledAt) return;
-    const others = await tx.user.count({ where: { role: 'ADMIN', disabledAt: null, id: { not: user.id } } });
+    const others = await this.db.users.countOtherActiveAdmins(tx, user.id);
     if (others === 0) throw new LastAdminError();
   }
 }

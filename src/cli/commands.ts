@@ -92,7 +92,7 @@ export async function runAdminCommand(argv: readonly string[], config: Config, i
         throw new UsageError(`Unknown command "${command}".`);
     }
   } finally {
-    await services.db.$disconnect();
+    await services.db.close();
   }
 }
 

@@ -8,8 +8,8 @@ import { DEFAULT_BUSY_WAIT_MS, retryWhileBusy } from './busy.js';
 import { NO_BARRIER, serializeTransactions } from './serialized-adapter.js';
 import { type DurabilityBarrier, WalSync } from './wal-sync.js';
 
-export type Database = PrismaClient;
-export type { User as UserRecord, Session as SessionRecord, ApiToken as ApiTokenRecord } from './generated/sqlite/client.js';
+/** The Prisma client over SQLite. Only src/db/ (the stores, migrations) and tests' raw reads use it. */
+export type SqliteClient = PrismaClient;
 
 export function sqlitePath(databaseUrl: string): string {
   return databaseUrl.replace(/^file:/, '');
@@ -22,7 +22,7 @@ export function sqlitePath(databaseUrl: string): string {
  * not only a process crash, which is all `NORMAL` promises. The fsync that costs runs off the event loop
  * (wal-sync.ts).
  */
-export async function openDatabase(databaseUrl: string, synchronous: 'FULL' | 'NORMAL' = 'FULL'): Promise<Database> {
+export async function openDatabase(databaseUrl: string, synchronous: 'FULL' | 'NORMAL' = 'FULL'): Promise<SqliteClient> {
   mkdirSync(path.dirname(path.resolve(sqlitePath(databaseUrl))), { recursive: true, mode: 0o700 });
   // WAL allows one writer. When another process holds the lock, a statement waits for it off the event
   // loop (busy.ts), so SQLite's own busy timeout, which would sleep on the loop, is 0.
@@ -41,10 +41,10 @@ export async function openDatabase(databaseUrl: string, synchronous: 'FULL' | 'N
   return db;
 }
 
-const preparedStatements = new WeakMap<Database, PreparedStatements>();
+const preparedStatements = new WeakMap<SqliteClient, PreparedStatements>();
 
 /** The cached-statement path of a database opened by openDatabase (prepared-statements.ts). */
-export function preparedStatementsOf(db: Database): PreparedStatements | undefined {
+export function preparedStatementsOf(db: SqliteClient): PreparedStatements | undefined {
   return preparedStatements.get(db);
 }
 
@@ -69,7 +69,7 @@ async function prepareConnection(connection: SqlDriverAdapter, synchronous: 'FUL
   return WalSync.open(String(databaseFile));
 }
 
-export async function isDatabaseReachable(db: Database): Promise<boolean> {
+export async function isDatabaseReachable(db: SqliteClient): Promise<boolean> {
   try {
     await db.$queryRawUnsafe('SELECT 1');
     return true;

@@ -1,7 +1,7 @@
 import { closeSync, fchmodSync, type BigIntStats, chmodSync, lstatSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { access, constants, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { isDatabaseReachable, sqlitePath, type Database } from './client.js';
+import { sqlitePath } from './client.js';
 
 // The files on disk that hold Gatehouse's data: created private whatever the umask, and watched by /health.
 
@@ -115,7 +115,7 @@ const MIN_FREE_BYTES = 4 * 1024 * 1024;
  * - the file system has room for a checkpoint.
  * Concurrent probes share one run, so a flood of /health requests costs one set of system calls.
  */
-export function databaseWriteProbe(db: Database, databaseUrl: string): () => Promise<boolean> {
+export function databaseWriteProbe(db: { isReachable(): Promise<boolean> }, databaseUrl: string): () => Promise<boolean> {
   const databaseFile = path.resolve(sqlitePath(databaseUrl));
   const files = [databaseFile, `${databaseFile}-wal`, `${databaseFile}-shm`];
   // Identities as opened; -wal and -shm are taken when first seen (SQLite keeps them while connected).
@@ -131,7 +131,7 @@ export function databaseWriteProbe(db: Database, databaseUrl: string): () => Pro
 
   const probe = async (): Promise<boolean> => {
     if (!opened.has(databaseFile)) return false;
-    if (!(await isDatabaseReachable(db))) return false;
+    if (!(await db.isReachable())) return false;
     for (const file of files) {
       let current: BigIntStats;
       try {

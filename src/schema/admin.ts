@@ -2,7 +2,7 @@ import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@poth
 import { type AdminActor, adminActor } from '../auth/admin-actor.js';
 import { LastAdminError, UserNotFoundError } from '../auth/errors.js';
 import type { RequestContext } from '../context.js';
-import type { UserRecord } from '../db/client.js';
+import type { UserRecord } from '../db/database.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { requireViewer } from './graphql-errors.js';

@@ -1,6 +1,6 @@
 import { ValidationError } from '../auth/errors.js';
 import { API_SCOPES, type ApiScope } from '../auth/scopes.js';
-import type { ApiTokenRecord } from '../db/client.js';
+import type { ApiTokenRecord } from '../db/database.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { boundedId } from './ids.js';

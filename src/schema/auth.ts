@@ -11,7 +11,7 @@ import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { enforceRateLimit } from './rate-limits.js';
 import { errorTypeMap, wrapErrorIfMatches } from '@pothos/plugin-errors';
-import type { UserRecord } from '../db/client.js';
+import type { UserRecord } from '../db/database.js';
 import { adminActor } from '../auth/admin-actor.js';
 import { requireAdmin, requireViewer } from './graphql-errors.js';
 import { withCommitTimeRefusals } from './refusals.js';

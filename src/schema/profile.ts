@@ -1,5 +1,5 @@
 import { EmailTakenError, InvalidCredentialsError, LastAdminError, ValidationError } from '../auth/errors.js';
-import type { UserRecord } from '../db/client.js';
+import type { UserRecord } from '../db/database.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { boundedId } from './ids.js';

@@ -1,5 +1,5 @@
 import { InvalidRefreshTokenError } from '../auth/errors.js';
-import type { SessionRecord } from '../db/client.js';
+import type { SessionRecord } from '../db/database.js';
 import { AuthPayload } from './auth.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';

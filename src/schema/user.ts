@@ -1,4 +1,4 @@
-import type { UserRecord } from '../db/client.js';
+import type { UserRecord } from '../db/database.js';
 import { builder } from './builder.js';
 import { unauthenticated } from './graphql-errors.js';
 import { enforceRateLimit } from './rate-limits.js';

@@ -4,6 +4,7 @@ import { BoundedMemoryStore } from '../../src/auth/rate-limit-store.js';
 import { bearer, createTestApp, ManualClock, REFRESH, registerUser, type TestApp } from '../support/app.js';
 import { createApiToken, me } from '../support/accounts.js';
 import { fromIp } from './operations.js';
+import { rawDb } from '../support/raw-db.js';
 
 // The wall clock jumping back (an NTP step, an operator fixing the date, a VM resumed) must not bend
 // the rules that measure time: refresh reuse grace, lockouts and cache lifetimes. ManualClock's
@@ -84,7 +85,7 @@ describe('cache lifetimes across a backward wall-clock jump (30 s of elapsed tim
     const { accessToken, refreshToken } = await registerUser(app);
     expect((await me(app, accessToken)).data.me).not.toBeNull(); // the session's state is now cached
     // As the admin CLI or a second server would: straight to the database, past this process's memory.
-    await app.services.db.session.update({ where: { id: sessionIdOf(refreshToken) }, data: { revokedAt: new Date(clock.now()) } });
+    await rawDb(app.services).session.update({ where: { id: sessionIdOf(refreshToken) }, data: { revokedAt: new Date(clock.now()) } });
     expect((await me(app, accessToken)).data.me).not.toBeNull(); // still cached: the 30 s are documented
 
     await jumpBackThenElapse(30 * SECOND + 1);
@@ -94,7 +95,7 @@ describe('cache lifetimes across a backward wall-clock jump (30 s of elapsed tim
   it('sees a user disabled by another process once the cached user row has expired', async () => {
     const { accessToken, user } = await registerUser(app);
     expect((await me(app, accessToken)).data.me).not.toBeNull();
-    await app.services.db.user.update({ where: { id: user.id }, data: { disabledAt: new Date(clock.now()) } });
+    await rawDb(app.services).user.update({ where: { id: user.id }, data: { disabledAt: new Date(clock.now()) } });
 
     await jumpBackThenElapse(30 * SECOND + 1);
     expect((await me(app, accessToken)).errors?.[0]?.extensions).toMatchObject({ code: 'UNAUTHENTICATED', reason: 'user_unavailable' });
@@ -104,7 +105,7 @@ describe('cache lifetimes across a backward wall-clock jump (30 s of elapsed tim
     const { accessToken } = await registerUser(app);
     const { token, apiToken } = await createApiToken(app, accessToken, { scopes: ['PROFILE_READ'] });
     expect((await app.gql('query { me { id } }', {}, bearer(token))).data.me).not.toBeNull();
-    await app.services.db.apiToken.update({ where: { id: apiToken.id }, data: { revokedAt: new Date(clock.now()) } });
+    await rawDb(app.services).apiToken.update({ where: { id: apiToken.id }, data: { revokedAt: new Date(clock.now()) } });
 
     await jumpBackThenElapse(30 * SECOND + 1);
     expect((await app.gql('query { me { id } }', {}, bearer(token))).errors?.[0]?.extensions).toMatchObject({ code: 'UNAUTHENTICATED' });
@@ -113,7 +114,7 @@ describe('cache lifetimes across a backward wall-clock jump (30 s of elapsed tim
   it("keeps recording an API token's last use after the clock went back", async () => {
     const { accessToken } = await registerUser(app);
     const { token, apiToken } = await createApiToken(app, accessToken, { scopes: ['PROFILE_READ'] });
-    const lastUsed = async () => (await app.services.db.apiToken.findUniqueOrThrow({ where: { id: apiToken.id } })).lastUsedAt?.getTime();
+    const lastUsed = async () => (await rawDb(app.services).apiToken.findUniqueOrThrow({ where: { id: apiToken.id } })).lastUsedAt?.getTime();
     await app.gql('query { me { id } }', {}, bearer(token));
     const first = clock.now();
     await expect.poll(lastUsed, { timeout: 10_000 }).toBe(first);

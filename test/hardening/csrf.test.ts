@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createTestApp, uniqueName } from '../support/app.js';
+import { rawDb } from '../support/raw-db.js';
 
 // Yoga's CSRF prevention: a request a browser would send cross-site without a preflight ("simple":
 // a form post, text/plain, a plain GET) is refused unless it carries the x-graphql-yoga-csrf header.
@@ -16,7 +17,7 @@ function post(body: BodyInit, headers: Record<string, string>) {
   return app.yoga.fetch('http://gatehouse.test/graphql', { method: 'POST', headers, body });
 }
 
-const userNamed = (username: string) => app.services.db.user.findFirst({ where: { username } });
+const userNamed = (username: string) => rawDb(app.services).user.findFirst({ where: { username } });
 
 describe('CSRF prevention', () => {
   it.each([

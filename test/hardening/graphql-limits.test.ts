@@ -3,6 +3,7 @@ import { graphiqlExample } from '../../src/graphiql-example.js';
 import { bearer, createTestApp, uniqueName, type GraphQLResponse, type TestApp } from '../support/app.js';
 import { registerAdmin } from '../support/accounts.js';
 import { CLIENT_DOCUMENT, CLIENT_OPERATIONS, documentFor, type ClientOperation } from './operations.js';
+import { rawDb } from '../support/raw-db.js';
 
 // graphql-armor limits (depth, aliases, directives, tokens, cost): our own operations pass at the
 // defaults, abusive documents are refused as GraphQL errors before anything executes, and every limit
@@ -35,7 +36,7 @@ function expectOk(response: GraphQLResponse<unknown>) {
 }
 
 async function userCount(target: TestApp) {
-  return target.services.db.user.count();
+  return rawDb(target.services).user.count();
 }
 
 describe('the GraphiQL example document', () => {
@@ -177,7 +178,7 @@ describe('abusive documents are refused before anything runs', () => {
     );
     expectRefused(response, /Aliases limit/);
     expect(await userCount(app)).toBe(before);
-    expect(await app.services.db.user.findFirst({ where: { username: { startsWith: prefix } } })).toBeNull();
+    expect(await rawDb(app.services).user.findFirst({ where: { username: { startsWith: prefix } } })).toBeNull();
     expect(consume).not.toHaveBeenCalled();
   });
 

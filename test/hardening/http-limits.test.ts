@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestApp, REGISTER, uniqueName, type TestApp } from '../support/app.js';
+import { rawDb } from '../support/raw-db.js';
 
 // Request body size limit (HTTP 413 before any parsing) and batching (one operation per request).
 
@@ -41,7 +42,7 @@ const streamOf = (text: string) =>
   });
 
 async function userNamed(target: TestApp, username: string) {
-  return target.services.db.user.findFirst({ where: { username } });
+  return rawDb(target.services).user.findFirst({ where: { username } });
 }
 
 describe('request body size limit', () => {

@@ -43,7 +43,7 @@ describe('a missing key file', { timeout: 120_000 }, () => {
     const empty = await createServices(loadConfig(environment));
     expect(empty.keysCreated).toBe(true);
     await empty.services.accounts.createUser({ username: uniqueName(), password: 'a long enough password' }, 'USER');
-    await empty.services.db.$disconnect();
+    await empty.services.db.close();
 
     const keysFile = path.join(dataDir, 'keys.json');
     rmSync(keysFile);
@@ -52,7 +52,7 @@ describe('a missing key file', { timeout: 120_000 }, () => {
 
     const forced = await createServices(loadConfig({ ...environment, ALLOW_NEW_KEYS: 'true' }));
     expect(forced.keysCreated).toBe(true);
-    await forced.services.db.$disconnect();
+    await forced.services.db.close();
     expect(existsSync(keysFile)).toBe(true);
   });
 });
@@ -258,7 +258,7 @@ describe('the key file mode', { timeout: 120_000 }, () => {
     const { dataDir, file } = await keyFileReadableByOthers();
     chmodSync(file, 0o600);
     const { services, warnings } = await createServices(loadConfig({ NODE_ENV: 'production', DATA_DIR: dataDir, DATABASE_URL: await freshDatabaseUrl() }));
-    await services.db.$disconnect();
+    await services.db.close();
     expect(warnings).toEqual([]);
   });
 });

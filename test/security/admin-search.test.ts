@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UserAdministration } from '../../src/auth/user-admin.js';
-import { UserCache } from '../../src/auth/user-cache.js';
+import { SqliteDatabase } from '../../src/db/database.js';
 import { PrismaClient } from '../../src/db/generated/sqlite/client.js';
 import { bearer, createTestApp } from '../support/app.js';
 import { createLoggedInAdmin } from '../support/accounts.js';
+import { rawDb } from '../support/raw-db.js';
 
 // The admin user search must do bounded work whatever the search string. SQL's LIKE reads % and _ as
 // wildcards, so a search for "%" used to match every row in SQL and be filtered in JavaScript, one page
@@ -25,7 +26,7 @@ people.push(
   { username: 'under_score', email: 'us@example.com', fullname: 'Under Score' },
   { username: 'mail.under', email: 'mail_under@example.com', fullname: 'Mail Under' },
 );
-await app.services.db.user.createMany({
+await rawDb(app.services).user.createMany({
   data: people.map((person) => ({
     id: randomUUID(),
     username: person.username,
@@ -43,7 +44,8 @@ let statements = 0;
 observed.$on('query', () => {
   statements += 1;
 });
-const users = new UserAdministration(observed, app.services.sessions, app.services.apiTokens, app.services.clock, new UserCache(observed, app.services.clock));
+const observedDb = new SqliteDatabase(observed, app.services.clock, { sessionIdleTimeoutMs: app.services.config.sessions.idleTimeoutMs });
+const users = new UserAdministration(observedDb, app.services.sessions, app.services.apiTokens, app.services.clock);
 
 async function search(term: string, limit = 21) {
   statements = 0;

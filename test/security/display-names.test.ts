@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bearer, createTestApp, REGISTER, registerUser, uniqueName } from '../support/app.js';
 import { CREATE_API_TOKEN } from '../support/accounts.js';
+import { rawDb } from '../support/raw-db.js';
 
 // Display names are shown to other people (PublicUser, admin lists): a name must not hide characters or
 // reorder what is shown (bidi overrides making "evil‮gpj.exe" read as "evilexe.jpg", zero-width
@@ -52,7 +53,7 @@ describe('display names', () => {
     const { accessToken, user } = await registerUser(app);
     const updated = await app.gql(UPDATE, { input: { fullname: name } }, bearer(accessToken));
     expect(updated.data.updateProfile).toMatchObject({ __typename: 'ValidationError', fieldErrors: [{ field: 'fullname' }] });
-    expect((await app.services.db.user.findUniqueOrThrow({ where: { id: user.id } })).fullname).toBeNull();
+    expect((await rawDb(app.services).user.findUniqueOrThrow({ where: { id: user.id } })).fullname).toBeNull();
   });
 
   it.each(Object.entries(HIDDEN))('refuse %s in an API token name, and create no token', async (_label, character) => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { bearer, createTestApp, LOGIN, registerUser, type TestApp } from '../support/app.js';
+import { rawDb } from '../support/raw-db.js';
 
 // Guessing a password gets the same budget whichever door it knocks on. The lockout (LOCKOUT_THRESHOLD=10
 // failures per address, by default) counts failures per ACCOUNT once the typed name is found: logging in
@@ -54,9 +55,9 @@ describe('re-authentication counts toward the login lockout', () => {
     expect(locked.retryAfter).toBeGreaterThan(0);
     expect(await login(app, username, password, '10.1.0.1')).toMatchObject(LOCKED);
     // Nothing changed: the stored hash still takes the old password (checked from another address).
-    const hash = (await app.services.db.user.findUniqueOrThrow({ where: { id: user.id } })).passwordHash;
+    const hash = (await rawDb(app.services).user.findUniqueOrThrow({ where: { id: user.id } })).passwordHash;
     expect(await login(app, username, password, '10.1.0.2')).toMatchObject({ __typename: 'AuthPayload' });
-    expect((await app.services.db.user.findUniqueOrThrow({ where: { id: user.id } })).passwordHash).toBe(hash);
+    expect((await rawDb(app.services).user.findUniqueOrThrow({ where: { id: user.id } })).passwordHash).toBe(hash);
   });
 
   it('wrong passwords in deleteAccount and in login add up; a locked account cannot be deleted', async () => {
@@ -65,7 +66,7 @@ describe('re-authentication counts toward the login lockout', () => {
     for (let i = 0; i < 5; i++) expect(await deleteAccount(accessToken, `wrong delete ${i}`, '10.1.1.1')).toMatchObject(WRONG);
 
     expect(await deleteAccount(accessToken, password, '10.1.1.1')).toMatchObject(LOCKED);
-    expect(await app.services.db.user.findUnique({ where: { id: user.id } })).not.toBeNull();
+    expect(await rawDb(app.services).user.findUnique({ where: { id: user.id } })).not.toBeNull();
     expect(await login(app, username, password, '10.1.1.1')).toMatchObject(LOCKED);
   });
 

@@ -4,6 +4,7 @@ import type { Services } from '../../src/context.js';
 import { createServices } from '../../src/services.js';
 import { bearer, createTestApp, type GraphQLResponse, registerUser, type TestApp, uniqueName } from '../support/app.js';
 import { createApiToken, createLoggedInAdmin, errorCode, USER_FIELDS } from '../support/accounts.js';
+import { rawDb } from '../support/raw-db.js';
 
 // Authorization is decided where an admin change commits. The request's own check (the `admin` scope)
 // reads the author's role from the server's caches when the request starts; an author demoted, disabled
@@ -36,9 +37,9 @@ async function secondServer(): Promise<Services> {
   second ??= (await createServices(app.services.config)).services;
   return second;
 }
-afterAll(async () => second?.db.$disconnect());
+afterAll(async () => second?.db.close());
 
-const stored = (id: string) => app.services.db.user.findUnique({ where: { id } });
+const stored = (id: string) => rawDb(app.services).user.findUnique({ where: { id } });
 
 /** An administrator, logged in, whose role and session the server has cached by making one admin request. */
 async function adminWithWarmCaches(target: TestApp = app) {
@@ -89,7 +90,7 @@ describe('an admin change re-checks its author when it commits', () => {
     // scope check and queues behind it. Whether it reaches the queue before or after the commit, the
     // server's caches still say ADMIN, so only the commit-time check can refuse it.
     let request: Promise<Awaited<ReturnType<TestApp['gql']>>> | undefined;
-    await app.services.db.$transaction(async (tx) => {
+    await rawDb(app.services).$transaction(async (tx) => {
       await tx.user.update({ where: { id: admin.user.id }, data: { role: 'USER' } });
       request = app.gql(DISABLE, { id: victim.user.id }, bearer(admin.accessToken));
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -132,7 +133,7 @@ describe('an admin change re-checks its author when it commits', () => {
       bearer(admin.accessToken),
     );
     expect(errorCode(response)).toBe('FORBIDDEN');
-    expect(await adminMode.services.db.user.findUnique({ where: { usernameKey: username.toLowerCase() } })).toBeNull();
+    expect(await rawDb(adminMode.services).user.findUnique({ where: { usernameKey: username.toLowerCase() } })).toBeNull();
   });
 
   it('the admin CLI acts as the operator: no account stands behind it, and it is not refused', async () => {
@@ -162,7 +163,7 @@ describe('parallel admin changes of one user answer cleanly', { timeout: 60_000 
       // then the deletion, then whatever the change does next.
       let change: Promise<GraphQLResponse<any>> | undefined;
       let deletion: Promise<GraphQLResponse<any>> | undefined;
-      await app.services.db.$transaction(async (tx) => {
+      await rawDb(app.services).$transaction(async (tx) => {
         await tx.user.count();
         change = app.gql(query, { id: user.id, role: 'ADMIN' }, bearer(admin.accessToken));
         await new Promise((resolve) => setTimeout(resolve, 50));

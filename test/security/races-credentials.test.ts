@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { PasswordHasher } from '../../src/auth/passwords.js';
 import { bearer, createTestApp, LOGIN, ME, REFRESH, registerUser, type GraphQLResponse } from '../support/app.js';
 import { createApiToken, createLoggedInAdmin, readTable } from '../support/accounts.js';
+import { rawDb } from '../support/raw-db.js';
 
 // No session outlives the credentials it was born from, and racing identical requests answer cleanly.
 //
@@ -237,7 +238,7 @@ const CREATE_API_TOKEN = 'mutation ($input: CreateApiTokenInput!) { createApiTok
  */
 async function inOrder<const R extends readonly (() => Promise<GraphQLResponse<any>>)[]>(requests: R): Promise<{ [K in keyof R]: GraphQLResponse<any> }> {
   const sent: Promise<GraphQLResponse<any>>[] = [];
-  await app.services.db.$transaction(async (tx) => {
+  await rawDb(app.services).$transaction(async (tx) => {
     await tx.user.count();
     for (const request of requests) {
       sent.push(request());
@@ -256,7 +257,7 @@ describe('racing identical requests answer cleanly', { timeout: 60_000 }, () => 
       const deleted = answers.filter((answer) => answer.data?.deleteAccount?.__typename === 'AccountDeleted');
       expect(deleted).toHaveLength(1);
       expect(deleted[0]!.data.deleteAccount.id).toBe(user.id);
-      expect(await app.services.db.user.findUnique({ where: { id: user.id } })).toBeNull();
+      expect(await rawDb(app.services).user.findUnique({ where: { id: user.id } })).toBeNull();
     }
   });
 
@@ -266,7 +267,7 @@ describe('racing identical requests answer cleanly', { timeout: 60_000 }, () => 
     for (const answer of answers) expectClean(answer, 'changePassword');
     const kinds = answers.map((answer) => answer.data.changePassword.__typename).sort();
     expect(kinds).toEqual(['InvalidCredentialsError', 'InvalidCredentialsError', 'InvalidCredentialsError', 'PasswordChanged']);
-    expect((await app.services.db.user.findUniqueOrThrow({ where: { id: user.id } })).credentialsVersion).toBe(1);
+    expect((await rawDb(app.services).user.findUniqueOrThrow({ where: { id: user.id } })).credentialsVersion).toBe(1);
   });
 
   it('parallel revokeSession, revokeApiToken and logout everywhere: one true each, the rest false or UNAUTHENTICATED', async () => {

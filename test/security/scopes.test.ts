@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bearer, createTestApp, LOGIN, REFRESH, registerUser } from '../support/app.js';
 import { createApiToken, createLoggedInAdmin, errorCode, USER_FIELDS } from '../support/accounts.js';
+import { rawDb } from '../support/raw-db.js';
 
 // A token limited to some API scopes must not read, through a mutation's result, what only another
 // scope grants. updateProfile (PROFILE_WRITE) returns the User, which only PROFILE_READ may read.
@@ -22,7 +23,7 @@ describe('a PROFILE_WRITE-only API token', () => {
     const answer = JSON.stringify(response);
     for (const secret of ['writer@example.com', 'Written Blind', user.username, user.id]) expect(answer).not.toContain(secret);
     // The change itself went through, and the outcome can be asked for without reading the profile.
-    expect((await app.services.db.user.findUniqueOrThrow({ where: { id: user.id } })).fullname).toBe('Written Blind');
+    expect((await rawDb(app.services).user.findUniqueOrThrow({ where: { id: user.id } })).fullname).toBe('Written Blind');
     const outcome = await app.gql('mutation ($input: UpdateProfileInput!) { updateProfile(input: $input) { __typename ... on Error { code } } }', { input: { fullname: 'Again' } }, bearer(token));
     expect(outcome).toEqual({ status: 200, data: { updateProfile: { __typename: 'User' } } });
   });

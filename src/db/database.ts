@@ -1,0 +1,82 @@
+import type { StoreClock } from './clock.js';
+import { isDatabaseReachable, openDatabase, preparedStatementsOf, type SqliteClient } from './client.js';
+import { ApiTokenStore } from './stores/api-tokens.js';
+import { SessionStore } from './stores/sessions.js';
+import { UserStore } from './stores/users.js';
+import { runInPrismaTransaction, type Transaction } from './transaction.js';
+
+export interface DatabaseSettings {
+  readonly url: string;
+  readonly sqliteSynchronous?: 'FULL' | 'NORMAL';
+  /** A session unused for this long can no longer be rotated, listed or kept (SessionStore). */
+  readonly sessionIdleTimeoutMs: number;
+}
+
+/**
+ * The data layer as the auth services see it: one store per kind of row, and transactions. Nothing
+ * above src/db/ sees Prisma or SQL. Each engine provides one (SQLite today); test/db/store-contract.ts
+ * is the behaviour every engine must show. See stores/README.md for the pattern new stores follow.
+ */
+export interface Database {
+  readonly users: UserStore;
+  readonly sessions: SessionStore;
+  readonly apiTokens: ApiTokenStore;
+  /** Runs `work` in one transaction: all of it commits, or none of it. */
+  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
+  /** Whether a trivial statement answers. */
+  isReachable(): Promise<boolean>;
+  /** Finishes what is running (and makes it durable) and closes the connection. */
+  close(): Promise<void>;
+}
+
+/** SQLite through Prisma's better-sqlite3 adapter: one connection, a transaction gate, off-loop fsync. */
+export class SqliteDatabase implements Database {
+  readonly users: UserStore;
+  readonly sessions: SessionStore;
+  readonly apiTokens: ApiTokenStore;
+  readonly #client: SqliteClient;
+
+  /** Builds the stores over an open client (openDatabase); the stores' caches live on `clock`'s monotonic time. */
+  constructor(
+    client: SqliteClient,
+    clock: StoreClock,
+    { sessionIdleTimeoutMs }: Pick<DatabaseSettings, 'sessionIdleTimeoutMs'>,
+  ) {
+    this.#client = client;
+    this.users = new UserStore(client, clock);
+    this.sessions = new SessionStore(client, clock, { idleTimeoutMs: sessionIdleTimeoutMs, prepared: preparedStatementsOf(client) });
+    this.apiTokens = new ApiTokenStore(client, clock);
+  }
+
+  /** Opens (but does not migrate) the database at `settings.url`. */
+  static async open(settings: DatabaseSettings, clock: StoreClock): Promise<SqliteDatabase> {
+    return new SqliteDatabase(await openDatabase(settings.url, settings.sqliteSynchronous), clock, settings);
+  }
+
+  /** Runs `work` in one transaction; transactions run one at a time (serialized-adapter.ts). */
+  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    return runInPrismaTransaction((inside) => this.#client.$transaction(inside), work);
+  }
+
+  /** Whether a trivial statement answers. */
+  isReachable(): Promise<boolean> {
+    return isDatabaseReachable(this.#client);
+  }
+
+  /**
+   * The Prisma client underneath, for src/db/ itself (migrations) and for tests'
+   * raw reads (test/support/raw-db.ts). Never for src/auth/: queries belong in a store.
+   */
+  static clientOf(db: Database): SqliteClient {
+    if (!(db instanceof SqliteDatabase)) throw new TypeError('not a SQLite database');
+    return db.#client;
+  }
+
+  /** Finishes what is running (and its fsyncs) and closes the connection. */
+  close(): Promise<void> {
+    return this.#client.$disconnect();
+  }
+}
+
+export type { Transaction } from './transaction.js';
+export type { ApiTokenRecord, Role, SessionRecord, UserRecord } from './records.js';

@@ -1,0 +1,134 @@
+import { LRUCache } from 'lru-cache';
+import type { StoreClock } from '../clock.js';
+import type { PrismaClient } from '../generated/sqlite/client.js';
+import type { ApiTokenRecord } from '../records.js';
+import { prismaIn, type Transaction } from '../transaction.js';
+
+export interface NewApiToken {
+  readonly id: string;
+  readonly userId: string;
+  readonly name: string;
+  readonly scopes: readonly string[];
+  readonly secretHash: string;
+  readonly createdAt: Date;
+  readonly expiresAt: Date | null;
+}
+
+/** A token's state as mirrored in memory, found by the hash of its secret. */
+export interface ApiTokenState {
+  readonly id: string;
+  readonly userId: string;
+  readonly scopes: ReadonlySet<string>;
+  readonly expiresAt: number | null;
+  readonly revoked: boolean;
+  /** When lastUsedAt was last written, as far as this process knows (wall-clock ms; 0 for never). */
+  readonly lastUsedWrittenAt: number;
+}
+
+type MutableState = { -readonly [K in keyof ApiTokenState]: ApiTokenState[K] };
+
+// Cached in place of a token this process revoked. Revocation is final; nothing may overwrite this entry
+// with an older, still-valid reading.
+const revokedState = (): MutableState => ({ id: '', userId: '', scopes: new Set(), expiresAt: null, revoked: true, lastUsedWrittenAt: 0 });
+
+/** How the stored column spells scopes: space-separated. */
+export const scopesOf = (token: Pick<ApiTokenRecord, 'scopes'>): string[] => token.scopes.split(' ').filter(Boolean);
+
+/** API tokens: every query, and the in-memory mirror of their state, which every write here keeps right. */
+export class ApiTokenStore {
+  readonly #cache: LRUCache<string, MutableState>;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly clock: StoreClock,
+    cache: { maxEntries: number; ttlMs: number } = { maxEntries: 10_000, ttlMs: 30_000 },
+  ) {
+    // Lifetime in monotonic time: setting the wall clock back must not keep a revoked token cached.
+    this.#cache = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.monotonicMs() } });
+  }
+
+  async create(tx: Transaction, token: NewApiToken): Promise<ApiTokenRecord> {
+    return prismaIn(tx).apiToken.create({ data: { ...token, scopes: [...new Set(token.scopes)].join(' ') } });
+  }
+
+  /** The row as `tx` sees it. */
+  findIn(tx: Transaction, id: string): Promise<ApiTokenRecord | null> {
+    return prismaIn(tx).apiToken.findUnique({ where: { id } });
+  }
+
+  /** How many tokens of the user are not revoked (expired ones count until purged). */
+  countUnrevoked(tx: Transaction, userId: string): Promise<number> {
+    return prismaIn(tx).apiToken.count({ where: { userId, revokedAt: null } });
+  }
+
+  /** The user's tokens that still work, newest first. */
+  listWorking(userId: string): Promise<ApiTokenRecord[]> {
+    return this.prisma.apiToken.findMany({
+      where: { userId, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: new Date(this.clock.now()) } }] },
+      orderBy: { createdAt: 'desc' },
+    });
+  }
+
+  /** Revokes one of the user's tokens if it still works; false when the user has no such working token. */
+  async revokeWorking(userId: string, tokenId: string): Promise<boolean> {
+    const now = new Date(this.clock.now());
+    const token = await this.prisma.apiToken.findFirst({
+      where: { id: tokenId, userId, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
+      select: { secretHash: true },
+    });
+    if (!token) return false;
+    const { count } = await this.prisma.apiToken.updateMany({ where: { id: tokenId, revokedAt: null }, data: { revokedAt: now } });
+    this.#cache.set(token.secretHash, revokedState());
+    return count === 1;
+  }
+
+  /** Revokes every token of a user (account disabled or deleted). */
+  async revokeAllForUser(tx: Transaction, userId: string): Promise<void> {
+    const prisma = prismaIn(tx);
+    const tokens = await prisma.apiToken.findMany({ where: { userId, revokedAt: null }, select: { secretHash: true } });
+    // Marked revoked before the commit: this holds even if the transaction rolls back, the safe direction.
+    for (const { secretHash } of tokens) this.#cache.set(secretHash, revokedState());
+    await prisma.apiToken.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: new Date(this.clock.now()) } });
+  }
+
+  /** Deletes tokens that can never be used again (revoked or expired); returns how many. */
+  async purgeEnded(): Promise<number> {
+    const { count } = await this.prisma.apiToken.deleteMany({
+      where: { OR: [{ revokedAt: { not: null } }, { expiresAt: { lte: new Date(this.clock.now()) } }] },
+    });
+    return count;
+  }
+
+  /** The token with this secret hash, from memory or read once and mirrored; null when there is none. */
+  async findBySecretHash(secretHash: string): Promise<ApiTokenState | null> {
+    const cached = this.#cache.get(secretHash);
+    if (cached) return cached;
+    const record = await this.prisma.apiToken.findUnique({ where: { secretHash } });
+    if (!record) return null;
+    // A parallel request read the row meanwhile and mirrored it (or this process revoked the token): that
+    // entry stays, with the use it may already have recorded, or each parallel request would write lastUsedAt.
+    const existing = this.#cache.peek(secretHash);
+    if (existing) return existing;
+    const state: MutableState = {
+      id: record.id,
+      userId: record.userId,
+      scopes: new Set(scopesOf(record)),
+      expiresAt: record.expiresAt?.getTime() ?? null,
+      revoked: record.revokedAt !== null,
+      lastUsedWrittenAt: record.lastUsedAt?.getTime() ?? 0,
+    };
+    this.#cache.set(secretHash, state);
+    return state;
+  }
+
+  /**
+   * Records that the token was used at `now` (wall-clock ms). The mirrored state knows at once, so
+   * parallel requests do not write it again; the write itself is best effort and not awaited.
+   */
+  recordUse(token: ApiTokenState, now: number): void {
+    (token as MutableState).lastUsedWrittenAt = now;
+    this.prisma.apiToken.update({ where: { id: token.id }, data: { lastUsedAt: new Date(now) } }).catch(() => {
+      // A lost timestamp (e.g. the token was deleted meanwhile) must not fail the request.
+    });
+  }
+}

@@ -1,0 +1,191 @@
+import { LRUCache } from 'lru-cache';
+import type { StoreClock } from '../clock.js';
+import type { PrismaClient } from '../generated/sqlite/client.js';
+import type { PreparedStatements } from '../prepared-statements.js';
+import type { SessionRecord } from '../records.js';
+import { prismaIn, type Transaction } from '../transaction.js';
+import { SessionRotations } from './session-rotation.js';
+
+/**
+ * What the per-request check and the usual rotation need, mirrored in memory so that a valid access
+ * token costs no database read and a refresh only its write. A stale copy (another process rotated or
+ * revoked the session) cannot make a rotation succeed: the compare-and-set in the database decides.
+ */
+export interface SessionSnapshot {
+  readonly userId: string;
+  readonly ended: boolean;
+  /** Wall-clock ms, as stored. */
+  readonly expiresAt: number;
+  readonly lastUsedAt: number;
+  /** The current refresh generation as this process last saw it. */
+  readonly refreshCounter: number;
+}
+
+// Cached in place of a session ended by this process. Ending is final, so nothing may overwrite it:
+// a read that saw the row just before the revocation must not cache it as still active.
+const ENDED: SessionSnapshot = { userId: '', ended: true, expiresAt: 0, lastUsedAt: 0, refreshCounter: -1 };
+
+export interface NewSession {
+  readonly id: string;
+  readonly userId: string;
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+  readonly userAgent: string | null;
+  readonly ip: string | null;
+}
+
+/** What a rotation claims: the generation `refreshCounter` of a session as the caller knows it. */
+export interface SessionClaim {
+  readonly sessionId: string;
+  readonly userId: string;
+  readonly expiresAt: number;
+  readonly refreshCounter: number;
+}
+
+export interface SessionStoreOptions {
+  /** A session unused for this long can no longer be rotated, listed or kept. */
+  readonly idleTimeoutMs: number;
+  readonly cache?: { readonly maxEntries: number; readonly ttlMs: number };
+  /** The SQLite prepared-statement path for the rotation; without it the rotation goes through Prisma. */
+  readonly prepared?: PreparedStatements;
+}
+
+/** Sessions: every query, and the in-memory mirror of their state, which every write here keeps right. */
+export class SessionStore {
+  // Bounded, and short-lived so that changes made by another process (the admin CLI) are seen soon.
+  readonly #snapshots: LRUCache<string, SessionSnapshot>;
+  readonly #rotations: SessionRotations;
+  readonly #idleTimeoutMs: number;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly clock: StoreClock,
+    { idleTimeoutMs, cache = { maxEntries: 50_000, ttlMs: 30_000 }, prepared }: SessionStoreOptions,
+  ) {
+    this.#idleTimeoutMs = idleTimeoutMs;
+    // Lifetime in monotonic time: setting the wall clock back must not keep a revoked session cached.
+    this.#snapshots = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.monotonicMs() } });
+    this.#rotations = new SessionRotations(prisma, () => clock.now(), idleTimeoutMs, prepared);
+  }
+
+  /** The mirrored state, if this process has it; never reads the database. */
+  cached(sessionId: string): SessionSnapshot | undefined {
+    return this.#snapshots.get(sessionId);
+  }
+
+  /** The state from memory, or read once and mirrored; null when no such session exists. */
+  async snapshot(sessionId: string): Promise<SessionSnapshot | null> {
+    const cached = this.#snapshots.get(sessionId);
+    if (cached) return cached;
+    const session = await this.find(sessionId);
+    return session ? this.#keep(sessionId, snapshotOf(session)) : null;
+  }
+
+  /** The row as the database has it now (not from memory). */
+  find(sessionId: string): Promise<SessionRecord | null> {
+    return this.prisma.session.findUnique({ where: { id: sessionId } });
+  }
+
+  /** The row as `tx` sees it. */
+  findIn(tx: Transaction, sessionId: string): Promise<SessionRecord | null> {
+    return prismaIn(tx).session.findUnique({ where: { id: sessionId } });
+  }
+
+  /** Inserts a session at generation 0. */
+  async create(tx: Transaction, session: NewSession): Promise<SessionRecord> {
+    const created = await prismaIn(tx).session.create({
+      data: { ...session, lastUsedAt: session.createdAt, rotatedAt: session.createdAt, refreshCounter: 0 },
+    });
+    this.#keep(created.id, snapshotOf(created));
+    return created;
+  }
+
+  /**
+   * Moves the session from generation `claim.refreshCounter` to the next one if it is still current and
+   * the session live (compare-and-set, group-committed). Returns when the winner was written, or null
+   * when the claim lost.
+   */
+  async claimRotation(claim: SessionClaim): Promise<Date | null> {
+    const won = await this.#rotations.claim(claim.sessionId, claim.refreshCounter);
+    if (!won) return null;
+    // A revocation that landed while the claim was being written wins: #keep leaves ENDED in place.
+    this.#keep(claim.sessionId, {
+      userId: claim.userId,
+      ended: false,
+      expiresAt: claim.expiresAt,
+      lastUsedAt: won.rotatedAt.getTime(),
+      refreshCounter: claim.refreshCounter + 1,
+    });
+    return won.rotatedAt;
+  }
+
+  /** Ends one session (of `userId`, if given); false if it did not exist or was already ended. */
+  async revoke(sessionId: string, reason: string, userId?: string): Promise<boolean> {
+    const { count } = await this.prisma.session.updateMany({
+      where: { id: sessionId, revokedAt: null, ...(userId === undefined ? {} : { userId }) },
+      data: { revokedAt: new Date(this.clock.now()), revokedReason: reason },
+    });
+    if (count === 1) this.#snapshots.set(sessionId, ENDED);
+    return count === 1;
+  }
+
+  /** Ends every session of a user but `exceptSessionId`; returns how many. */
+  async revokeAllForUser(tx: Transaction, userId: string, reason: string, exceptSessionId?: string): Promise<number> {
+    const prisma = prismaIn(tx);
+    const sessions = await prisma.session.findMany({
+      where: { userId, revokedAt: null, ...(exceptSessionId ? { id: { not: exceptSessionId } } : {}) },
+      select: { id: true },
+    });
+    if (sessions.length === 0) return 0;
+    const ids = sessions.map((session) => session.id);
+    // Marked ended before the commit: this holds even if the transaction rolls back later, the safe direction.
+    for (const id of ids) this.#snapshots.set(id, ENDED);
+    const { count } = await prisma.session.updateMany({
+      where: { id: { in: ids }, revokedAt: null },
+      data: { revokedAt: new Date(this.clock.now()), revokedReason: reason },
+    });
+    return count;
+  }
+
+  /** The user's sessions that can still be refreshed, newest first. */
+  listActive(userId: string): Promise<SessionRecord[]> {
+    const now = this.clock.now();
+    return this.prisma.session.findMany({
+      where: { userId, revokedAt: null, expiresAt: { gt: new Date(now) }, lastUsedAt: { gt: new Date(now - this.#idleTimeoutMs) } },
+      orderBy: { createdAt: 'desc' },
+    });
+  }
+
+  /** Deletes sessions that can never be used again (revoked, expired or idle too long); returns how many. */
+  async purgeEnded(): Promise<number> {
+    const now = this.clock.now();
+    const { count } = await this.prisma.session.deleteMany({
+      where: {
+        OR: [{ revokedAt: { not: null } }, { expiresAt: { lte: new Date(now) } }, { lastUsedAt: { lte: new Date(now - this.#idleTimeoutMs) } }],
+      },
+    });
+    return count;
+  }
+
+  count(): Promise<number> {
+    return this.prisma.session.count();
+  }
+
+  /** Mirrors a session's state unless this process already ended it: ENDED is final. Returns what is mirrored. */
+  #keep(sessionId: string, snapshot: SessionSnapshot): SessionSnapshot {
+    const cached = this.#snapshots.peek(sessionId);
+    if (cached?.ended) return cached;
+    this.#snapshots.set(sessionId, snapshot);
+    return snapshot;
+  }
+}
+
+function snapshotOf(session: SessionRecord): SessionSnapshot {
+  return {
+    userId: session.userId,
+    ended: session.revokedAt !== null,
+    expiresAt: session.expiresAt.getTime(),
+    lastUsedAt: session.lastUsedAt.getTime(),
+    refreshCounter: session.refreshCounter,
+  };
+}

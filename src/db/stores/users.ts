@@ -1,0 +1,190 @@
+import { LRUCache } from 'lru-cache';
+import type { StoreClock } from '../clock.js';
+import { isPrismaRecordGone, translateUniqueViolation } from '../errors.js';
+import type { PrismaClient, User } from '../generated/sqlite/client.js';
+import type { Role, UserRecord } from '../records.js';
+import { afterCommit, prismaIn, type Transaction } from '../transaction.js';
+import { searchUserIds, type UserSearch } from './user-search.js';
+
+export type { UserSearch } from './user-search.js';
+
+export interface NewUser {
+  readonly id: string;
+  readonly username: string;
+  readonly usernameKey: string;
+  readonly email: string | null;
+  readonly emailKey: string | null;
+  readonly fullname: string | null;
+  readonly passwordHash: string;
+  readonly role: Role;
+}
+
+/** Omitted fields stay; null clears. `emailKey` goes with `email`. */
+export interface ProfileChanges {
+  readonly fullname?: string | null;
+  readonly email?: string | null;
+  readonly emailKey?: string | null;
+}
+
+export interface UserPageQuery {
+  readonly after?: string;
+  readonly before?: string;
+  readonly limit: number;
+  readonly descending: boolean;
+}
+
+/** The role column holds only what the stores write: USER or ADMIN. */
+const toRecord = (user: User): UserRecord => user as UserRecord;
+const toRecordOrNull = (user: User | null): UserRecord | null => user as UserRecord | null;
+
+/**
+ * Users: every query, and the in-memory copy of rows read on every request (`me`, the admin role check).
+ * Every write here drops the cached copy, inside the transaction and again once it committed; a read that
+ * raced a write does not cache what it saw. Changes made by another process (the admin CLI) are seen when
+ * the entry expires, after `ttlMs` of monotonic time.
+ */
+export class UserStore {
+  readonly #cache: LRUCache<string, UserRecord>;
+  /** Moves on with every write: a read that began before it must not cache its (possibly older) row. */
+  #writes = 0;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    clock: StoreClock,
+    cache: { maxEntries: number; ttlMs: number } = { maxEntries: 10_000, ttlMs: 30_000 },
+  ) {
+    this.#cache = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, perf: { now: () => clock.monotonicMs() } });
+  }
+
+  /** The user, from memory when this process read it recently (at most the cache lifetime old). */
+  async findCached(id: string): Promise<UserRecord | null> {
+    const cached = this.#cache.get(id);
+    if (cached) return cached;
+    const writesBefore = this.#writes;
+    const user = await this.find(id);
+    if (user && writesBefore === this.#writes) this.#cache.set(id, user);
+    return user;
+  }
+
+  /** The row as the database has it now (not from memory): for checks of credentials. */
+  async find(id: string): Promise<UserRecord | null> {
+    return toRecordOrNull(await this.prisma.user.findUnique({ where: { id } }));
+  }
+
+  /** The row as `tx` sees it. */
+  async findIn(tx: Transaction, id: string): Promise<UserRecord | null> {
+    return toRecordOrNull(await prismaIn(tx).user.findUnique({ where: { id } }));
+  }
+
+  async findByUsernameKey(usernameKey: string): Promise<UserRecord | null> {
+    return toRecordOrNull(await this.prisma.user.findUnique({ where: { usernameKey } }));
+  }
+
+  async findByEmailKey(emailKey: string): Promise<UserRecord | null> {
+    return toRecordOrNull(await this.prisma.user.findUnique({ where: { emailKey } }));
+  }
+
+  /** The id of the user with this username key, if any; reads nothing else. */
+  async idByUsernameKey(usernameKey: string): Promise<string | null> {
+    return (await this.prisma.user.findUnique({ where: { usernameKey }, select: { id: true } }))?.id ?? null;
+  }
+
+  /** The id of the user with this email key, if any; reads nothing else. */
+  async idByEmailKey(emailKey: string): Promise<string | null> {
+    return (await this.prisma.user.findUnique({ where: { emailKey }, select: { id: true } }))?.id ?? null;
+  }
+
+  /** Inserts a user. Throws UniqueConstraintError when the username or email key is taken. */
+  async create(tx: Transaction, user: NewUser): Promise<UserRecord> {
+    try {
+      return toRecord(await prismaIn(tx).user.create({ data: user }));
+    } catch (error) {
+      translateUniqueViolation(error);
+    }
+  }
+
+  /**
+   * Changes name and email. Returns null when the user no longer exists; throws UniqueConstraintError
+   * when the email key belongs to someone else.
+   */
+  async updateProfile(id: string, changes: ProfileChanges): Promise<UserRecord | null> {
+    this.#forget(id);
+    try {
+      return toRecord(await this.prisma.user.update({ where: { id }, data: changes }));
+    } catch (error) {
+      if (isPrismaRecordGone(error)) return null;
+      translateUniqueViolation(error);
+    } finally {
+      this.#forget(id);
+    }
+  }
+
+  /** Replaces the password hash if the credentials are still at `credentialsVersion`; false when they moved on. */
+  async setPasswordIfCurrent(tx: Transaction, id: string, credentialsVersion: number, passwordHash: string): Promise<boolean> {
+    this.#forgetIn(tx, id);
+    const { count } = await prismaIn(tx).user.updateMany({ where: { id, credentialsVersion }, data: { passwordHash } });
+    return count === 1;
+  }
+
+  /** Moves the credentials version on, so a login checked against the old one cannot start a session. */
+  async bumpCredentialsVersion(tx: Transaction, id: string): Promise<void> {
+    this.#forgetIn(tx, id);
+    // updateMany: a user deleted meanwhile is not an error here; there is nothing left to protect.
+    await prismaIn(tx).user.updateMany({ where: { id }, data: { credentialsVersion: { increment: 1 } } });
+  }
+
+  async setRole(tx: Transaction, id: string, role: Role): Promise<UserRecord> {
+    this.#forgetIn(tx, id);
+    return toRecord(await prismaIn(tx).user.update({ where: { id }, data: { role } }));
+  }
+
+  /** Disables (a date) or enables (null) the account. */
+  async setDisabledAt(tx: Transaction, id: string, disabledAt: Date | null): Promise<UserRecord> {
+    this.#forgetIn(tx, id);
+    return toRecord(await prismaIn(tx).user.update({ where: { id }, data: { disabledAt } }));
+  }
+
+  /** Deletes the user; their sessions and API tokens go with them (cascade). */
+  async delete(tx: Transaction, id: string): Promise<void> {
+    this.#forgetIn(tx, id);
+    await prismaIn(tx).user.delete({ where: { id } });
+  }
+
+  /** How many enabled administrators there are besides `id`. */
+  countOtherActiveAdmins(tx: Transaction, id: string): Promise<number> {
+    return prismaIn(tx).user.count({ where: { role: 'ADMIN', disabledAt: null, id: { not: id } } });
+  }
+
+  /** A page of users ordered by usernameKey, after/before the given keys. */
+  async page({ after, before, limit, descending }: UserPageQuery): Promise<UserRecord[]> {
+    const users = await this.prisma.user.findMany({
+      where: { usernameKey: { ...(after ? { gt: after } : {}), ...(before ? { lt: before } : {}) } },
+      orderBy: { usernameKey: descending ? 'desc' : 'asc' },
+      take: limit,
+    });
+    return users.map(toRecord);
+  }
+
+  /** Like page, filtered by a literal substring of username, email or full name: two statements whatever the term. */
+  async search(query: UserSearch): Promise<UserRecord[]> {
+    const ids = await searchUserIds(this.prisma, query);
+    if (ids.length === 0) return [];
+    const users = await this.prisma.user.findMany({ where: { id: { in: ids } }, orderBy: { usernameKey: query.descending ? 'desc' : 'asc' } });
+    return users.map(toRecord);
+  }
+
+  count(): Promise<number> {
+    return this.prisma.user.count();
+  }
+
+  #forget(id: string): void {
+    this.#writes++;
+    this.#cache.delete(id);
+  }
+
+  /** Dropped now (reads outside the transaction wait for it) and again once it committed. */
+  #forgetIn(tx: Transaction, id: string): void {
+    this.#forget(id);
+    afterCommit(tx, () => this.#forget(id));
+  }
+}
