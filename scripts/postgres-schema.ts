@@ -13,6 +13,7 @@ const HEADER = [
   '// GENERATED from prisma/schema.prisma by scripts/postgres-schema.ts: do not edit. Change the SQLite schema',
   '// and run `npm run prisma:postgres-schema`; only the provider and the client output differ.',
   '',
+  '',
 ].join('\n');
 
 /** Replaces exactly one match of `pattern` in `text`, or says which line the model no longer has. */
