@@ -189,6 +189,7 @@ async function applyPostgresMigrations(databaseUrl: string, migrationsDir: strin
     throw new Error(`PostgreSQL migrations are applied from ${postgresMigrations} (prisma.config.ts); got ${migrationsDir}`);
   }
   if ((await pendingPostgresMigrations(databaseUrl, migrationsDir)).length === 0) return;
+  await createPostgresDatabase(databaseUrl);
   await deployWithCli(databaseUrl);
   const left = await pendingPostgresMigrations(databaseUrl, migrationsDir);
   if (left.length > 0) {
@@ -228,6 +229,41 @@ export async function pendingPostgresMigrations(databaseUrl: string, migrationsD
     throw error;
   } finally {
     await client.end().catch(() => {});
+  }
+}
+
+/**
+ * Creates the database if it does not exist. The CLI would too, but two instances starting together on a
+ * new database would both try, and the second fail; here "already exists" is success. Like the CLI, it
+ * connects to the `postgres` maintenance database and needs the CREATEDB privilege.
+ */
+async function createPostgresDatabase(databaseUrl: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const name = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+  const probe = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 10_000, application_name: 'gatehouse-migrate' });
+  probe.on('error', () => {});
+  try {
+    await probe.connect();
+    return;
+  } catch (error) {
+    if ((error as { code?: string }).code !== '3D000') throw postgresConnectError(databaseUrl, error as Error & { code?: string });
+  } finally {
+    await probe.end().catch(() => {});
+  }
+  const maintenance = new URL(databaseUrl);
+  maintenance.pathname = '/postgres';
+  const admin = new pg.Client({ connectionString: maintenance.href, connectionTimeoutMillis: 10_000, application_name: 'gatehouse-migrate' });
+  admin.on('error', () => {});
+  try {
+    await admin.connect();
+    await admin.query(`CREATE DATABASE "${name.replaceAll('"', '""')}"`);
+  } catch (error) {
+    // duplicate_database, or the catalog's unique index when two CREATEs race: someone else made it.
+    if (!['42P04', '23505'].includes((error as { code?: string }).code ?? '')) {
+      throw new Error(`Database migration failed: ${describePostgres(databaseUrl)} does not exist and could not be created: ${(error as Error).message}`, { cause: error });
+    }
+  } finally {
+    await admin.end().catch(() => {});
   }
 }
 
