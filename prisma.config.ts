@@ -8,8 +8,17 @@ process.env.PRISMA_SCHEMA_ENGINE_BINARY ??= path.join(import.meta.dirname, 'pris
 
 const url = process.env.DATABASE_URL ?? `file:${path.join(process.env.DATA_DIR ?? 'data', 'gatehouse.db')}`;
 
+// One model, two providers (scripts/postgres-schema.ts): a PostgreSQL URL selects the generated PostgreSQL
+// schema and its own migrations; anything else is SQLite. Migration SQL and migration_lock.toml are
+// provider-specific, so the two folders never mix.
+const postgres = /^postgres(ql)?:\/\//i.test(url);
+
 export default defineConfig({
-  schema: 'prisma/schema.prisma',
-  migrations: { path: 'prisma/migrations' },
-  datasource: { url },
+  schema: postgres ? 'prisma/postgres/schema.prisma' : 'prisma/schema.prisma',
+  migrations: { path: postgres ? 'prisma/postgres/migrations' : 'prisma/migrations' },
+  datasource: {
+    url,
+    // Optional for `migrate dev` on PostgreSQL; without it the stand-in creates and drops a temporary one.
+    ...(postgres && process.env.SHADOW_DATABASE_URL ? { shadowDatabaseUrl: process.env.SHADOW_DATABASE_URL } : {}),
+  },
 });

@@ -15,6 +15,13 @@ const TIMEOUT_MS = 120_000;
 const DONE = /No pending migrations to apply\.|All migrations have been successfully applied\./;
 
 const projectMigrations = path.join(repoRoot, 'prisma', 'migrations');
+/** PostgreSQL's own migrations (prisma.config.ts selects them for postgres URLs). */
+export const postgresMigrations = path.join(repoRoot, 'prisma', 'postgres', 'migrations');
+
+/** `postgres://` or `postgresql://` (what Prisma and node-postgres accept); everything else is SQLite. */
+export function isPostgresUrl(databaseUrl: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(databaseUrl);
+}
 
 /**
  * Names of the migrations in prisma/migrations that the database has not applied yet. Read straight
@@ -22,6 +29,8 @@ const projectMigrations = path.join(repoRoot, 'prisma', 'migrations');
  * upgrade) costs a millisecond instead of a CLI run, and never contends with a running server.
  */
 export function pendingMigrations(databaseUrl: string, migrationsDir = projectMigrations): string[] {
+  // Synchronous because SQLite is; it would read a postgres URL as a file name and answer "everything".
+  if (isPostgresUrl(databaseUrl)) throw new TypeError('pendingMigrations reads SQLite files; use pendingPostgresMigrations for PostgreSQL');
   const available = migrationNames(migrationsDir);
   const file = absoluteSqliteUrl(databaseUrl).slice('file:'.length);
   if (!existsSync(file)) return available;
@@ -51,9 +60,11 @@ export function pendingMigrations(databaseUrl: string, migrationsDir = projectMi
  * outside a transaction: a crash halfway leaves half a migration and a row that makes every later deploy
  * stop with P3009 until someone repairs it by hand. The rows written here are the ones Prisma writes
  * (same checksum, timestamps and counts), so `prisma migrate status` and later deploys agree with them.
- * Other databases still go through the CLI.
+ * PostgreSQL goes through `prisma migrate deploy` (applyPostgresMigrations); other databases through the CLI too.
  */
-export async function applyMigrations(databaseUrl: string, migrationsDir = projectMigrations): Promise<void> {
+export async function applyMigrations(databaseUrl: string, migrationsDir?: string): Promise<void> {
+  if (isPostgresUrl(databaseUrl)) return applyPostgresMigrations(databaseUrl, migrationsDir ?? postgresMigrations);
+  migrationsDir ??= projectMigrations;
   if (pendingMigrations(databaseUrl, migrationsDir).length === 0) return;
   if (!databaseUrl.startsWith('file:')) return deployWithCli(databaseUrl);
   const file = absoluteSqliteUrl(databaseUrl).slice('file:'.length);
@@ -166,6 +177,110 @@ function refuseUnfinished(db: Database.Database, file: string): void {
   );
 }
 
+/**
+ * PostgreSQL: `prisma migrate deploy` (through the stand-in), which takes Prisma's advisory lock so that
+ * instances starting together apply each migration once. Before it, one query on Prisma's bookkeeping table: an up-to-date
+ * database (every start but the first after an upgrade) skips the ~2 s CLI run. After it, the same query
+ * proves the migrations are applied, whatever the CLI printed.
+ */
+async function applyPostgresMigrations(databaseUrl: string, migrationsDir: string): Promise<void> {
+  // The CLI reads the folder from prisma.config.ts, not from us: another folder cannot be honoured.
+  if (path.resolve(migrationsDir) !== postgresMigrations) {
+    throw new Error(`PostgreSQL migrations are applied from ${postgresMigrations} (prisma.config.ts); got ${migrationsDir}`);
+  }
+  if ((await pendingPostgresMigrations(databaseUrl, migrationsDir)).length === 0) return;
+  await createPostgresDatabase(databaseUrl);
+  await deployWithCli(databaseUrl);
+  const left = await pendingPostgresMigrations(databaseUrl, migrationsDir);
+  if (left.length > 0) {
+    throw new Error(`Database migration failed: prisma migrate deploy reported success, but ${describePostgres(databaseUrl)} still lacks ${left.join(', ')}.`);
+  }
+}
+
+/**
+ * Names of the migrations in prisma/postgres/migrations that the database has not finished applying.
+ * A missing database, schema or `_prisma_migrations` table means all of them (migrate deploy creates
+ * what is missing). An unreachable server, or one that refuses us, is an error that says so.
+ */
+export async function pendingPostgresMigrations(databaseUrl: string, migrationsDir = postgresMigrations): Promise<string[]> {
+  const available = migrationNames(migrationsDir);
+  // Loaded here so that a SQLite start never loads node-postgres.
+  const { default: pg } = await import('pg');
+  // Prisma's `?schema=` picks the PostgreSQL schema; node-postgres does not know it.
+  const schema = new URL(databaseUrl).searchParams.get('schema') ?? 'public';
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 10_000, application_name: 'gatehouse-migrate' });
+  // A connection that dies after connecting emits 'error'; without a listener that would crash the process.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    if ((error as { code?: string }).code === '3D000') return available; // database does not exist yet
+    throw postgresConnectError(databaseUrl, error as Error & { code?: string });
+  }
+  try {
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT migration_name AS name FROM "${schema.replaceAll('"', '""')}"."_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`,
+    );
+    const applied = new Set(rows.map((row) => row.name));
+    return available.filter((name) => !applied.has(name));
+  } catch (error) {
+    // undefined_table, invalid_schema_name: nothing applied yet.
+    if (['42P01', '3F000'].includes((error as { code?: string }).code ?? '')) return available;
+    throw error;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * Creates the database if it does not exist. The CLI would too, but two instances starting together on a
+ * new database would both try, and the second fail; here "already exists" is success. Like the CLI, it
+ * connects to the `postgres` maintenance database and needs the CREATEDB privilege.
+ */
+async function createPostgresDatabase(databaseUrl: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const name = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+  const probe = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 10_000, application_name: 'gatehouse-migrate' });
+  probe.on('error', () => {});
+  try {
+    await probe.connect();
+    return;
+  } catch (error) {
+    if ((error as { code?: string }).code !== '3D000') throw postgresConnectError(databaseUrl, error as Error & { code?: string });
+  } finally {
+    await probe.end().catch(() => {});
+  }
+  const maintenance = new URL(databaseUrl);
+  maintenance.pathname = '/postgres';
+  const admin = new pg.Client({ connectionString: maintenance.href, connectionTimeoutMillis: 10_000, application_name: 'gatehouse-migrate' });
+  admin.on('error', () => {});
+  try {
+    await admin.connect();
+    await admin.query(`CREATE DATABASE "${name.replaceAll('"', '""')}"`);
+  } catch (error) {
+    // duplicate_database, or the catalog's unique index when two CREATEs race: someone else made it.
+    if (!['42P04', '23505'].includes((error as { code?: string }).code ?? '')) {
+      throw new Error(`Database migration failed: ${describePostgres(databaseUrl)} does not exist and could not be created: ${(error as Error).message}`, { cause: error });
+    }
+  } finally {
+    await admin.end().catch(() => {});
+  }
+}
+
+/** host:port/database, without the password a URL may carry. */
+function describePostgres(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  return `PostgreSQL at ${url.hostname}:${url.port || '5432'}${url.pathname}`;
+}
+
+function postgresConnectError(databaseUrl: string, error: Error & { code?: string }): Error {
+  const unreachable = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNRESET'].includes(error.code ?? '') || /timeout/i.test(error.message);
+  const what = unreachable
+    ? `${describePostgres(databaseUrl)} is unreachable (${error.code ?? error.message}). Start the server, or correct the host and port in DATABASE_URL.`
+    : `${describePostgres(databaseUrl)} refused the connection: ${error.message}${error.code ? ` (${error.code})` : ''}. Check the user, password and database in DATABASE_URL.`;
+  return new Error(`Database migration failed: ${what}`, { cause: error });
+}
+
 /** Any other database: `prisma migrate deploy` through the project's CLI. */
 async function deployWithCli(databaseUrl: string): Promise<void> {
   const env: NodeJS.ProcessEnv = {
@@ -192,9 +307,11 @@ async function deployWithCli(databaseUrl: string): Promise<void> {
             : `exited with code ${error.code ?? error.signal}`;
         const output = [stderr.trim(), stdout.trim()].filter(Boolean).join('\n');
         // The engine reports a locked SQLite file as an obscure connector timeout.
-        const hint = /SocketTimeout|database is locked|SQLITE_BUSY/.test(output)
+        const hint = /SocketTimeout|database is locked|SQLITE_BUSY/.test(output) && databaseUrl.startsWith('file:')
           ? `\nThe database ${absoluteSqliteUrl(databaseUrl)} is busy: another process is writing to it. Stop it and start again.`
-          : '';
+          : /P1001|Can't reach database server|ECONNREFUSED/.test(output) && isPostgresUrl(databaseUrl)
+            ? `\n${describePostgres(databaseUrl)} is unreachable. Start the server, or correct the host and port in DATABASE_URL.`
+            : '';
         reject(new Error(`Database migration failed: prisma migrate deploy ${how}.${hint}\n${output || error?.message || ''}`));
       },
     );
