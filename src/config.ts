@@ -89,6 +89,8 @@ const environmentSchema = z.object({
   // Both in-memory maps (rate limits, lockout) allocate their whole index up front: 10 million keys already
   // take hundreds of MiB and seconds at start; beyond that the start takes minutes or fails.
   RATE_LIMIT_MAX_KEYS: number().int().positive().max(10_000_000).default(100_000),
+  // Users one admin search page looks at, matching or not: the bound on a search's work (user-admin.ts).
+  ADMIN_SEARCH_SCAN_LIMIT: number().int().min(100).max(1_000_000).default(5_000),
 
   LOCKOUT_THRESHOLD: positiveInt(10),
   LOCKOUT_BASE_SECONDS: positiveInt(30),
@@ -148,6 +150,8 @@ export interface Config {
   readonly shutdownTimeoutSeconds: number;
   /** open: anyone may register. admin: only an administrator creates accounts. */
   readonly registrationMode: 'open' | 'admin';
+  /** Users one admin search page may look at (matching or not). */
+  readonly adminSearchScanLimit: number;
   readonly dataDir: string;
   readonly databaseUrl: string;
   /** FULL: acknowledged writes survive power loss. NORMAL: only a process crash, but no fsync per write. */
@@ -269,6 +273,7 @@ export function loadConfig(environment: Environment): Config {
     http: { host: e.HOST, port: e.PORT, trustProxy: e.TRUST_PROXY },
     shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
     registrationMode: e.REGISTRATION_MODE,
+    adminSearchScanLimit: e.ADMIN_SEARCH_SCAN_LIMIT,
     dataDir,
     databaseUrl: e.DATABASE_URL ?? `file:${path.join(dataDir, 'gatehouse.db')}`,
     sqliteSynchronous: e.SQLITE_SYNCHRONOUS,

@@ -54,7 +54,7 @@ export async function createServices(config: Config, clock: Clock = systemClock)
     sessions,
     apiTokens,
     accounts: new AccountService(db, new PasswordHasher(config.argon2), sessions, accessTokens, new LoginLockout(config.lockout, clock)),
-    users: new UserAdministration(db, sessions, apiTokens, clock),
+    users: new UserAdministration(db, sessions, apiTokens, clock, config.adminSearchScanLimit),
     authenticator: new Authenticator(accessTokens, sessions, apiTokens, db.users),
     rateLimiter: new RateLimiter(config.rateLimits.rules, new BoundedMemoryStore({ maxIdentities: config.rateLimits.maxKeys })),
   };

@@ -12,7 +12,15 @@ export interface UserPage {
   readonly limit: number;
   /** Walk backwards from `before` (a "last" page). */
   readonly inverted: boolean;
-  readonly search?: string | null;
+}
+
+export interface UserSearchPage {
+  readonly users: UserRecord[];
+  /**
+   * Set when the search looked at as many users as it may per page before filling it: where the next page
+   * continues (after it, or before it when inverted), although this one holds fewer than `limit` users.
+   */
+  readonly resumeFrom: string | null;
 }
 
 const MAX_SEARCH_LENGTH = 100;
@@ -30,17 +38,27 @@ export class UserAdministration {
     private readonly sessions: SessionService,
     private readonly apiTokens: ApiTokenService,
     private readonly clock: Clock,
+    /** Users one search page may look at, matching or not: what bounds a search's work (user-search.ts). */
+    private readonly searchScanLimit: number,
   ) {}
 
   /**
-   * A page of users ordered by username (case-folded), optionally filtered by a literal substring of the
-   * username, email or full name. Bounded whatever the search: one query without a term, two with one
-   * (UserStore.search), each returning at most `limit` rows.
+   * A page of users ordered by username (case-folded): one indexed query.
    */
-  async page({ after, before, limit, inverted, search }: UserPage): Promise<UserRecord[]> {
-    const term = search ? foldCase(search.trim().slice(0, MAX_SEARCH_LENGTH)) : '';
-    if (term) return this.db.users.search({ after, before, limit, descending: inverted, term });
+  page({ after, before, limit, inverted }: UserPage): Promise<UserRecord[]> {
     return this.db.users.page({ after, before, limit, descending: inverted });
+  }
+
+  /**
+   * A page of users whose username, email or full name contains `search` literally, in username order.
+   * Bounded whatever the term: no more than `searchScanLimit` users are looked at, so a page may hold
+   * fewer matches than `limit` and say where the next one resumes. A blank term is a plain page.
+   */
+  async search(page: UserPage, search: string): Promise<UserSearchPage> {
+    const term = foldCase(search.trim().slice(0, MAX_SEARCH_LENGTH));
+    if (!term) return { users: await this.page(page), resumeFrom: null };
+    const { after, before, limit, inverted } = page;
+    return this.db.users.search({ after, before, limit, descending: inverted, term, scanLimit: this.searchScanLimit });
   }
 
   async findByUsername(username: string): Promise<UserRecord> {

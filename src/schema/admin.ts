@@ -1,4 +1,5 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
+import { GraphQLError } from 'graphql';
 import { type AdminActor, adminActor } from '../auth/admin-actor.js';
 import { LastAdminError, UserNotFoundError } from '../auth/errors.js';
 import type { RequestContext } from '../context.js';
@@ -30,12 +31,52 @@ builder.queryFields((t) => ({
     authScopes: { admin: true },
     args: { search: t.arg.string({ required: false }) },
     resolve: (_root, args, ctx) =>
-      resolveCursorConnection(
-        { args, toCursor: (user: UserRecord) => user.usernameKey, defaultSize: 20, maxSize: 100 },
-        (page: ResolveCursorConnectionArgs) => ctx.services.users.page({ ...page, search: args.search }),
-      ),
+      args.search
+        ? searchConnection(ctx, args, args.search)
+        : resolveCursorConnection(
+            { args, toCursor: (user: UserRecord) => user.usernameKey, defaultSize: PAGE_SIZE.default, maxSize: PAGE_SIZE.max },
+            (page: ResolveCursorConnectionArgs) => ctx.services.users.page(page),
+          ),
   }, { name: 'UserConnection' }, { name: 'UserEdge' }),
 }));
+
+const PAGE_SIZE = { default: 20, max: 100 } as const;
+
+interface ConnectionArgs {
+  readonly first?: number | null;
+  readonly last?: number | null;
+  readonly after?: string | null;
+  readonly before?: string | null;
+}
+
+/**
+ * A search page, built here rather than by resolveCursorConnection: a search looks at a bounded number of
+ * users per page (UserAdministration.search), so a page may hold fewer matches than asked for while more
+ * may follow. hasNextPage (hasPreviousPage, paging backwards) then stays true, and endCursor (startCursor)
+ * is where the search stopped looking, so following it continues the search.
+ */
+async function searchConnection(ctx: RequestContext, args: ConnectionArgs, search: string) {
+  const backward = args.last != null && args.first == null;
+  const requested = (backward ? args.last : args.first) ?? PAGE_SIZE.default;
+  if (requested < 0 || requested > PAGE_SIZE.max) throw new GraphQLError(`first and last must be between 0 and ${PAGE_SIZE.max}.`, { extensions: { code: 'BAD_USER_INPUT' } });
+  // One more than asked for tells whether a full page is followed by more.
+  const page = { after: args.after ?? undefined, before: args.before ?? undefined, limit: requested + 1, inverted: backward };
+  const { users, resumeFrom } = await ctx.services.users.search(page, search);
+  const full = users.length > requested;
+  const nodes = users.slice(0, requested);
+  const edges = (backward ? nodes.reverse() : nodes).map((user) => ({ cursor: user.usernameKey, node: user }));
+  const more = full || resumeFrom !== null;
+  const resume = full ? null : resumeFrom;
+  return {
+    edges,
+    pageInfo: {
+      hasNextPage: !backward && more,
+      hasPreviousPage: backward && more,
+      startCursor: (backward ? resume : null) ?? edges[0]?.cursor ?? null,
+      endCursor: (backward ? null : resume) ?? edges.at(-1)?.cursor ?? null,
+    },
+  };
+}
 
 const adminResult = (name: string, extra: readonly (typeof LastAdminError)[] = []) => ({
   types: [UserNotFoundError, ...extra],

@@ -116,10 +116,14 @@ export function storeContract(engine: string, open: () => Promise<StoreFixture>)
         for (const suffix of ['a', 'b', 'c_d', 'c%e']) await newUser('USER', `${prefix}${suffix}`);
         const page = await db.users.page({ after: `${prefix}a`, limit: 2, descending: false });
         expect(page.map((user) => user.usernameKey)).toEqual([`${prefix}b`, `${prefix}c%e`]);
-        expect((await db.users.search({ limit: 10, descending: false, term: `${prefix}c_` })).map((user) => user.usernameKey)).toEqual([`${prefix}c_d`]);
-        expect((await db.users.search({ limit: 10, descending: true, term: prefix })).map((user) => user.usernameKey)).toEqual(
+        const keys = (found: { users: { usernameKey: string }[] }) => found.users.map((user) => user.usernameKey);
+        expect(keys(await db.users.search({ limit: 10, descending: false, term: `${prefix}c_`, scanLimit: 100_000 }))).toEqual([`${prefix}c_d`]);
+        expect(keys(await db.users.search({ limit: 10, descending: true, term: prefix, scanLimit: 100_000 }))).toEqual(
           [`${prefix}a`, `${prefix}b`, `${prefix}c%e`, `${prefix}c_d`].sort().reverse(),
         );
+        // A window of two users holds no "c" match: nothing found, and where the next window starts.
+        expect(await db.users.search({ after: prefix, limit: 10, descending: false, term: `${prefix}c`, scanLimit: 2 })).toEqual({ users: [], resumeFrom: `${prefix}b` });
+        expect(keys(await db.users.search({ after: `${prefix}b`, limit: 10, descending: false, term: `${prefix}c`, scanLimit: 2 }))).toEqual([`${prefix}c%e`, `${prefix}c_d`]);
       });
     });
 

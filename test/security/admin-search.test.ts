@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { UserAdministration } from '../../src/auth/user-admin.js';
 import { SqliteDatabase } from '../../src/db/database.js';
 import { PrismaClient } from '../../src/db/generated/sqlite/client.js';
-import { bearer, createTestApp } from '../support/app.js';
+import { bearer, createTestApp, type GraphQLResponse } from '../support/app.js';
 import { createLoggedInAdmin } from '../support/accounts.js';
 import { rawDb } from '../support/raw-db.js';
 
@@ -45,12 +45,28 @@ observed.$on('query', () => {
   statements += 1;
 });
 const observedDb = new SqliteDatabase(observed, app.services.clock, { sessionIdleTimeoutMs: app.services.config.sessions.idleTimeoutMs });
-const users = new UserAdministration(observedDb, app.services.sessions, app.services.apiTokens, app.services.clock);
+const SCAN_LIMIT = 100;
+const users = new UserAdministration(observedDb, app.services.sessions, app.services.apiTokens, app.services.clock, SCAN_LIMIT);
 
+/** The usernameKey at a position of the whole table in key order, as the database has it. */
+async function keyAt(target: typeof app, offset: number): Promise<string> {
+  const [row] = await rawDb(target.services).user.findMany({ orderBy: { usernameKey: 'asc' }, skip: offset, take: 1, select: { usernameKey: true } });
+  return row!.usernameKey;
+}
+
+/** Every match of `term`, following the search page by page as a client would; statements per page. */
 async function search(term: string, limit = 21) {
-  statements = 0;
-  const page = await users.page({ limit, inverted: false, search: term });
-  return { usernames: page.map((user) => user.username), statements };
+  const usernames: string[] = [];
+  const perPage: number[] = [];
+  let after: string | undefined;
+  for (;;) {
+    statements = 0;
+    const { users: found, resumeFrom } = await users.search({ limit, inverted: false, after }, term);
+    perPage.push(statements);
+    usernames.push(...found.map((user) => user.username));
+    after = resumeFrom ?? (found.length === limit ? found.at(-1)!.usernameKey : undefined);
+    if (after === undefined) return { usernames, perPage };
+  }
 }
 
 describe('admin user search', () => {
@@ -62,20 +78,32 @@ describe('admin user search', () => {
     expect((await search('0% r')).usernames).toEqual(['percent.fan']);
   });
 
-  it.each(['%', '_', '%_%', 'nothing-matches-this', 'plain0399x'])('sends a bounded number of statements for %j', async (term) => {
-    const { statements: sent } = await search(term);
-    // One to find at most a page of ids, one to load them; never one per page of the table.
-    expect(sent).toBeGreaterThan(0);
-    expect(sent).toBeLessThanOrEqual(2);
+  it.each(['%', '_', '%_%', 'nothing-matches-this', 'plain0399x'])('looks at no more than the scan limit per page for %j', async (term) => {
+    const { perPage } = await search(term);
+    // Per page: the matches within a window of SCAN_LIMIT users, where that window ended, the rows; never
+    // one statement per stretch of the table, and never more windows than the table has.
+    for (const sent of perPage) {
+      expect(sent).toBeGreaterThan(0);
+      expect(sent).toBeLessThanOrEqual(3);
+    }
+    expect(perPage.length).toBeLessThanOrEqual(Math.ceil((ROWS + 4) / SCAN_LIMIT));
+  });
+
+  it('reads no row beyond the scan limit in one page: a term that matches nothing stops after one window', async () => {
+    statements = 0;
+    const { users: found, resumeFrom } = await users.search({ limit: 21, inverted: false }, 'nothing-matches-this');
+    expect(found).toEqual([]);
+    // The next window starts after the 100th user in key order.
+    expect(resumeFrom).toBe(await keyAt(app, SCAN_LIMIT - 1));
   });
 
   it('still pages through a broad search in order', async () => {
-    const first = await users.page({ limit: 3, inverted: false, search: 'plain' });
-    expect(first.map((user) => user.username)).toEqual(['plain0000', 'plain0001', 'plain0002']);
-    const next = await users.page({ limit: 3, inverted: false, search: 'plain', after: first.at(-1)!.usernameKey });
-    expect(next.map((user) => user.username)).toEqual(['plain0003', 'plain0004', 'plain0005']);
-    const last = await users.page({ limit: 2, inverted: true, search: 'plain' });
-    expect(last.map((user) => user.username)).toEqual(['plain0399', 'plain0398']);
+    const first = await users.search({ limit: 3, inverted: false }, 'plain');
+    expect(first.users.map((user) => user.username)).toEqual(['plain0000', 'plain0001', 'plain0002']);
+    const next = await users.search({ limit: 3, inverted: false, after: first.users.at(-1)!.usernameKey }, 'plain');
+    expect(next.users.map((user) => user.username)).toEqual(['plain0003', 'plain0004', 'plain0005']);
+    const last = await users.search({ limit: 2, inverted: true }, 'plain');
+    expect(last.users.map((user) => user.username)).toEqual(['plain0399', 'plain0398']);
   });
 
   it('answers through the API with the literal matches only', async () => {
@@ -86,5 +114,31 @@ describe('admin user search', () => {
     );
     expect(response.errors).toBeUndefined();
     expect(response.data.users).toEqual({ edges: [{ node: { username: 'percent.fan' } }], pageInfo: { hasNextPage: false } });
+  });
+});
+
+describe('admin user search through the API, with a small scan limit', () => {
+  it('answers partial pages with hasNextPage and an endCursor that continues the search, and finds every match', async () => {
+    const small = await createTestApp({ ADMIN_SEARCH_SCAN_LIMIT: '100' });
+    const smallAdmin = await createLoggedInAdmin(small);
+    await rawDb(small.services).user.createMany({
+      data: Array.from({ length: 250 }, (_, i) => {
+        const name = `filler${String(i).padStart(4, '0')}`;
+        return { id: randomUUID(), username: name, usernameKey: name, fullname: i === 240 ? 'Needle In Haystack' : null, passwordHash: 'not-a-hash' };
+      }),
+    });
+    const query = 'query ($search: String, $after: String) { users(first: 5, search: $search, after: $after) { edges { node { username } } pageInfo { hasNextPage endCursor } } }';
+    const pages: { edges: { node: { username: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } }[] = [];
+    let after: string | null = null;
+    do {
+      const response: GraphQLResponse<any> = await small.gql(query, { search: 'needle', after }, bearer(smallAdmin.accessToken));
+      expect(response.errors).toBeUndefined();
+      pages.push(response.data.users);
+      after = response.data.users.pageInfo.hasNextPage ? response.data.users.pageInfo.endCursor : null;
+    } while (after !== null && pages.length < 10);
+    // 251 users in windows of 100: two empty pages that say where to go on, then the match.
+    expect(pages.map((page) => page.edges.map((edge) => edge.node.username))).toEqual([[], [], ['filler0240']]);
+    expect(pages[0]!.pageInfo).toEqual({ hasNextPage: true, endCursor: await keyAt(small, 99) });
+    expect(pages.at(-1)!.pageInfo.hasNextPage).toBe(false);
   });
 });

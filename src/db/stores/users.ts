@@ -165,12 +165,15 @@ export class UserStore {
     return users.map(toRecord);
   }
 
-  /** Like page, filtered by a literal substring of username, email or full name: two statements whatever the term. */
-  async search(query: UserSearch): Promise<UserRecord[]> {
-    const ids = await searchUserIds(this.prisma, query);
-    if (ids.length === 0) return [];
+  /**
+   * Like page, filtered by a literal substring of username, email or full name, looking at no more than
+   * `scanLimit` users (user-search.ts): at most three statements whatever the term.
+   */
+  async search(query: UserSearch): Promise<{ users: UserRecord[]; resumeFrom: string | null }> {
+    const { ids, resumeFrom } = await searchUserIds(this.prisma, query);
+    if (ids.length === 0) return { users: [], resumeFrom };
     const users = await this.prisma.user.findMany({ where: { id: { in: ids } }, orderBy: { usernameKey: query.descending ? 'desc' : 'asc' } });
-    return users.map(toRecord);
+    return { users: users.map(toRecord), resumeFrom };
   }
 
   count(): Promise<number> {
