@@ -83,12 +83,20 @@ describe('shutdown on SIGTERM', { timeout: 120_000 }, () => {
     await idle.closed;
 
     const answers = await Promise.all(requests.map((r) => r.done));
-    expect(answers.map((a) => `${a.status} ${a.typename}`)).toEqual(requests.map(() => '200 AuthPayload'));
+    // Every request the server had begun when the signal came is answered in full. On a loaded machine a
+    // few may reach their (already accepted) connection only after it: those get a whole 503 and do nothing.
+    const accepted = Number(/waiting up to [\d.]+ s for (\d+) request\(s\)/.exec(server.output())?.[1]);
+    const registered = answers.filter((a) => a.status === 200 && a.typename === 'AuthPayload').length;
+    expect(registered).toBeGreaterThanOrEqual(accepted);
+    expect(answers.filter((a) => !(a.status === 200 && a.typename === 'AuthPayload')).map((a) => a.status)).toEqual(
+      Array.from({ length: 40 - registered }, () => 503),
+    );
     // Those still running when the signal came were told not to reuse their connection.
     expect(answers.filter((a) => a.connection === 'close').length).toBeGreaterThanOrEqual(stillRunning);
     expect(await server.exited).toEqual({ code: 0, signal: null });
     expect(server.output()).toMatch(/Shutdown complete\./);
-    expect(usersIn(server.dbPath)).toBe(40);
+    // Exactly the acknowledged registrations are in the database.
+    expect(usersIn(server.dbPath)).toBe(registered);
   });
 
   it('cuts what is still running after SHUTDOWN_TIMEOUT_SECONDS, and exits 1', async () => {
@@ -99,9 +107,10 @@ describe('shutdown on SIGTERM', { timeout: 120_000 }, () => {
     const exit = await server.exited;
     expect(exit).toEqual({ code: 1, signal: null });
     expect(server.output()).toMatch(/shutdown timeout passed; cutting \d+ request\(s\)/);
-    // Each request either got its whole answer or none: nothing half-written to the client.
+    // Each request either got its whole answer or none: nothing half-written to the client. On a loaded
+    // machine a request may reach its (accepted) connection only after SIGTERM: a whole 503 then.
     for (const answer of await Promise.all(requests.map((r) => r.done))) {
-      expect(answer.status === 0 || answer.typename === 'AuthPayload', JSON.stringify(answer)).toBe(true);
+      expect(answer.status === 0 || answer.status === 503 || answer.typename === 'AuthPayload', JSON.stringify(answer)).toBe(true);
     }
   });
 });
