@@ -111,7 +111,7 @@ describe.each(['info', 'trace'])('auth-event logs at level %s', (level) => {
     const audit = events.filter((entry) => entry.level >= 30);
     if (level === 'trace') {
       expect(accepted.length).toBeGreaterThan(0);
-      expect(accepted.every((entry) => entry.event === 'authenticate' && entry.userId === userId && entry.level === 20)).toBe(true);
+      for (const entry of accepted) expect(entry).toMatchObject({ event: 'authenticate', userId, level: 20 });
       expect(accepted.map((entry) => entry.outcome)).toContain('success:api_token');
     } else {
       expect(accepted).toEqual([]);

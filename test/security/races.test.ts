@@ -103,7 +103,7 @@ describe('parallel logins, refreshes and logouts on one session', { timeout: 60_
       expect(['REFRESH_TOKEN_REVOKED', 'REFRESH_TOKEN_REUSED']).toContain(failure.code);
     }
     expect(chain.at(-1)!.__typename).toBe('InvalidRefreshTokenError');
-    expect(loginAnswers.every((answer) => answer.data.login.__typename === 'AuthPayload')).toBe(true);
+    expect(loginAnswers.map((answer) => answer.data.login.__typename)).toEqual(loginAnswers.map(() => 'AuthPayload'));
     stats.push(`round ${round}: ${successes.length}/${refreshed.length} refreshes succeeded (chain: ${chain.length - 1} rotations, then ${chain.at(-1)!.code}), ${meAnswers.filter((a) => !a.errors).length}/5 me ok, logout ${logoutAnswer.errors ? 'found it ended' : 'ended it'}`);
 
     // The database: the raced session is revoked; the only other rows are the five logins' sessions.
@@ -151,7 +151,7 @@ describe('parallel logins, refreshes and logouts on one session', { timeout: 60_
     // Every session of the user that existed when the logout began is revoked, and nothing new appeared.
     const rows = db.prepare('SELECT id, revokedAt FROM "Session" WHERE userId = ?').all(user.id) as { id: string; revokedAt: number | null }[];
     expect(rows).toHaveLength(2);
-    expect(rows.every((r) => r.revokedAt !== null)).toBe(true);
+    for (const row of rows) expect(row.revokedAt, `session ${row.id}`).not.toBeNull();
     const tokens = answers.flatMap((answer) => (answer.data?.refresh?.__typename === 'AuthPayload' ? [answer.data.refresh] : []));
     for (const token of [accessToken, other.data.login.accessToken, ...tokens.map((t) => t.accessToken)]) {
       expect((await app.gql(ME, {}, bearer(token))).errors?.[0]?.extensions).toMatchObject({ code: 'UNAUTHENTICATED' });
