@@ -100,10 +100,13 @@ describe('shutdown on SIGTERM', { timeout: 120_000 }, () => {
   });
 
   it('cuts what is still running after SHUTDOWN_TIMEOUT_SECONDS, and exits 1', async () => {
-    const server = await startServer({ ARGON2_MEMORY_KIB: '19456', ARGON2_TIME_COST: '40', SHUTDOWN_TIMEOUT_SECONDS: '1' });
+    // Hashes far longer than the timeout, and time for the requests to arrive even on a loaded machine.
+    const server = await startServer({ ARGON2_MEMORY_KIB: '19456', ARGON2_TIME_COST: '150', SHUTDOWN_TIMEOUT_SECONDS: '1' });
     const requests = Array.from({ length: 12 }, (_, i) => registration(server, `cut${i}`));
-    await sleep(400);
+    await sleep(1500);
     server.child.kill('SIGTERM');
+    await until(() => /Shutdown: SIGTERM received/.test(server.output()), 'the shutdown to start');
+    expect(Number(/waiting up to [\d.]+ s for (\d+) request\(s\)/.exec(server.output())?.[1])).toBeGreaterThan(0);
     const exit = await server.exited;
     expect(exit).toEqual({ code: 1, signal: null });
     expect(server.output()).toMatch(/shutdown timeout passed; cutting \d+ request\(s\)/);
