@@ -96,9 +96,6 @@ const loginSchema = z.object({
 const accountLockKey = (userId: string) => `account:${userId}`;
 const nameLockKey = (typedName: string) => `name:${typedName}`;
 
-const sessionEnded = () => new AuthenticationError('session_ended', 'The session has ended; log in again.');
-const accountGone = () => new AuthenticationError('user_unavailable', 'The account is not available.');
-
 /** Registration, login and account look-ups: the account rules, free of GraphQL. */
 export class AccountService {
   constructor(
@@ -228,7 +225,7 @@ export class AccountService {
       throw error;
     }
     // Deleted while this request was on its way: the caller's credentials are gone with it.
-    if (!user) throw accountGone();
+    if (!user) throw AuthenticationError.accountUnavailable();
     return user;
   }
 
@@ -250,7 +247,7 @@ export class AccountService {
     if (fieldErrors.length > 0) throw new ValidationError(fieldErrors);
     const passwordHash = await this.passwords.hash(valid.newPassword);
     return this.db.transaction(async (tx) => {
-      if (!(await this.sessions.isInForce(tx, keepSessionId, userId))) throw sessionEnded();
+      if (!(await this.sessions.isInForce(tx, keepSessionId, userId))) throw AuthenticationError.sessionEnded();
       // The password changed since it was checked: the one presented may no longer be the current one.
       if (!(await this.db.users.setPasswordIfCurrent(tx, userId, user.credentialsVersion, passwordHash))) throw new InvalidCredentialsError();
       return this.sessions.endForCredentialChange(tx, userId, 'password_changed', keepSessionId);
@@ -266,7 +263,7 @@ export class AccountService {
     const lockKey = accountLockKey(userId);
     const source = meta.network ?? meta.ip ?? 'unknown';
     const user = await this.db.users.find(userId);
-    if (!user) throw accountGone();
+    if (!user) throw AuthenticationError.accountUnavailable();
     if (!(await this.#checkPassword(lockKey, source, () => this.passwords.verify(user.passwordHash, password)))) throw new InvalidCredentialsError();
     return user;
   }

@@ -66,9 +66,9 @@ export class ApiTokenService {
     const now = this.clock.now();
     const record = await this.db.transaction(async (tx) => {
       const session = await this.db.sessions.findIn(tx, sessionId);
-      if (!session || session.userId !== userId || session.revokedAt) throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
+      if (!session || session.userId !== userId || session.revokedAt) throw AuthenticationError.sessionEnded();
       const owner = await this.db.users.findIn(tx, userId);
-      if (!owner || owner.disabledAt) throw new AuthenticationError('user_unavailable', 'The account is not available.');
+      if (!owner || owner.disabledAt) throw AuthenticationError.accountUnavailable();
       if (valid.scopes.includes('admin') && owner.role !== 'ADMIN') {
         throw new ValidationError([{ field: 'scopes', message: 'admin is only for administrators' }]);
       }

@@ -98,7 +98,7 @@ export class UserAdministration {
    */
   async deleteOwnAccount(userId: string, sessionId: string, verifiedVersion: number): Promise<UserRecord> {
     return this.db.transaction(async (tx) => {
-      if (!(await this.sessions.isInForce(tx, sessionId, userId))) throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
+      if (!(await this.sessions.isInForce(tx, sessionId, userId))) throw AuthenticationError.sessionEnded();
       const found = await this.#find(tx, userId);
       if (found.credentialsVersion !== verifiedVersion) throw new InvalidCredentialsError();
       return this.#deleteIn(tx, found);

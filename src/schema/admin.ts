@@ -5,9 +5,9 @@ import type { RequestContext } from '../context.js';
 import type { UserRecord } from '../db/database.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
-import { requireViewer } from './graphql-errors.js';
+import { requireViewer } from './guards.js';
 import { boundedId } from './ids.js';
-import { withCommitTimeRefusals } from './refusals.js';
+import { failureUnion, withCommitTimeRefusals } from './error-translation.js';
 import { Role, User } from './user.js';
 
 // Administration. Every field here needs the `admin` scope: an administrator's session, or an API
@@ -37,10 +37,7 @@ builder.queryFields((t) => ({
   }, { name: 'UserConnection' }, { name: 'UserEdge' }),
 }));
 
-const adminResult = (name: string, extra: readonly (typeof LastAdminError)[] = []) => ({
-  types: [UserNotFoundError, ...extra],
-  union: { name },
-});
+const adminResult = (name: string, extra: readonly (typeof LastAdminError)[] = []) => failureUnion(name, [UserNotFoundError, ...extra]);
 
 builder.mutationFields((t) => ({
   setUserRole: t.field({

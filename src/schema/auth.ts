@@ -10,11 +10,11 @@ import type { RequestContext } from '../context.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { enforceRateLimit } from './rate-limits.js';
-import { errorTypeMap, wrapErrorIfMatches } from '@pothos/plugin-errors';
+import { errorTypeMap } from '@pothos/plugin-errors';
 import type { UserRecord } from '../db/database.js';
 import { adminActor } from '../auth/admin-actor.js';
-import { requireAdmin, requireViewer } from './graphql-errors.js';
-import { withCommitTimeRefusals } from './refusals.js';
+import { requireAdmin, requireViewer } from './guards.js';
+import { failureAsResult, failureUnion, withCommitTimeRefusals } from './error-translation.js';
 import { User } from './user.js';
 
 export const AuthPayload = builder.objectRef<AuthResult>('AuthPayload').implement({
@@ -94,20 +94,14 @@ builder.mutationFields((t) => ({
       try {
         return await register(root, args, ctx);
       } catch (error) {
-        // The errors plugin's own wrapping: graphql-js would treat a returned Error instance as a failure.
-        const wrapped = wrapErrorIfMatches(error, REGISTER_ERRORS) as object;
-        if (wrapped !== error) return wrapped as ValidationError;
-        throw error;
+        return failureAsResult<ValidationError>(error, REGISTER_ERRORS);
       }
     },
   }),
   login: t.field({
     type: AuthPayload,
     args: { input: t.arg({ type: LoginInput, required: true }) },
-    errors: {
-      types: [ValidationError, InvalidCredentialsError, AccountDisabledError],
-      union: { name: 'LoginResult' },
-    },
+    errors: failureUnion('LoginResult', [ValidationError, InvalidCredentialsError, AccountDisabledError]),
     resolve: audited(
       'login',
       async (_root, { input }, ctx) => {
