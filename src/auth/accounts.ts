@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { Database, Role, UserRecord } from '../db/database.js';
+import type { Database, UserRole, UserRecord } from '../db/database.js';
 import { UniqueConstraintError } from '../db/errors.js';
 import type { AccessTokenService } from './access-tokens.js';
 import { type AdminActor, assertActorMayAdminister, OPERATOR } from './admin-actor.js';
@@ -26,26 +26,26 @@ import {
   validate,
 } from './validation.js';
 
-export interface RegisterInput {
+export interface RegisterRequest {
   readonly username: string;
   readonly password: string;
   readonly email?: string | null;
   readonly fullname?: string | null;
 }
 
-export type { Role } from '../db/database.js';
+export type { UserRole } from '../db/database.js';
 
-export interface ProfileInput {
+export interface ProfileUpdateRequest {
   readonly fullname?: string | null;
   readonly email?: string | null;
 }
 
-export interface ChangePasswordInput {
+export interface PasswordChangeRequest {
   readonly currentPassword: string;
   readonly newPassword: string;
 }
 
-export interface LoginInput {
+export interface LoginRequest {
   readonly username: string;
   readonly password: string;
 }
@@ -107,7 +107,7 @@ export class AccountService {
   ) {}
 
   /** Open registration: creates the user and logs them in. */
-  async register(input: RegisterInput, meta: ClientMeta): Promise<AuthResult> {
+  async register(input: RegisterRequest, meta: ClientMeta): Promise<AuthResult> {
     const { user, issued } = await this.#create(input, 'USER', meta);
     return this.#authResult(user, issued!);
   }
@@ -116,11 +116,11 @@ export class AccountService {
    * An account made by an administrator (admin registration mode: `actor` is the caller, checked again
    * where the account is inserted) or by the operator (CLI). No session is started.
    */
-  async createUser(input: RegisterInput, role: Role = 'USER', actor: AdminActor = OPERATOR): Promise<UserRecord> {
+  async createUser(input: RegisterRequest, role: UserRole = 'USER', actor: AdminActor = OPERATOR): Promise<UserRecord> {
     return (await this.#create(input, role, null, actor)).user;
   }
 
-  async #create(input: RegisterInput, role: Role, meta: ClientMeta | null, actor: AdminActor = OPERATOR): Promise<{ user: UserRecord; issued: IssuedSession | null }> {
+  async #create(input: RegisterRequest, role: UserRole, meta: ClientMeta | null, actor: AdminActor = OPERATOR): Promise<{ user: UserRecord; issued: IssuedSession | null }> {
     // Validation (including the password length bound) happens before any hashing.
     const valid = validate(registerSchema, input);
     const usernameKey = foldCase(valid.username);
@@ -150,7 +150,7 @@ export class AccountService {
     }
   }
 
-  async login(input: LoginInput, meta: ClientMeta): Promise<AuthResult> {
+  async login(input: LoginRequest, meta: ClientMeta): Promise<AuthResult> {
     const valid = validate(loginSchema, input);
     const typedName = foldCase(valid.username);
     const source = meta.network ?? meta.ip ?? 'unknown';
@@ -205,7 +205,7 @@ export class AccountService {
   }
 
   /** Changes the caller's own name and email. Omitted fields stay; null clears. */
-  async updateProfile(userId: string, input: ProfileInput): Promise<UserRecord> {
+  async updateProfile(userId: string, input: ProfileUpdateRequest): Promise<UserRecord> {
     const valid = validate(profileSchema, input);
     const data: { fullname?: string | null; email?: string | null; emailKey?: string | null } = {};
     if (valid.fullname !== undefined) data.fullname = valid.fullname;
@@ -238,7 +238,7 @@ export class AccountService {
    * current password was checked against (a parallel change wins once; the other is refused) and the
    * caller's session is still in force.
    */
-  async changePassword(userId: string, keepSessionId: string, input: ChangePasswordInput, meta: Pick<ClientMeta, 'ip' | 'network'> = { ip: null, network: null }): Promise<number> {
+  async changePassword(userId: string, keepSessionId: string, input: PasswordChangeRequest, meta: Pick<ClientMeta, 'ip' | 'network'> = { ip: null, network: null }): Promise<number> {
     const valid = validate(changePasswordSchema, input);
     const user = await this.#reauthenticate(userId, valid.currentPassword, meta);
     const fieldErrors = [];

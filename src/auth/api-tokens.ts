@@ -13,7 +13,7 @@ const API_TOKEN_PATTERN = /^gat_[A-Za-z0-9_-]{43}$/;
 const LAST_USED_WRITE_INTERVAL_MS = 60_000;
 const MAX_TOKENS_PER_USER = 100;
 
-export interface CreateApiTokenInput {
+export interface CreateApiTokenRequest {
   readonly name: string;
   readonly scopes: readonly ApiScope[];
   readonly expiresInDays?: number | null;
@@ -60,7 +60,7 @@ export class ApiTokenService {
    * it), the account enabled (a token born during a disable would come back on enable), the admin scope
    * only for a current administrator, and the per-user limit exact under parallel requests.
    */
-  async create(userId: string, sessionId: string, input: CreateApiTokenInput): Promise<{ token: string; record: ApiTokenRecord }> {
+  async create(userId: string, sessionId: string, input: CreateApiTokenRequest): Promise<{ token: string; record: ApiTokenRecord }> {
     const valid = validate(createSchema, input);
     const token = `${API_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     const now = this.clock.now();

@@ -1,4 +1,4 @@
-import type { Database, Role, Transaction, UserRecord } from '../db/database.js';
+import type { Database, UserRole, Transaction, UserRecord } from '../db/database.js';
 import type { ApiTokenService } from './api-tokens.js';
 import { type AdminActor, assertActorMayAdminister, OPERATOR } from './admin-actor.js';
 import type { Clock } from './clock.js';
@@ -50,7 +50,7 @@ export class UserAdministration {
   }
 
   /** Makes `id` an administrator or a regular user. The admin CLI passes OPERATOR; the API passes the caller. */
-  async setRole(id: string, role: Role, actor: AdminActor): Promise<UserRecord> {
+  async setRole(id: string, role: UserRole, actor: AdminActor): Promise<UserRecord> {
     return this.db.transaction(async (tx) => {
       await assertActorMayAdminister(this.db, tx, actor);
       const user = await this.#find(tx, id);

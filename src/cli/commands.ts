@@ -1,4 +1,4 @@
-import type { Role } from '../auth/accounts.js';
+import type { UserRole } from '../auth/accounts.js';
 import { OPERATOR } from '../auth/admin-actor.js';
 import { rotateSigningKeys } from '../auth/keys.js';
 import { ConfigError, loadConfig, type Config } from '../config.js';
@@ -66,7 +66,7 @@ export async function runAdminCommand(argv: readonly string[], config: Config, i
         expectArgs(args, 2);
         const role = args[1]!.toUpperCase();
         if (role !== 'USER' && role !== 'ADMIN') throw new UsageError('The role must be USER or ADMIN.');
-        const user = await services.users.setRole((await services.users.findByUsername(args[0]!)).id, role as Role, OPERATOR);
+        const user = await services.users.setRole((await services.users.findByUsername(args[0]!)).id, role as UserRole, OPERATOR);
         io.out(`${user.username} is now ${user.role}.`);
         return 0;
       }

@@ -1,4 +1,4 @@
-import type { AuthResult, RegisterInput } from '../auth/accounts.js';
+import type { AuthResult, RegisterRequest } from '../auth/accounts.js';
 import {
   AccountDisabledError,
   EmailTakenError,
@@ -52,7 +52,7 @@ const RegisterResult = builder.unionType('RegisterResult', {
   },
 });
 
-const RegisterInputType = builder.inputType('RegisterInput', {
+const RegisterInput = builder.inputType('RegisterInput', {
   fields: (t) => ({
     username: t.string({ required: true, description: '3-32 of letters, digits, _ . -; unique regardless of case.' }),
     password: t.string({ required: true, description: '8-256 characters, not the username.' }),
@@ -74,7 +74,7 @@ function clientMeta(ctx: RequestContext) {
 
 const register = audited(
   'register',
-  async (_root: unknown, { input }: { input: RegisterInput }, ctx: RequestContext): Promise<AuthResult | { user: UserRecord }> => {
+  async (_root: unknown, { input }: { input: RegisterRequest }, ctx: RequestContext): Promise<AuthResult | { user: UserRecord }> => {
     await enforceRateLimit(ctx, 'register');
     if (ctx.services.config.registrationMode === 'open') return ctx.services.accounts.register(input, clientMeta(ctx));
     await requireAdmin(ctx);
@@ -89,7 +89,7 @@ builder.mutationFields((t) => ({
   register: t.field({
     type: RegisterResult,
     description: 'Creates an account. Open registration logs the new user in (AuthPayload); with REGISTRATION_MODE=admin only an administrator may call it, and it returns UserCreated without starting a session.',
-    args: { input: t.arg({ type: RegisterInputType, required: true }) },
+    args: { input: t.arg({ type: RegisterInput, required: true }) },
     resolve: async (root, args, ctx) => {
       try {
         return await register(root, args, ctx);
