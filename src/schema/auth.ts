@@ -10,11 +10,10 @@ import type { RequestContext } from '../context.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { enforceRateLimit } from './rate-limits.js';
-import { errorTypeMap } from '@pothos/plugin-errors';
 import type { UserRecord } from '../db/database.js';
 import { adminActor } from '../auth/admin-actor.js';
 import { requireAdmin, requireViewer } from './guards.js';
-import { failureAsResult, failureUnion, withCommitTimeRefusals } from './error-translation.js';
+import { failureAsResult, failureClassOf, failureUnion, withCommitTimeRefusals } from './error-translation.js';
 import { User } from './user.js';
 
 export const AuthPayload = builder.objectRef<AuthResult>('AuthPayload').implement({
@@ -46,7 +45,8 @@ const REGISTER_ERRORS = [...registerErrorNames.keys()];
 const RegisterResult = builder.unionType('RegisterResult', {
   types: [AuthPayload, UserCreated, ...REGISTER_ERRORS],
   resolveType: (value) => {
-    const errorName = registerErrorNames.get(errorTypeMap.get(value as object) as typeof ValidationError);
+    const errorClass = failureClassOf(value);
+    const errorName = errorClass && registerErrorNames.get(errorClass as typeof ValidationError);
     if (errorName) return errorName;
     return 'accessToken' in value ? 'AuthPayload' : 'UserCreated';
   },

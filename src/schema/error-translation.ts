@@ -1,4 +1,4 @@
-import { wrapErrorIfMatches } from '@pothos/plugin-errors';
+import { errorTypeMap, wrapErrorIfMatches } from '@pothos/plugin-errors';
 import { GraphQLError } from 'graphql';
 import { maskError, type MaskError } from 'graphql-yoga';
 import { ExpectedFailure } from '../auth/errors.js';
@@ -102,4 +102,9 @@ export function failureAsResult<T extends ExpectedFailure>(error: unknown, types
   const wrapped = wrapErrorIfMatches(error, [...types]) as object;
   if (wrapped !== error) return wrapped as T;
   throw error;
+}
+
+/** For a hand-made union's resolveType: the expected-failure class a value returned by `failureAsResult` was made from. */
+export function failureClassOf(value: unknown): FailureClass | undefined {
+  return typeof value === 'object' && value !== null ? (errorTypeMap.get(value) as FailureClass | undefined) : undefined;
 }
