@@ -340,7 +340,7 @@ function httpMeasure(name: string, description: string, workload: Workload, pid:
 
 /**
  * Runs the measures' rounds in turn (a, b, c, a, b, c, …) after an unmeasured warm-up of each. On a VM the
- * neighbours moved single figures by up to 2× within minutes; taking turns lets every measure of a ratio
+ * neighbours move single figures within minutes (README, Performance); taking turns lets every measure of a ratio
  * see the same machine, and each ratio is the median of the per-round ratios.
  */
 async function interleaved(measures: Measure[]): Promise<Record<string, PhaseResult>> {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { unwatchFile, watchFile } from 'node:fs';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import { GraphQLError, NoSchemaIntrospectionCustomRule } from 'graphql';
-import { createYoga, maskError, type MaskError, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { NoSchemaIntrospectionCustomRule } from 'graphql';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Authenticator, Viewer } from './auth/authenticate.js';
 import type { Clock } from './auth/clock.js';
 import { AuthenticationError } from './auth/errors.js';
@@ -10,7 +10,6 @@ import { readKeyFile } from './auth/keys.js';
 import { clientNetwork } from './auth/rate-limit.js';
 import type { Config } from './config.js';
 import type { Audit, ServerContext, Services, UserContext } from './context.js';
-import { databaseBusyIn } from './db/busy.js';
 import { databaseWriteProbe } from './db/data-files.js';
 import { graphiqlExample } from './graphiql-example.js';
 import { useCors } from './http/cors.js';
@@ -18,7 +17,7 @@ import { useCsrfPrevention } from './http/csrf-prevention.js';
 import { useErrorAnswers } from './http/error-answers.js';
 import { useRequestBodyLimit } from './http/request-body-limit.js';
 import { createLogger, type Logger } from './logger.js';
-import { unauthenticated } from './schema/graphql-errors.js';
+import { maskUnexpectedError, throwAsGraphQL } from './schema/error-translation.js';
 import { schema } from './schema/index.js';
 import { createServices } from './services.js';
 
@@ -152,11 +151,8 @@ async function authenticate(
     if (viewer) audit('authenticate', viewer.apiTokenId ? 'success:api_token' : 'success', viewer.userId, 'debug');
     return viewer;
   } catch (error) {
-    if (error instanceof AuthenticationError) {
-      audit('authenticate', `UNAUTHENTICATED:${error.reason}`, null);
-      throw unauthenticated(error.reason, error.message);
-    }
-    throw error;
+    if (error instanceof AuthenticationError) audit('authenticate', `UNAUTHENTICATED:${error.reason}`, null);
+    throwAsGraphQL(error);
   }
 }
 
@@ -194,19 +190,3 @@ function clientIp(trustProxy: boolean, request: Request, peer: string | undefine
   }
   return peer ?? null;
 }
-
-/**
- * Yoga's masking ("Unexpected error.", details only in the log), with one exception clients can act on: a
- * write that waited out another process's database lock (db/busy.ts) changed nothing and may be retried.
- */
-const maskUnexpectedError: MaskError = (error, message, isDev) => {
-  for (let cause: unknown = error, depth = 0; cause && depth < 5; depth += 1) {
-    if (databaseBusyIn(cause)) {
-      return new GraphQLError('The database is busy; nothing was changed. Try again.', {
-        extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: 1 },
-      });
-    }
-    cause = (cause as { originalError?: unknown; cause?: unknown }).originalError ?? (cause as { cause?: unknown }).cause;
-  }
-  return maskError(error, message, isDev);
-};

@@ -61,11 +61,12 @@ interface VerificationKey {
 
 /**
  * Signs and verifies access tokens (JWT). EdDSA with the key file's keys by default, HS256 when a shared
- * secret is configured. Keys are imported once as CryptoKeys: re-importing per call halves throughput.
+ * secret is configured. Keys are imported once as CryptoKeys: re-importing them per call costs throughput
+ * (README, Performance).
  */
 export class AccessTokenService {
   // Tokens that passed full verification, keyed by the exact token string, so a client sending the same
-  // token on every request pays for the Ed25519 signature check once (it was ~40% of `me`'s CPU). Only
+  // token on every request pays for the Ed25519 signature check once (a large share of `me`'s CPU). Only
   // valid tokens enter, so garbage cannot fill it; expiry is still checked on every hit, and whether the
   // session is still alive is the SessionService's check, made on every request regardless.
   readonly #verified: LRUCache<string, AccessClaims> | undefined;

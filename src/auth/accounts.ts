@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { Database, Role, UserRecord } from '../db/database.js';
+import type { Database, UserRole, UserRecord } from '../db/database.js';
 import { UniqueConstraintError } from '../db/errors.js';
 import type { AccessTokenService } from './access-tokens.js';
 import { type AdminActor, assertActorMayAdminister, OPERATOR } from './admin-actor.js';
@@ -26,26 +26,26 @@ import {
   validate,
 } from './validation.js';
 
-export interface RegisterInput {
+export interface RegisterRequest {
   readonly username: string;
   readonly password: string;
   readonly email?: string | null;
   readonly fullname?: string | null;
 }
 
-export type { Role } from '../db/database.js';
+export type { UserRole } from '../db/database.js';
 
-export interface ProfileInput {
+export interface ProfileUpdateRequest {
   readonly fullname?: string | null;
   readonly email?: string | null;
 }
 
-export interface ChangePasswordInput {
+export interface PasswordChangeRequest {
   readonly currentPassword: string;
   readonly newPassword: string;
 }
 
-export interface LoginInput {
+export interface LoginRequest {
   readonly username: string;
   readonly password: string;
 }
@@ -96,9 +96,6 @@ const loginSchema = z.object({
 const accountLockKey = (userId: string) => `account:${userId}`;
 const nameLockKey = (typedName: string) => `name:${typedName}`;
 
-const sessionEnded = () => new AuthenticationError('session_ended', 'The session has ended; log in again.');
-const accountGone = () => new AuthenticationError('user_unavailable', 'The account is not available.');
-
 /** Registration, login and account look-ups: the account rules, free of GraphQL. */
 export class AccountService {
   constructor(
@@ -110,7 +107,7 @@ export class AccountService {
   ) {}
 
   /** Open registration: creates the user and logs them in. */
-  async register(input: RegisterInput, meta: ClientMeta): Promise<AuthResult> {
+  async register(input: RegisterRequest, meta: ClientMeta): Promise<AuthResult> {
     const { user, issued } = await this.#create(input, 'USER', meta);
     return this.#authResult(user, issued!);
   }
@@ -119,11 +116,11 @@ export class AccountService {
    * An account made by an administrator (admin registration mode: `actor` is the caller, checked again
    * where the account is inserted) or by the operator (CLI). No session is started.
    */
-  async createUser(input: RegisterInput, role: Role = 'USER', actor: AdminActor = OPERATOR): Promise<UserRecord> {
+  async createUser(input: RegisterRequest, role: UserRole = 'USER', actor: AdminActor = OPERATOR): Promise<UserRecord> {
     return (await this.#create(input, role, null, actor)).user;
   }
 
-  async #create(input: RegisterInput, role: Role, meta: ClientMeta | null, actor: AdminActor = OPERATOR): Promise<{ user: UserRecord; issued: IssuedSession | null }> {
+  async #create(input: RegisterRequest, role: UserRole, meta: ClientMeta | null, actor: AdminActor = OPERATOR): Promise<{ user: UserRecord; issued: IssuedSession | null }> {
     // Validation (including the password length bound) happens before any hashing.
     const valid = validate(registerSchema, input);
     const usernameKey = foldCase(valid.username);
@@ -153,7 +150,7 @@ export class AccountService {
     }
   }
 
-  async login(input: LoginInput, meta: ClientMeta): Promise<AuthResult> {
+  async login(input: LoginRequest, meta: ClientMeta): Promise<AuthResult> {
     const valid = validate(loginSchema, input);
     const typedName = foldCase(valid.username);
     const source = meta.network ?? meta.ip ?? 'unknown';
@@ -208,7 +205,7 @@ export class AccountService {
   }
 
   /** Changes the caller's own name and email. Omitted fields stay; null clears. */
-  async updateProfile(userId: string, input: ProfileInput): Promise<UserRecord> {
+  async updateProfile(userId: string, input: ProfileUpdateRequest): Promise<UserRecord> {
     const valid = validate(profileSchema, input);
     const data: { fullname?: string | null; email?: string | null; emailKey?: string | null } = {};
     if (valid.fullname !== undefined) data.fullname = valid.fullname;
@@ -228,7 +225,7 @@ export class AccountService {
       throw error;
     }
     // Deleted while this request was on its way: the caller's credentials are gone with it.
-    if (!user) throw accountGone();
+    if (!user) throw AuthenticationError.accountUnavailable();
     return user;
   }
 
@@ -241,7 +238,7 @@ export class AccountService {
    * current password was checked against (a parallel change wins once; the other is refused) and the
    * caller's session is still in force.
    */
-  async changePassword(userId: string, keepSessionId: string, input: ChangePasswordInput, meta: Pick<ClientMeta, 'ip' | 'network'> = { ip: null, network: null }): Promise<number> {
+  async changePassword(userId: string, keepSessionId: string, input: PasswordChangeRequest, meta: Pick<ClientMeta, 'ip' | 'network'> = { ip: null, network: null }): Promise<number> {
     const valid = validate(changePasswordSchema, input);
     const user = await this.#reauthenticate(userId, valid.currentPassword, meta);
     const fieldErrors = [];
@@ -250,7 +247,7 @@ export class AccountService {
     if (fieldErrors.length > 0) throw new ValidationError(fieldErrors);
     const passwordHash = await this.passwords.hash(valid.newPassword);
     return this.db.transaction(async (tx) => {
-      if (!(await this.sessions.isInForce(tx, keepSessionId, userId))) throw sessionEnded();
+      if (!(await this.sessions.isInForce(tx, keepSessionId, userId))) throw AuthenticationError.sessionEnded();
       // The password changed since it was checked: the one presented may no longer be the current one.
       if (!(await this.db.users.setPasswordIfCurrent(tx, userId, user.credentialsVersion, passwordHash))) throw new InvalidCredentialsError();
       return this.sessions.endForCredentialChange(tx, userId, 'password_changed', keepSessionId);
@@ -266,7 +263,7 @@ export class AccountService {
     const lockKey = accountLockKey(userId);
     const source = meta.network ?? meta.ip ?? 'unknown';
     const user = await this.db.users.find(userId);
-    if (!user) throw accountGone();
+    if (!user) throw AuthenticationError.accountUnavailable();
     if (!(await this.#checkPassword(lockKey, source, () => this.passwords.verify(user.passwordHash, password)))) throw new InvalidCredentialsError();
     return user;
   }

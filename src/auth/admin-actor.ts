@@ -21,7 +21,7 @@ export function adminActor(viewer: { readonly userId: string; readonly sessionId
 /**
  * The author of an admin change is no longer allowed to make it (demoted, disabled, deleted, or its session
  * or token ended since the request was let in). Cross-cutting, like FORBIDDEN: not a member of any result
- * union, so it is not an AuthError.
+ * union, so it is not an ExpectedFailure.
  */
 export class ActorNotAuthorizedError extends Error {
   constructor() {

@@ -13,7 +13,7 @@ const API_TOKEN_PATTERN = /^gat_[A-Za-z0-9_-]{43}$/;
 const LAST_USED_WRITE_INTERVAL_MS = 60_000;
 const MAX_TOKENS_PER_USER = 100;
 
-export interface CreateApiTokenInput {
+export interface CreateApiTokenRequest {
   readonly name: string;
   readonly scopes: readonly ApiScope[];
   readonly expiresInDays?: number | null;
@@ -60,15 +60,15 @@ export class ApiTokenService {
    * it), the account enabled (a token born during a disable would come back on enable), the admin scope
    * only for a current administrator, and the per-user limit exact under parallel requests.
    */
-  async create(userId: string, sessionId: string, input: CreateApiTokenInput): Promise<{ token: string; record: ApiTokenRecord }> {
+  async create(userId: string, sessionId: string, input: CreateApiTokenRequest): Promise<{ token: string; record: ApiTokenRecord }> {
     const valid = validate(createSchema, input);
     const token = `${API_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     const now = this.clock.now();
     const record = await this.db.transaction(async (tx) => {
       const session = await this.db.sessions.findIn(tx, sessionId);
-      if (!session || session.userId !== userId || session.revokedAt) throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
+      if (!session || session.userId !== userId || session.revokedAt) throw AuthenticationError.sessionEnded();
       const owner = await this.db.users.findIn(tx, userId);
-      if (!owner || owner.disabledAt) throw new AuthenticationError('user_unavailable', 'The account is not available.');
+      if (!owner || owner.disabledAt) throw AuthenticationError.accountUnavailable();
       if (valid.scopes.includes('admin') && owner.role !== 'ADMIN') {
         throw new ValidationError([{ field: 'scopes', message: 'admin is only for administrators' }]);
       }

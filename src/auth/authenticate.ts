@@ -40,7 +40,7 @@ export class Authenticator {
     // Disabling or deleting a user ends their sessions and tokens too; this also covers a change made
     // by another process, and is the one place that checks it for every kind of credential.
     const user = await this.users.findCached(viewer.userId);
-    if (!user || user.disabledAt) throw new AuthenticationError('user_unavailable', 'The account is not available.');
+    if (!user || user.disabledAt) throw AuthenticationError.accountUnavailable();
     return viewer;
   }
 
@@ -52,7 +52,7 @@ export class Authenticator {
     const claims = await this.accessTokens.verify(token);
     // A valid signature is not enough: the session may have been logged out since the token was issued.
     if ((await this.sessions.status(claims.sessionId, claims.userId)) === 'ended') {
-      throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
+      throw AuthenticationError.sessionEnded();
     }
     return { userId: claims.userId, sessionId: claims.sessionId, apiTokenId: null, scopes: null };
   }

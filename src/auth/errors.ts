@@ -1,5 +1,5 @@
-// Expected failures of the auth services. They carry a stable code and a message that is safe to show;
-// the schema turns them into typed members of result unions. Anything else stays masked by Yoga.
+// Errors the auth services throw on purpose. Turning them into GraphQL answers or CLI messages is done in
+// one place, src/schema/error-translation.ts; nothing here knows about GraphQL.
 
 export type ErrorCode =
   | 'VALIDATION_FAILED'
@@ -15,7 +15,13 @@ export type ErrorCode =
   | 'USER_NOT_FOUND'
   | 'LAST_ADMIN';
 
-export abstract class AuthError extends Error {
+/**
+ * An expected failure: the request broke a rule the caller can see and act on (invalid input, username
+ * taken, wrong password, last administrator…), not a fault. It carries a stable code and a message that is
+ * safe to show; GraphQL returns it as a typed member of a result union, the CLI prints its message.
+ * Anything that is not an ExpectedFailure (or one of the cross-cutting refusals below) stays masked.
+ */
+export abstract class ExpectedFailure extends Error {
   abstract readonly code: ErrorCode;
 }
 
@@ -24,21 +30,21 @@ export interface FieldError {
   readonly message: string;
 }
 
-export class ValidationError extends AuthError {
+export class ValidationError extends ExpectedFailure {
   readonly code = 'VALIDATION_FAILED';
   constructor(readonly fieldErrors: readonly FieldError[]) {
     super(`Invalid input: ${fieldErrors.map((error) => `${error.field}: ${error.message}`).join('; ')}`);
   }
 }
 
-export class UsernameTakenError extends AuthError {
+export class UsernameTakenError extends ExpectedFailure {
   readonly code = 'USERNAME_TAKEN';
   constructor() {
     super('That username is already taken.');
   }
 }
 
-export class EmailTakenError extends AuthError {
+export class EmailTakenError extends ExpectedFailure {
   readonly code = 'EMAIL_TAKEN';
   constructor() {
     super('That email address is already registered.');
@@ -46,7 +52,7 @@ export class EmailTakenError extends AuthError {
 }
 
 /** Unknown user or wrong password (deliberately the same), or too many failures for the name. */
-export class InvalidCredentialsError extends AuthError {
+export class InvalidCredentialsError extends ExpectedFailure {
   constructor(
     readonly code: 'INVALID_CREDENTIALS' | 'LOGIN_LOCKED' = 'INVALID_CREDENTIALS',
     /** Seconds until the name may be tried again; LOGIN_LOCKED only. */
@@ -62,7 +68,7 @@ export class InvalidCredentialsError extends AuthError {
 }
 
 /** Only ever returned after the correct password was given, so it reveals nothing to a guesser. */
-export class AccountDisabledError extends AuthError {
+export class AccountDisabledError extends ExpectedFailure {
   readonly code = 'ACCOUNT_DISABLED';
   constructor() {
     super('This account is disabled.');
@@ -78,13 +84,13 @@ const refreshMessages: Record<RefreshFailure, string> = {
   REFRESH_TOKEN_REUSED: 'The refresh token was already used; the session has been ended for safety. Log in again.',
 };
 
-export class InvalidRefreshTokenError extends AuthError {
+export class InvalidRefreshTokenError extends ExpectedFailure {
   constructor(readonly code: RefreshFailure) {
     super(refreshMessages[code]);
   }
 }
 
-export class UserNotFoundError extends AuthError {
+export class UserNotFoundError extends ExpectedFailure {
   readonly code = 'USER_NOT_FOUND';
   constructor() {
     super('No such user.');
@@ -92,19 +98,34 @@ export class UserNotFoundError extends AuthError {
 }
 
 /** Refuses the change that would leave no active administrator to undo it. */
-export class LastAdminError extends AuthError {
+export class LastAdminError extends ExpectedFailure {
   readonly code = 'LAST_ADMIN';
   constructor() {
     super('This is the last active administrator; make another user an administrator first.');
   }
 }
 
-/** A presented access token that cannot be accepted. `reason` is safe to show to the client. */
+export type AuthenticationFailure = 'malformed' | 'invalid' | 'expired' | 'session_ended' | 'user_unavailable' | 'token_revoked';
+
+/**
+ * Presented credentials that cannot be accepted, or a session or account that ended under the request.
+ * Cross-cutting (GraphQL answers it as UNAUTHENTICATED, not as a union member). `reason` is safe to show.
+ */
 export class AuthenticationError extends Error {
   constructor(
-    readonly reason: 'malformed' | 'invalid' | 'expired' | 'session_ended' | 'user_unavailable' | 'token_revoked',
+    readonly reason: AuthenticationFailure,
     message: string,
   ) {
     super(message);
+  }
+
+  /** The caller's session was logged out, revoked or expired. */
+  static sessionEnded(): AuthenticationError {
+    return new AuthenticationError('session_ended', 'The session has ended; log in again.');
+  }
+
+  /** The caller's account was disabled or deleted. */
+  static accountUnavailable(): AuthenticationError {
+    return new AuthenticationError('user_unavailable', 'The account is not available.');
   }
 }

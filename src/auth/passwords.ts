@@ -20,7 +20,7 @@ const ARGON2ID = 2;
 export class PasswordHasher {
   readonly #options;
   // The thread pool also runs every commit's fsync (db/wal-sync.ts) and the token signatures. Were every
-  // pool thread hashing, each write would wait ~15 ms for a hash to finish before it could be acknowledged.
+  // pool thread hashing, each write would wait for a whole hash to finish before it could be acknowledged.
   readonly #limit: LimitFunction;
   #dummyHash: Promise<string> | undefined;
 

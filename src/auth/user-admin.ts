@@ -1,4 +1,4 @@
-import type { Database, Role, Transaction, UserRecord } from '../db/database.js';
+import type { Database, UserRole, Transaction, UserRecord } from '../db/database.js';
 import type { ApiTokenService } from './api-tokens.js';
 import { type AdminActor, assertActorMayAdminister, OPERATOR } from './admin-actor.js';
 import type { Clock } from './clock.js';
@@ -68,7 +68,7 @@ export class UserAdministration {
   }
 
   /** Makes `id` an administrator or a regular user. The admin CLI passes OPERATOR; the API passes the caller. */
-  async setRole(id: string, role: Role, actor: AdminActor): Promise<UserRecord> {
+  async setRole(id: string, role: UserRole, actor: AdminActor): Promise<UserRecord> {
     return this.db.transaction(async (tx) => {
       await assertActorMayAdminister(this.db, tx, actor);
       const user = await this.#find(tx, id);
@@ -116,7 +116,7 @@ export class UserAdministration {
    */
   async deleteOwnAccount(userId: string, sessionId: string, verifiedVersion: number): Promise<UserRecord> {
     return this.db.transaction(async (tx) => {
-      if (!(await this.sessions.isInForce(tx, sessionId, userId))) throw new AuthenticationError('session_ended', 'The session has ended; log in again.');
+      if (!(await this.sessions.isInForce(tx, sessionId, userId))) throw AuthenticationError.sessionEnded();
       const found = await this.#find(tx, userId);
       if (found.credentialsVersion !== verifiedVersion) throw new InvalidCredentialsError();
       return this.#deleteIn(tx, found);

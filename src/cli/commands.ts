@@ -1,10 +1,10 @@
-import type { Role } from '../auth/accounts.js';
+import type { UserRole } from '../auth/accounts.js';
 import { OPERATOR } from '../auth/admin-actor.js';
-import { AuthError, ValidationError } from '../auth/errors.js';
 import { rotateSigningKeys } from '../auth/keys.js';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { prepareDataFiles } from '../db/data-files.js';
 import { applyMigrations } from '../db/migrate.js';
+import { serviceFailureOf } from '../service-failures.js';
 import { createServices } from '../services.js';
 import { readPassword } from './read-password.js';
 
@@ -66,7 +66,7 @@ export async function runAdminCommand(argv: readonly string[], config: Config, i
         expectArgs(args, 2);
         const role = args[1]!.toUpperCase();
         if (role !== 'USER' && role !== 'ADMIN') throw new UsageError('The role must be USER or ADMIN.');
-        const user = await services.users.setRole((await services.users.findByUsername(args[0]!)).id, role as Role, OPERATOR);
+        const user = await services.users.setRole((await services.users.findByUsername(args[0]!)).id, role as UserRole, OPERATOR);
         io.out(`${user.username} is now ${user.role}.`);
         return 0;
       }
@@ -114,10 +114,15 @@ function option(args: readonly string[], name: string): string | undefined {
 export function describeFailure(error: unknown): { message: string; code: number } {
   if (error instanceof UsageError) return { message: `${error.message}\n\n${USAGE}`, code: 2 };
   if (error instanceof ConfigError) return { message: error.message, code: 1 };
-  if (error instanceof ValidationError) {
-    return { message: `Invalid input:\n${error.fieldErrors.map((e) => `  - ${e.field}: ${e.message}`).join('\n')}`, code: 1 };
+  // What the error means comes from the shared table; only the wording for a terminal is here.
+  const failure = serviceFailureOf(error);
+  if (failure?.kind === 'expected' && failure.code === 'VALIDATION_FAILED') {
+    return { message: `Invalid input:\n${failure.fieldErrors.map((e) => `  - ${e.field}: ${e.message}`).join('\n')}`, code: 1 };
   }
-  if (error instanceof AuthError) return { message: error.message, code: 1 };
+  if (failure?.kind === 'expected') return { message: failure.message, code: 1 };
+  // The busy error's own message: Prisma's wrapping adds a call site that means nothing to an operator.
+  // 75 (EX_TEMPFAIL): a script may retry.
+  if (failure?.kind === 'service_unavailable') return { message: failure.detail, code: 75 };
   if (error instanceof Error) return { message: error.message, code: 1 };
   return { message: String(error), code: 1 };
 }

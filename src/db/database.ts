@@ -79,4 +79,4 @@ export class SqliteDatabase implements Database {
 }
 
 export type { Transaction } from './transaction.js';
-export type { ApiTokenRecord, Role, SessionRecord, UserRecord } from './records.js';
+export type { ApiTokenRecord, UserRole, SessionRecord, UserRecord } from './records.js';

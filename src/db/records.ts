@@ -4,7 +4,7 @@
  * second engine (or a store that skips Prisma on a fast path) can produce them too.
  */
 
-export type Role = 'USER' | 'ADMIN';
+export type UserRole = 'USER' | 'ADMIN';
 
 export interface UserRecord {
   readonly id: string;
@@ -17,7 +17,7 @@ export interface UserRecord {
   readonly emailKey: string | null;
   readonly fullname: string | null;
   readonly passwordHash: string;
-  readonly role: Role;
+  readonly role: UserRole;
   readonly disabledAt: Date | null;
   /** Bumped by every change that must end the user's sessions (see SessionService.startIfCurrent). */
   readonly credentialsVersion: number;

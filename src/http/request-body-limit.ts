@@ -10,8 +10,8 @@ const tooLarge = () =>
  * The request body limit (HTTP 413 before any parsing), in place of Yoga's `maxRequestBodySize`.
  *
  * Yoga's limit pipes every body through a counting TransformStream (stream.pipeline, an AbortController
- * and a DOMException when it ends). Measured in `npm run bench`, that was nearly half the cost of a
- * `me` request. node:http never delivers more body than the Content-Length it parsed (the surplus
+ * and a DOMException when it ends). Measured in `npm run bench`, that was a large share of the cost of a
+ * `me` request (README, Performance). node:http never delivers more body than the Content-Length it parsed (the surplus
  * would be the next request, and a Content-Length beside Transfer-Encoding is refused), so a request
  * that came through node:http announcing a length within the limit needs no counting. A body without a
  * length (chunked), or one handed to `yoga.fetch` directly, is still counted as it streams in.

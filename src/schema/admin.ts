@@ -1,14 +1,13 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
-import { GraphQLError } from 'graphql';
 import { type AdminActor, adminActor } from '../auth/admin-actor.js';
 import { LastAdminError, UserNotFoundError } from '../auth/errors.js';
 import type { RequestContext } from '../context.js';
 import type { UserRecord } from '../db/database.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
-import { requireViewer } from './graphql-errors.js';
+import { requireViewer } from './guards.js';
 import { boundedId } from './ids.js';
-import { withCommitTimeRefusals } from './refusals.js';
+import { badUserInput, failureUnion, withCommitTimeRefusals } from './error-translation.js';
 import { Role, User } from './user.js';
 
 // Administration. Every field here needs the `admin` scope: an administrator's session, or an API
@@ -58,7 +57,7 @@ interface ConnectionArgs {
 async function searchConnection(ctx: RequestContext, args: ConnectionArgs, search: string) {
   const backward = args.last != null && args.first == null;
   const requested = (backward ? args.last : args.first) ?? PAGE_SIZE.default;
-  if (requested < 0 || requested > PAGE_SIZE.max) throw new GraphQLError(`first and last must be between 0 and ${PAGE_SIZE.max}.`, { extensions: { code: 'BAD_USER_INPUT' } });
+  if (requested < 0 || requested > PAGE_SIZE.max) throw badUserInput(`first and last must be between 0 and ${PAGE_SIZE.max}.`);
   // One more than asked for tells whether a full page is followed by more.
   const page = { after: args.after ?? undefined, before: args.before ?? undefined, limit: requested + 1, inverted: backward };
   const { users, resumeFrom } = await ctx.services.users.search(page, search);
@@ -78,10 +77,7 @@ async function searchConnection(ctx: RequestContext, args: ConnectionArgs, searc
   };
 }
 
-const adminResult = (name: string, extra: readonly (typeof LastAdminError)[] = []) => ({
-  types: [UserNotFoundError, ...extra],
-  union: { name },
-});
+const adminResult = (name: string, extra: readonly (typeof LastAdminError)[] = []) => failureUnion(name, [UserNotFoundError, ...extra]);
 
 builder.mutationFields((t) => ({
   setUserRole: t.field({

@@ -4,8 +4,8 @@ import type { ApiTokenRecord } from '../db/database.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { boundedId } from './ids.js';
-import { requireSession } from './graphql-errors.js';
-import { withCommitTimeRefusals } from './refusals.js';
+import { requireSession } from './guards.js';
+import { failureUnion, withCommitTimeRefusals } from './error-translation.js';
 
 const scopeNames: Record<ApiScope, { name: string; description: string }> = {
   'profile:read': { name: 'PROFILE_READ', description: '`me`: read your own profile.' },
@@ -62,7 +62,7 @@ builder.mutationFields((t) => ({
     type: ApiTokenCreated,
     args: { input: t.arg({ type: CreateApiTokenInput, required: true }) },
     authScopes: { session: true },
-    errors: { types: [ValidationError], union: { name: 'CreateApiTokenResult' } },
+    errors: failureUnion('CreateApiTokenResult', [ValidationError]),
     resolve: audited('createApiToken', async (_root, { input }, ctx) => {
       const viewer = await requireSession(ctx);
       const { token, record } = await withCommitTimeRefusals(() => ctx.services.apiTokens.create(viewer.userId, viewer.sessionId, input));

@@ -1,17 +1,10 @@
-import { GraphQLError } from 'graphql';
-import { AuthError } from '../auth/errors.js';
 import type { RequestContext } from '../context.js';
-
-/** What an auth event's outcome is called in the logs: "success", or the stable code of the refusal. */
-function outcomeOf(error: unknown): string {
-  if (error instanceof AuthError) return error.code;
-  if (error instanceof GraphQLError && typeof error.extensions.code === 'string') return error.extensions.code;
-  return 'INTERNAL_ERROR';
-}
+import { outcomeCodeOf } from './error-translation.js';
 
 /**
- * Wraps a resolver so that its outcome is logged as an auth event with the request id, address and
- * user. Only names, ids and codes are logged: never the arguments, which hold passwords and tokens.
+ * Wraps a resolver so that its outcome ("success", or the refusal's stable code) is logged as an auth
+ * event with the request id, address and user. Only names, ids and codes are logged: never the
+ * arguments, which hold passwords and tokens.
  */
 export function audited<Parent, Args, Result>(
   event: string,
@@ -24,7 +17,7 @@ export function audited<Parent, Args, Result>(
       ctx.audit(event, 'success', subjectOf?.(result) ?? ctx.authenticatedViewer()?.userId ?? null);
       return result;
     } catch (error) {
-      ctx.audit(event, outcomeOf(error), ctx.authenticatedViewer()?.userId ?? null);
+      ctx.audit(event, outcomeCodeOf(error), ctx.authenticatedViewer()?.userId ?? null);
       throw error;
     }
   };

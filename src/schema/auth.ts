@@ -1,4 +1,4 @@
-import type { AuthResult, RegisterInput } from '../auth/accounts.js';
+import type { AuthResult, RegisterRequest } from '../auth/accounts.js';
 import {
   AccountDisabledError,
   EmailTakenError,
@@ -10,11 +10,10 @@ import type { RequestContext } from '../context.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { enforceRateLimit } from './rate-limits.js';
-import { errorTypeMap, wrapErrorIfMatches } from '@pothos/plugin-errors';
 import type { UserRecord } from '../db/database.js';
 import { adminActor } from '../auth/admin-actor.js';
-import { requireAdmin, requireViewer } from './graphql-errors.js';
-import { withCommitTimeRefusals } from './refusals.js';
+import { requireAdmin, requireViewer } from './guards.js';
+import { failureAsResult, failureClassOf, failureUnion, withCommitTimeRefusals } from './error-translation.js';
 import { User } from './user.js';
 
 export const AuthPayload = builder.objectRef<AuthResult>('AuthPayload').implement({
@@ -46,13 +45,14 @@ const REGISTER_ERRORS = [...registerErrorNames.keys()];
 const RegisterResult = builder.unionType('RegisterResult', {
   types: [AuthPayload, UserCreated, ...REGISTER_ERRORS],
   resolveType: (value) => {
-    const errorName = registerErrorNames.get(errorTypeMap.get(value as object) as typeof ValidationError);
+    const errorClass = failureClassOf(value);
+    const errorName = errorClass && registerErrorNames.get(errorClass as typeof ValidationError);
     if (errorName) return errorName;
     return 'accessToken' in value ? 'AuthPayload' : 'UserCreated';
   },
 });
 
-const RegisterInputType = builder.inputType('RegisterInput', {
+const RegisterInput = builder.inputType('RegisterInput', {
   fields: (t) => ({
     username: t.string({ required: true, description: '3-32 of letters, digits, _ . -; unique regardless of case.' }),
     password: t.string({ required: true, description: '8-256 characters, not the username.' }),
@@ -74,7 +74,7 @@ function clientMeta(ctx: RequestContext) {
 
 const register = audited(
   'register',
-  async (_root: unknown, { input }: { input: RegisterInput }, ctx: RequestContext): Promise<AuthResult | { user: UserRecord }> => {
+  async (_root: unknown, { input }: { input: RegisterRequest }, ctx: RequestContext): Promise<AuthResult | { user: UserRecord }> => {
     await enforceRateLimit(ctx, 'register');
     if (ctx.services.config.registrationMode === 'open') return ctx.services.accounts.register(input, clientMeta(ctx));
     await requireAdmin(ctx);
@@ -89,25 +89,19 @@ builder.mutationFields((t) => ({
   register: t.field({
     type: RegisterResult,
     description: 'Creates an account. Open registration logs the new user in (AuthPayload); with REGISTRATION_MODE=admin only an administrator may call it, and it returns UserCreated without starting a session.',
-    args: { input: t.arg({ type: RegisterInputType, required: true }) },
+    args: { input: t.arg({ type: RegisterInput, required: true }) },
     resolve: async (root, args, ctx) => {
       try {
         return await register(root, args, ctx);
       } catch (error) {
-        // The errors plugin's own wrapping: graphql-js would treat a returned Error instance as a failure.
-        const wrapped = wrapErrorIfMatches(error, REGISTER_ERRORS) as object;
-        if (wrapped !== error) return wrapped as ValidationError;
-        throw error;
+        return failureAsResult<ValidationError>(error, REGISTER_ERRORS);
       }
     },
   }),
   login: t.field({
     type: AuthPayload,
     args: { input: t.arg({ type: LoginInput, required: true }) },
-    errors: {
-      types: [ValidationError, InvalidCredentialsError, AccountDisabledError],
-      union: { name: 'LoginResult' },
-    },
+    errors: failureUnion('LoginResult', [ValidationError, InvalidCredentialsError, AccountDisabledError]),
     resolve: audited(
       'login',
       async (_root, { input }, ctx) => {

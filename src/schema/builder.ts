@@ -6,7 +6,8 @@ import { DateTimeResolver } from 'graphql-scalars';
 import { grants, type Viewer } from '../auth/authenticate.js';
 import type { ApiScope } from '../auth/scopes.js';
 import type { RequestContext } from '../context.js';
-import { forbidden, isAdmin, unauthenticated } from './graphql-errors.js';
+import { forbidden, unauthenticated } from './error-translation.js';
+import { isAdmin } from './guards.js';
 
 // The caller each request's scopes were computed for, so a refusal can tell "who are you?"
 // (UNAUTHENTICATED) from "not you" (FORBIDDEN).
@@ -47,7 +48,7 @@ export const builder = new SchemaBuilder<{
     unauthorizedError: (_parent, ctx) => (scopedViewers.get(ctx) ? forbidden() : unauthenticated('missing_token')),
   },
   errors: {
-    // Deliberately empty: only the AuthError classes each field lists become typed results. A generic
+    // Deliberately empty: only the ExpectedFailure classes each field lists (error-translation.ts: failureUnion) become typed results. A generic
     // Error here would expose internal messages and bypass Yoga's masking.
     defaultTypes: [],
     directResult: true,

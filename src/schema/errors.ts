@@ -1,6 +1,6 @@
 import {
   AccountDisabledError,
-  AuthError,
+  ExpectedFailure,
   EmailTakenError,
   InvalidCredentialsError,
   InvalidRefreshTokenError,
@@ -35,7 +35,7 @@ export const ErrorCode = builder.enumType('ErrorCode', {
   },
 });
 
-export const ErrorInterface = builder.interfaceRef<AuthError>('Error').implement({
+export const ErrorInterface = builder.interfaceRef<ExpectedFailure>('Error').implement({
   description: 'An expected failure, returned as a member of a result union.',
   fields: (t) => ({
     message: t.exposeString('message'),

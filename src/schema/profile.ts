@@ -3,9 +3,9 @@ import type { UserRecord } from '../db/database.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { boundedId } from './ids.js';
-import { requireSession, requireViewer } from './graphql-errors.js';
+import { requireSession, requireViewer } from './guards.js';
 import { enforceAvailabilityProbeLimit, enforceRateLimit } from './rate-limits.js';
-import { withCommitTimeRefusals } from './refusals.js';
+import { failureUnion, withCommitTimeRefusals } from './error-translation.js';
 import { User } from './user.js';
 
 const PublicUser = builder.objectRef<UserRecord>('PublicUser').implement({
@@ -51,7 +51,7 @@ builder.mutationFields((t) => ({
     description: "Changes the caller's full name and email.",
     args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
     authScopes: { scope: 'profile:write' },
-    errors: { types: [ValidationError, EmailTakenError], union: { name: 'UpdateProfileResult' } },
+    errors: failureUnion('UpdateProfileResult', [ValidationError, EmailTakenError]),
     resolve: audited('updateProfile', async (_root, { input }, ctx) => {
       const viewer = await requireViewer(ctx);
       await enforceAvailabilityProbeLimit(ctx, viewer.userId, input.email);
@@ -63,7 +63,7 @@ builder.mutationFields((t) => ({
     description: 'Checks the current password (wrong ones count toward the login lockout), sets the new one and logs out every other session, in one commit. Not available to API tokens.',
     args: { currentPassword: t.arg.string({ required: true }), newPassword: t.arg.string({ required: true }) },
     authScopes: { session: true },
-    errors: { types: [ValidationError, InvalidCredentialsError], union: { name: 'ChangePasswordResult' } },
+    errors: failureUnion('ChangePasswordResult', [ValidationError, InvalidCredentialsError]),
     resolve: audited('changePassword', async (_root, args, ctx) => {
       const viewer = await requireSession(ctx);
       // Guessing the current password with a stolen access token is limited like guessing at login.
@@ -77,7 +77,7 @@ builder.mutationFields((t) => ({
     description: "Deletes the caller's account, sessions and API tokens after checking the password (wrong ones count toward the login lockout). Not available to API tokens.",
     args: { password: t.arg.string({ required: true }) },
     authScopes: { session: true },
-    errors: { types: [ValidationError, InvalidCredentialsError, LastAdminError], union: { name: 'DeleteAccountResult' } },
+    errors: failureUnion('DeleteAccountResult', [ValidationError, InvalidCredentialsError, LastAdminError]),
     resolve: audited('deleteAccount', async (_root, { password }, ctx) => {
       const viewer = await requireSession(ctx);
       await enforceRateLimit(ctx, 'loginAccount', viewer.userId);

@@ -1,6 +1,6 @@
-import { RateLimitExceededError, type RateLimitRuleName } from '../auth/rate-limit.js';
+import type { RateLimitRuleName } from '../auth/rate-limit.js';
 import type { RequestContext } from '../context.js';
-import { rateLimited } from './graphql-errors.js';
+import { throwAsGraphQL } from './error-translation.js';
 
 /**
  * Counts this call against a limit for the caller's network (its IPv4 address or IPv6 prefix, see
@@ -27,7 +27,6 @@ async function consume(ctx: RequestContext, rule: RateLimitRuleName, keyParts: s
     // NUL cannot occur in an IP or a valid name, so distinct parts can never join into the same key.
     await ctx.services.rateLimiter.consume(rule, keyParts.join('\u0000'));
   } catch (error) {
-    if (error instanceof RateLimitExceededError) throw rateLimited(error.retryAfterSeconds);
-    throw error;
+    throwAsGraphQL(error); // RATE_LIMITED
   }
 }

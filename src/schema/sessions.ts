@@ -3,8 +3,9 @@ import type { SessionRecord } from '../db/database.js';
 import { AuthPayload } from './auth.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
+import { failureUnion } from './error-translation.js';
 import { boundedId } from './ids.js';
-import { requireSession, requireViewer } from './graphql-errors.js';
+import { requireSession, requireViewer } from './guards.js';
 import { enforceRateLimit } from './rate-limits.js';
 
 interface SessionView {
@@ -43,7 +44,7 @@ builder.mutationFields((t) => ({
     type: AuthPayload,
     description: 'Exchanges a refresh token for a new access token and a new refresh token.',
     args: { refreshToken: t.arg.string({ required: true }) },
-    errors: { types: [InvalidRefreshTokenError], union: { name: 'RefreshResult' } },
+    errors: failureUnion('RefreshResult', [InvalidRefreshTokenError]),
     resolve: audited(
       'refresh',
       async (_root, { refreshToken }, ctx) => {

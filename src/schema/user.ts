@@ -1,6 +1,7 @@
 import type { UserRecord } from '../db/database.js';
 import { builder } from './builder.js';
-import { unauthenticated } from './graphql-errors.js';
+import { AuthenticationError } from '../auth/errors.js';
+import { throwAsGraphQL } from './error-translation.js';
 import { enforceRateLimit } from './rate-limits.js';
 
 export const Role = builder.enumType('Role', {
@@ -41,7 +42,7 @@ builder.queryFields((t) => ({
       if (!viewer) return null;
       // The authenticator has just checked the account is available; only a deletion in between is left.
       const user = await ctx.services.accounts.findUser(viewer.userId);
-      if (!user) throw unauthenticated('user_unavailable', 'The account is not available.');
+      if (!user) throwAsGraphQL(AuthenticationError.accountUnavailable());
       return user;
     },
   }),

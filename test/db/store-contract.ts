@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database, Role } from '../../src/db/database.js';
+import type { Database, UserRole } from '../../src/db/database.js';
 import { UniqueConstraintError } from '../../src/db/errors.js';
 import type { ManualClock } from '../support/app.js';
 
@@ -30,7 +30,7 @@ export function storeContract(engine: string, open: () => Promise<StoreFixture>)
     });
     afterAll(() => fixture.close());
 
-    const newUser = async (role: Role = 'USER', name = `user-${randomUUID().slice(0, 8)}`) =>
+    const newUser = async (role: UserRole = 'USER', name = `user-${randomUUID().slice(0, 8)}`) =>
       db.transaction((tx) =>
         db.users.create(tx, { id: randomUUID(), username: name, usernameKey: name.toLowerCase(), email: null, emailKey: null, fullname: null, passwordHash: 'hash', role }),
       );

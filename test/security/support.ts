@@ -118,7 +118,7 @@ export function capturingLogger(): { logger: Logger; errors: string[] } {
   return { logger, errors };
 }
 
-// Error codes a refusal may carry: ours (graphql-errors.ts) and those graphql-js/Yoga put on bad requests.
+// Error codes a refusal may carry: ours (src/schema/error-translation.ts) and those graphql-js/Yoga put on bad requests.
 const ALLOWED_ERROR_CODES = new Set([undefined, 'UNAUTHENTICATED', 'FORBIDDEN', 'RATE_LIMITED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT', 'GRAPHQL_PARSE_FAILED', 'BAD_REQUEST', 'OPERATION_RESOLUTION_FAILURE']);
 // Wording that only an unmasked internal error would carry.
 const LEAKS = /prisma|sqlite|invalid `|TypeError|ReferenceError|Cannot read propert|undefined is not|is not a function|\bat .+\.(ts|js):\d+|node_modules|stack/i;

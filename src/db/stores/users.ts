@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache';
 import type { StoreClock } from '../clock.js';
 import { isPrismaRecordGone, translateUniqueViolation } from '../errors.js';
 import type { PrismaClient, User } from '../generated/sqlite/client.js';
-import type { Role, UserRecord } from '../records.js';
+import type { UserRole, UserRecord } from '../records.js';
 import { afterCommit, prismaIn, type Transaction } from '../transaction.js';
 import { searchUserIds, type UserSearch } from './user-search.js';
 
@@ -16,7 +16,7 @@ export interface NewUser {
   readonly emailKey: string | null;
   readonly fullname: string | null;
   readonly passwordHash: string;
-  readonly role: Role;
+  readonly role: UserRole;
 }
 
 /** Omitted fields stay; null clears. `emailKey` goes with `email`. */
@@ -133,7 +133,7 @@ export class UserStore {
     await prismaIn(tx).user.updateMany({ where: { id }, data: { credentialsVersion: { increment: 1 } } });
   }
 
-  async setRole(tx: Transaction, id: string, role: Role): Promise<UserRecord> {
+  async setRole(tx: Transaction, id: string, role: UserRole): Promise<UserRecord> {
     this.#forgetIn(tx, id);
     return toRecord(await prismaIn(tx).user.update({ where: { id }, data: { role } }));
   }

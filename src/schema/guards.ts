@@ -1,23 +1,9 @@
-import { GraphQLError } from 'graphql';
 import { grants, type Viewer } from '../auth/authenticate.js';
 import type { RequestContext } from '../context.js';
+import { forbidden, unauthenticated } from './error-translation.js';
 
-// Cross-cutting refusals are GraphQL errors with a stable extensions.code, not union members: any
-// field can raise them and clients handle them in one place (e.g. refresh, then retry, on UNAUTHENTICATED).
-
-export function unauthenticated(reason: string, message = 'Authentication required.'): GraphQLError {
-  return new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', reason } });
-}
-
-export function forbidden(message = 'You are not allowed to do this.'): GraphQLError {
-  return new GraphQLError(message, { extensions: { code: 'FORBIDDEN' } });
-}
-
-export function rateLimited(retryAfterSeconds: number): GraphQLError {
-  return new GraphQLError(`Too many requests; retry in ${retryAfterSeconds} s.`, {
-    extensions: { code: 'RATE_LIMITED', retryAfter: retryAfterSeconds },
-  });
-}
+// Authorization guards for resolvers: each returns what the field may act on, or throws the
+// cross-cutting refusal (UNAUTHENTICATED, FORBIDDEN) built in error-translation.ts.
 
 /** The caller, or UNAUTHENTICATED when there is none. */
 export async function requireViewer(ctx: RequestContext): Promise<Viewer> {
