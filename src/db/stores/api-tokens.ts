@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { StoreClock } from '../clock.js';
-import type { PrismaClient } from '../generated/sqlite/client.js';
 import type { ApiTokenRecord } from '../records.js';
+import type { StoreClient } from '../store-client.js';
 import { prismaIn, type Transaction } from '../transaction.js';
 
 export interface NewApiToken {
@@ -39,7 +39,7 @@ export class ApiTokenStore {
   readonly #cache: LRUCache<string, MutableState>;
 
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly prisma: StoreClient,
     private readonly clock: StoreClock,
     cache: { maxEntries: number; ttlMs: number } = { maxEntries: 10_000, ttlMs: 30_000 },
   ) {

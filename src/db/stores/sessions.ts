@@ -1,8 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import type { StoreClock } from '../clock.js';
-import type { PrismaClient } from '../generated/sqlite/client.js';
 import type { PreparedStatements } from '../prepared-statements.js';
 import type { SessionRecord } from '../records.js';
+import type { StoreClient } from '../store-client.js';
 import { prismaIn, type Transaction } from '../transaction.js';
 import { SessionRotations } from './session-rotation.js';
 
@@ -58,7 +58,7 @@ export class SessionStore {
   readonly #idleTimeoutMs: number;
 
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly prisma: StoreClient,
     private readonly clock: StoreClock,
     { idleTimeoutMs, cache = { maxEntries: 50_000, ttlMs: 30_000 }, prepared }: SessionStoreOptions,
   ) {

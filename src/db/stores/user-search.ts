@@ -1,4 +1,5 @@
-import { Prisma, type PrismaClient } from '../generated/sqlite/client.js';
+import { Prisma } from '../generated/sqlite/client.js';
+import type { Engine, StoreClient } from '../store-client.js';
 
 export interface UserSearch {
   readonly after?: string;
@@ -16,10 +17,12 @@ export interface UserSearch {
  * row and the caller had to walk the table filtering in JavaScript. Here the SQL means what the search
  * means: one statement for at most `limit` ids (UserStore.search then loads those rows).
  */
-export async function searchUserIds(prisma: Pick<PrismaClient, '$queryRaw'>, { after, before, limit, descending, term }: UserSearch): Promise<string[]> {
-  const conditions = [
-    Prisma.sql`(instr("usernameKey", ${term}) > 0 OR instr(coalesce("emailKey", ''), ${term}) > 0 OR instr(lower(coalesce("fullname", '')), ${term}) > 0)`,
-  ];
+export async function searchUserIds(
+  prisma: Pick<StoreClient, '$queryRaw'>,
+  engine: Engine,
+  { after, before, limit, descending, term }: UserSearch,
+): Promise<string[]> {
+  const conditions = [engine === 'postgresql' ? containsOnPostgres(term) : containsOnSqlite(term)];
   if (after) conditions.push(Prisma.sql`"usernameKey" > ${after}`);
   if (before) conditions.push(Prisma.sql`"usernameKey" < ${before}`);
   const direction = descending ? Prisma.raw('DESC') : Prisma.raw('ASC');
@@ -27,3 +30,14 @@ export async function searchUserIds(prisma: Pick<PrismaClient, '$queryRaw'>, { a
     SELECT "id" FROM "User" WHERE ${Prisma.join(conditions, ' AND ')} ORDER BY "usernameKey" ${direction} LIMIT ${limit}`;
   return matches.map((match) => match.id);
 }
+
+const containsOnSqlite = (term: string) =>
+  Prisma.sql`(instr("usernameKey", ${term}) > 0 OR instr(coalesce("emailKey", ''), ${term}) > 0 OR instr(lower(coalesce("fullname", '')), ${term}) > 0)`;
+
+/**
+ * strpos() is PostgreSQL's instr(): a literal substring, no wildcards. SQLite's lower() folds ASCII letters
+ * only; PostgreSQL's folds by the database's locale, so a full name with non-ASCII capitals can match a
+ * little more there. The CAST types the parameter, which PostgreSQL would otherwise have to infer.
+ */
+const containsOnPostgres = (term: string) =>
+  Prisma.sql`(strpos("usernameKey", CAST(${term} AS TEXT)) > 0 OR strpos(coalesce("emailKey", ''), CAST(${term} AS TEXT)) > 0 OR strpos(lower(coalesce("fullname", '')), CAST(${term} AS TEXT)) > 0)`;

@@ -1,8 +1,9 @@
 import { LRUCache } from 'lru-cache';
 import type { StoreClock } from '../clock.js';
 import { isPrismaRecordGone, translateUniqueViolation } from '../errors.js';
-import type { PrismaClient, User } from '../generated/sqlite/client.js';
+import type { User } from '../generated/sqlite/client.js';
 import type { Role, UserRecord } from '../records.js';
+import type { Engine, StoreClient } from '../store-client.js';
 import { afterCommit, prismaIn, type Transaction } from '../transaction.js';
 import { searchUserIds, type UserSearch } from './user-search.js';
 
@@ -49,8 +50,10 @@ export class UserStore {
   #writes = 0;
 
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly prisma: StoreClient,
     clock: StoreClock,
+    /** The dialect of the admin search's statement (user-search.ts). */
+    private readonly engine: Engine,
     cache: { maxEntries: number; ttlMs: number } = { maxEntries: 10_000, ttlMs: 30_000 },
   ) {
     this.#cache = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, perf: { now: () => clock.monotonicMs() } });
@@ -167,7 +170,7 @@ export class UserStore {
 
   /** Like page, filtered by a literal substring of username, email or full name: two statements whatever the term. */
   async search(query: UserSearch): Promise<UserRecord[]> {
-    const ids = await searchUserIds(this.prisma, query);
+    const ids = await searchUserIds(this.prisma, this.engine, query);
     if (ids.length === 0) return [];
     const users = await this.prisma.user.findMany({ where: { id: { in: ids } }, orderBy: { usernameKey: query.descending ? 'desc' : 'asc' } });
     return users.map(toRecord);
