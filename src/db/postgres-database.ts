@@ -79,6 +79,21 @@ export class PostgresDatabase implements Database {
     }
   }
 
+  /**
+   * Whether this pool can take writes now: reachable, not a hot standby (pg_is_in_recovery, e.g. after a
+   * failover left the URL pointing at a replica) and not read-only by default. One read, no write: /health
+   * is public and frequent.
+   */
+  async acceptsWrites(): Promise<boolean> {
+    try {
+      const [row] = await this.#client.$queryRaw<{ writable: boolean }[]>`
+        SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off' AS "writable"`;
+      return row?.writable === true;
+    } catch {
+      return false;
+    }
+  }
+
   /** The Prisma client underneath: for src/db/ itself and tests' raw reads (test/support/raw-db.ts). */
   static clientOf(db: Database): PostgresClient {
     if (!(db instanceof PostgresDatabase)) throw new TypeError('not a PostgreSQL database');
