@@ -108,15 +108,18 @@ export class PostgresDatabase implements Database {
 /**
  * PostgreSQL aborted the transaction so that the committed ones stay serializable: 40001
  * (serialization_failure) or 40P01 (deadlock_detected). Prisma reports both as P2034 on a driver adapter,
- * but some paths (a failing COMMIT) surface the driver's error with its SQLSTATE instead, so both are read.
+ * but inside an interactive transaction the adapter's DriverAdapterError (cause.kind 'TransactionWriteConflict')
+ * comes through as it is, so every form is recognized.
  */
 export function isSerializationFailure(error: unknown): boolean {
-  for (let current = error as { code?: unknown; cause?: unknown; meta?: unknown; message?: unknown } | undefined, depth = 0; current && depth < 5; depth++) {
+  for (let current = error as { code?: unknown; kind?: unknown; cause?: unknown; meta?: unknown; message?: unknown } | undefined, depth = 0; current && depth < 5; depth++) {
     if (current.code === 'P2034' || current.code === '40001' || current.code === '40P01') return true;
+    // adapter-pg's DriverAdapterError carries { kind: 'TransactionWriteConflict' } as its cause for both codes.
+    if (current.kind === 'TransactionWriteConflict') return true;
     const meta = current.meta as { driverAdapterError?: { cause?: { originalCode?: string; kind?: string } } } | undefined;
     const cause = meta?.driverAdapterError?.cause;
     if (cause?.originalCode === '40001' || cause?.originalCode === '40P01' || cause?.kind === 'TransactionWriteConflict') return true;
-    if (typeof current.message === 'string' && /could not serialize access|deadlock detected|\b40001\b|\b40P01\b/.test(current.message)) return true;
+    if (typeof current.message === 'string' && /could not serialize access|deadlock detected|TransactionWriteConflict|\b40001\b|\b40P01\b/.test(current.message)) return true;
     current = current.cause as typeof current;
   }
   return false;
