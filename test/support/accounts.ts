@@ -77,7 +77,7 @@ export async function readTable(app: TestApp, sql: string, ...params: unknown[])
   if (isPostgresUrl(app.services.config.databaseUrl)) {
     let n = 0;
     const postgresSql = sql
-      .replace(/\b(User|Session|ApiToken|[a-z]+[A-Z][A-Za-z]*)\b/g, '"$1"')
+      .replace(/(?<!")\b(User|Session|ApiToken|[a-z]+[A-Z][A-Za-z]*)\b(?!")/g, '"$1"')
       .replace(/\?/g, () => `$${++n}`);
     return rawDb(app.services).$queryRawUnsafe<Record<string, unknown>[]>(postgresSql, ...params);
   }
