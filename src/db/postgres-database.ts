@@ -12,7 +12,7 @@ import { runInPrismaTransaction, type Transaction } from './transaction.js';
  * Each retry runs the whole `work` again on fresh reads; conflicts need concurrent writers of the same
  * rows (one user's logins, password change and admin changes), so a few attempts are plenty.
  */
-export const SERIALIZATION_ATTEMPTS = 5;
+export const SERIALIZATION_ATTEMPTS = 8;
 
 /**
  * PostgreSQL through Prisma's adapter-pg: the same stores as SQLite, over a pool of connections.
@@ -64,8 +64,9 @@ export class PostgresDatabase implements Database {
         );
       } catch (error) {
         if (attempt >= SERIALIZATION_ATTEMPTS || !isSerializationFailure(error)) throw error;
-        // A little jitter, so that the transactions that collided do not collide again in lockstep.
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
+        // Exponential backoff with full jitter (up to 2, 4, … 128 ms), so that the transactions that
+        // collided do not collide again in lockstep; a burst on one user's rows then drains in turns.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 2 ** attempt));
       }
     }
   }

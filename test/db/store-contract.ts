@@ -242,5 +242,6 @@ export function storeContract(engine: string, open: () => Promise<StoreFixture>)
         expect(await db.apiTokens.findBySecretHash('\u0000')).toBeNull();
         expect(await db.transaction((tx) => db.users.findIn(tx, nul))).toBeNull();
       });
+    });
   });
 }
