@@ -8,8 +8,35 @@ import type { RateLimitRule } from './auth/rate-limit.js';
 const DAY_MS = 86_400_000;
 
 /** Why a SQLite URL cannot hold Gatehouse's data, or undefined when it can. */
+/** What is wrong with DATABASE_URL: PostgreSQL for postgres:// and postgresql://, SQLite `file:` otherwise. */
+export function databaseUrlProblem(url: string): string | undefined {
+  if (/^postgres(ql)?:/i.test(url)) return postgresUrlProblem(url);
+  return sqliteUrlProblem(url);
+}
+
+/**
+ * A PostgreSQL URL that node-postgres and Prisma can both use: postgresql://user[:password]@host[:port]/database.
+ * Refused here, with the reason, rather than failing later with a driver's error (or connecting to a
+ * default database named after the user, when the path is missing).
+ */
+export function postgresUrlProblem(url: string): string | undefined {
+  if (!/^postgres(ql)?:\/\//i.test(url)) return 'write postgresql://user@host:5432/database (with //)';
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'is not a valid URL; write postgresql://user:password@host:5432/database (percent-encode special characters in the password)';
+  }
+  if (parsed.hostname === '') return 'names no host; write postgresql://user@host:5432/database';
+  if (parsed.port !== '' && !(Number(parsed.port) >= 1 && Number(parsed.port) <= 65535)) return 'has an invalid port';
+  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  if (database === '' || database.includes('/')) return 'names no database; write postgresql://user@host:5432/database';
+  if (parsed.hash) return 'takes no fragment (#…)';
+  return undefined;
+}
+
 export function sqliteUrlProblem(url: string): string | undefined {
-  if (!url.startsWith('file:')) return 'only SQLite `file:` URLs are supported in this version';
+  if (!url.startsWith('file:')) return 'only SQLite `file:` and PostgreSQL `postgresql://` URLs are supported';
   const file = url.slice('file:'.length);
   if (file.trim() === '') return 'names no file; write file:/path/to/gatehouse.db';
   // The server, the migration and the admin CLI each open the URL: each would get its own empty database.

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Argon2Settings } from './auth/passwords.js';
 import { parseRateLimit, type RateLimitRule, type RateLimitRuleName } from './auth/rate-limit.js';
-import { crossFieldProblems, isListenHost, rateLimitProblem, sqliteUrlProblem } from './config-checks.js';
+import { crossFieldProblems, isListenHost, rateLimitProblem, databaseUrlProblem } from './config-checks.js';
 
 // Every setting Gatehouse reads from its environment. Parsed once at start-up; the rest of the code
 // receives the frozen result and never touches process.env. `.env.example` documents each variable.
@@ -52,7 +52,7 @@ const environmentSchema = z.object({
     .string()
     .optional()
     .superRefine((url, ctx) => {
-      const problem = url === undefined ? undefined : sqliteUrlProblem(url);
+      const problem = url === undefined ? undefined : databaseUrlProblem(url);
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     }),
   KEYS_FILE: z.string().min(1).optional(),

@@ -1,6 +1,7 @@
 import { createApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { sqlitePath } from './db/client.js';
+import { isPostgresUrl } from './db/migrate.js';
 import { prepareDataFiles } from './db/data-files.js';
 import { applyMigrations } from './db/migrate.js';
 import { drainOnSignals } from './http/graceful-shutdown.js';
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
   console.log(`Gatehouse listening on http://${host}:${port}`);
   console.log(`  GraphiQL:  http://${shownHost}:${port}${app.yoga.graphqlEndpoint}`);
   console.log(`  JWKS:      http://${shownHost}:${port}/.well-known/jwks.json`);
-  console.log(`  Database:  ${sqlitePath(config.databaseUrl)}`);
+  console.log(`  Database:  ${isPostgresUrl(config.databaseUrl) ? withoutPassword(config.databaseUrl) : sqlitePath(config.databaseUrl)}`);
   console.log(`  Keys:      ${config.keysFile}${app.keysCreated ? ' (created now; back this file up)' : ''}`);
 }
 
@@ -50,3 +51,10 @@ main().catch((error: unknown) => {
   console.error('Gatehouse failed to start:', error instanceof Error ? error.message : error);
   process.exit(1);
 });
+
+/** A PostgreSQL URL fit for the console: the password, if any, replaced. */
+function withoutPassword(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.href;
+}

@@ -12,7 +12,7 @@ import { SessionService } from './auth/sessions.js';
 import { UserAdministration } from './auth/user-admin.js';
 import type { Config } from './config.js';
 import type { Services } from './context.js';
-import { type Database, SqliteDatabase } from './db/database.js';
+import { type Database, openDatabaseAt } from './db/database.js';
 
 export interface CreatedServices {
   readonly services: Services;
@@ -24,7 +24,7 @@ export interface CreatedServices {
 
 /** Wires the auth services over an already migrated database; shared by the server and the admin CLI. */
 export async function createServices(config: Config, clock: Clock = systemClock): Promise<CreatedServices> {
-  const db = await SqliteDatabase.open({ url: config.databaseUrl, sqliteSynchronous: config.sqliteSynchronous, sessionIdleTimeoutMs: config.sessions.idleTimeoutMs }, clock);
+  const db = await openDatabaseAt({ url: config.databaseUrl, sqliteSynchronous: config.sqliteSynchronous, sessionIdleTimeoutMs: config.sessions.idleTimeoutMs }, clock);
   let keys: KeyFile;
   let keysCreated: boolean;
   const warnings: string[] = [];

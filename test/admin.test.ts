@@ -262,9 +262,9 @@ describe('deleteUser', () => {
     expect(errorCode(await me(app, victim.accessToken))).toBe('UNAUTHENTICATED');
     expect(errorCode(await me(app, apiToken))).toBe('UNAUTHENTICATED');
     expect((await login(app, victim.username, victim.password)).__typename).toBe('InvalidCredentialsError');
-    expect(readTable(app, 'SELECT id FROM User WHERE id = ?', victim.user.id)).toEqual([]);
-    expect(readTable(app, 'SELECT id FROM Session WHERE userId = ?', victim.user.id)).toEqual([]);
-    expect(readTable(app, 'SELECT id FROM ApiToken WHERE userId = ?', victim.user.id)).toEqual([]);
+    expect((await readTable(app, 'SELECT id FROM User WHERE id = ?', victim.user.id))).toEqual([]);
+    expect((await readTable(app, 'SELECT id FROM Session WHERE userId = ?', victim.user.id))).toEqual([]);
+    expect((await readTable(app, 'SELECT id FROM ApiToken WHERE userId = ?', victim.user.id))).toEqual([]);
 
     expect(await adminCall(app, DELETE, { id: victim.user.id }, admin.accessToken)).toMatchObject({ __typename: 'UserNotFoundError' });
   });

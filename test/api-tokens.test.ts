@@ -36,7 +36,7 @@ describe('createApiToken', () => {
     expect(created.apiToken).toMatchObject({ name: 'deploy script', expiresAt: null, lastUsedAt: null });
     expect([...created.apiToken.scopes].sort()).toEqual(['PROFILE_READ', 'SESSIONS_READ']);
 
-    const rows = readTable(app, 'SELECT * FROM ApiToken WHERE userId = ?', user.id);
+    const rows = (await readTable(app, 'SELECT * FROM ApiToken WHERE userId = ?', user.id));
     expect(rows).toHaveLength(1);
     const dump = JSON.stringify(rows);
     expect(dump).not.toContain(created.token);

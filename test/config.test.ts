@@ -107,10 +107,19 @@ describe('config', () => {
     });
 
     it('SQLite URLs that would not hold the data: query strings, memory, no file', () => {
-      for (const url of ['file:./x.db?mode=ro', 'file:/srv/x.db?connection_limit=1', 'file:/srv/x.db#main', 'file::memory:', 'file::memory:?cache=shared', 'file:', 'file:   ', 'file://host/x.db', 'file:/srv/data/', 'postgres://localhost/x']) {
+      for (const url of ['file:./x.db?mode=ro', 'file:/srv/x.db?connection_limit=1', 'file:/srv/x.db#main', 'file::memory:', 'file::memory:?cache=shared', 'file:', 'file:   ', 'file://host/x.db', 'file:/srv/data/', 'mysql://localhost/x']) {
         refused({ DATABASE_URL: url }, 'DATABASE_URL');
       }
       expect(loadConfig({ DATABASE_URL: 'file:relative/x.db' }).databaseUrl).toBe('file:relative/x.db');
+    });
+
+    it('PostgreSQL URLs: well-formed ones select PostgreSQL, malformed ones are refused with the form to write', () => {
+      for (const url of ['postgresql://postgres@127.0.0.1:5432/gatehouse', 'postgres://u:p%40ss@db.internal/gh?sslmode=require', 'POSTGRESQL://h/db']) {
+        expect(problemsOf({ DATABASE_URL: url })).toEqual([]);
+      }
+      for (const url of ['postgresql://localhost', 'postgresql://localhost/', 'postgres:localhost/x', 'postgresql:///x', 'postgresql://h:99999/x', 'postgresql://h/a/b', 'postgresql://h/x#frag']) {
+        refused({ DATABASE_URL: url }, 'DATABASE_URL', /postgresql:\/\/|port|fragment|URL/);
+      }
     });
 
     it('rate limits whose window or budget cannot be kept, and maps too large to allocate', () => {

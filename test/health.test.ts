@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createTestApp } from './support/app.js';
-import { freshDatabaseUrl } from './support/db.js';
+import { freshDatabaseUrl, onPostgres } from './support/db.js';
 import { rawDb } from './support/raw-db.js';
 
 const app = await createTestApp();
@@ -16,7 +16,8 @@ describe('GET /health', () => {
   });
 
   it('answers 503, without details, when the database fails', async () => {
-    const query = vi.spyOn(rawDb(app.services), '$queryRawUnsafe').mockRejectedValueOnce(new Error('SQLITE_IOERR: disk I/O error at /secret/path'));
+    // SQLite's probe asks with $queryRawUnsafe('SELECT 1'); PostgreSQL's (acceptsWrites) with $queryRaw.
+    const query = vi.spyOn(rawDb(app.services), onPostgres ? '$queryRaw' : '$queryRawUnsafe').mockRejectedValueOnce(new Error('SQLITE_IOERR: disk I/O error at /secret/path'));
     const response = await app.yoga.fetch('http://gatehouse.test/health');
     expect(query).toHaveBeenCalled();
     expect(response.status).toBe(503);
@@ -26,7 +27,9 @@ describe('GET /health', () => {
 });
 
 // /health must say when writes would fail, not only when SELECT 1 does. Each case gets its own app.
-describe('GET /health when the database cannot be written', { timeout: 60_000 }, () => {
+// SQLite only: these are the server's own files. On PostgreSQL the files are the database server's, and
+// /health asks the server whether it takes writes (PostgresDatabase.acceptsWrites, tested below).
+describe.skipIf(onPostgres)('GET /health when the database cannot be written', { timeout: 60_000 }, () => {
   const status = async (target: { yoga: { fetch: (url: string) => Promise<Response> | Response } }) => (await target.yoga.fetch('http://gatehouse.test/health')).status;
   const databaseFile = (target: Awaited<ReturnType<typeof createTestApp>>) => target.services.config.databaseUrl.slice('file:'.length);
 
@@ -127,3 +130,14 @@ function canMount(): boolean {
     return false;
   }
 }
+
+describe.runIf(onPostgres)('GET /health on PostgreSQL', () => {
+  it('answers 503 when the server would refuse writes (a read-only standby or default), 200 again after', async () => {
+    const client = rawDb(app.services);
+    const probe = vi.spyOn(client, '$queryRaw').mockResolvedValueOnce([{ writable: false }] as never);
+    expect((await app.yoga.fetch('http://gatehouse.test/health')).status).toBe(503);
+    expect(probe).toHaveBeenCalledTimes(1);
+    probe.mockRestore();
+    expect((await app.yoga.fetch('http://gatehouse.test/health')).status).toBe(200);
+  });
+});

@@ -1,8 +1,9 @@
-import Database from 'better-sqlite3';
 import { describe, expect, it, vi } from 'vitest';
 import { SessionRotations } from '../src/db/stores/session-rotation.js';
-import { preparedStatementsOf, sqlitePath } from '../src/db/client.js';
+import { preparedStatementsOf } from '../src/db/client.js';
 import { createApp } from '../src/app.js';
+import { readTable } from './support/accounts.js';
+import { onPostgres } from './support/db.js';
 import { bearer, createTestApp, LOGIN, ManualClock, ME, REFRESH, registerUser } from './support/app.js';
 import { rawDb } from './support/raw-db.js';
 
@@ -115,10 +116,16 @@ describe('group commit of rotations', () => {
 
   it('writes parallel refreshes of different sessions together, and each keeps its own outcome', async () => {
     const users = await Promise.all(Array.from({ length: 8 }, () => registerUser(app)));
-    // The server rotates through the cached prepared statement, not Prisma (prepared-statements.ts).
-    const prepared = preparedStatementsOf(rawDb(app.services))!;
-    expect(prepared.available).toBe(true);
-    const writes = vi.spyOn(prepared, 'writeReturning');
+    // On SQLite the server rotates through the cached prepared statement, not Prisma (prepared-statements.ts);
+    // on PostgreSQL through $queryRaw, one statement per batch all the same.
+    let writes;
+    if (onPostgres) {
+      writes = vi.spyOn(rawDb(app.services), '$queryRaw');
+    } else {
+      const prepared = preparedStatementsOf(rawDb(app.services))!;
+      expect(prepared.available).toBe(true);
+      writes = vi.spyOn(prepared, 'writeReturning');
+    }
     let rotated;
     try {
       rotated = await Promise.all(users.map((user) => refresh(user.refreshToken)));
@@ -139,7 +146,8 @@ describe('group commit of rotations', () => {
   });
 
   for (const path of ['prepared statement', 'Prisma'] as const) {
-    it(`decides each claim of one batch on its own through ${path}: a duplicate and a stale generation lose, the rest win`, async () => {
+    // The prepared statement is SQLite's fast path (better-sqlite3); PostgreSQL has only the Prisma path.
+    it.skipIf(onPostgres && path === 'prepared statement')(`decides each claim of one batch on its own through ${path}: a duplicate and a stale generation lose, the rest win`, async () => {
       const [a, b, c] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
       await refresh(c.refreshToken); // c is at generation 1 now; its generation 0 is stale
       const prepared = path === 'Prisma' ? undefined : preparedStatementsOf(rawDb(app.services))!;
@@ -324,14 +332,9 @@ describe('storage', () => {
     const issued = await registerUser(app);
     const rotated = await refresh(issued.refreshToken);
     const secrets = [issued.refreshToken, rotated.refreshToken].map((token) => token.split('.').at(-1)!);
-    // Read the raw tables, as someone with a copy of the database file would.
-    const raw = new Database(sqlitePath(app.services.config.databaseUrl), { readonly: true });
-    try {
-      const dump = JSON.stringify([raw.prepare('SELECT * FROM Session').all(), raw.prepare('SELECT * FROM User').all()]);
-      for (const secret of secrets) expect(dump).not.toContain(secret);
-      expect(dump).not.toContain(issued.password);
-    } finally {
-      raw.close();
-    }
+    // Read the raw tables, as someone with a copy of the database would.
+    const dump = JSON.stringify([await readTable(app, 'SELECT * FROM Session'), await readTable(app, 'SELECT * FROM User')]);
+    for (const secret of secrets) expect(dump).not.toContain(secret);
+    expect(dump).not.toContain(issued.password);
   });
 });

@@ -2,6 +2,7 @@ import { closeSync, fchmodSync, type BigIntStats, chmodSync, lstatSync, mkdirSyn
 import { access, constants, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { sqlitePath } from './client.js';
+import { isPostgresUrl } from './migrate.js';
 
 // The files on disk that hold Gatehouse's data: created private whatever the umask, and watched by /health.
 
@@ -22,6 +23,8 @@ const COMPANIONS = ['-wal', '-shm', '-journal'] as const;
  * there: a database was deleted (or moved without them).
  */
 export function prepareDataFiles(databaseUrl: string, keysFile: string): string[] {
+  // PostgreSQL keeps its files on its server: only the key file's folder is ours.
+  if (isPostgresUrl(databaseUrl)) return createPrivateDirectory(path.dirname(path.resolve(keysFile)));
   const databaseFile = path.resolve(sqlitePath(databaseUrl));
   refuseLeftoversOfDeletedDatabase(databaseFile);
   const warnings = [
@@ -115,7 +118,11 @@ const MIN_FREE_BYTES = 4 * 1024 * 1024;
  * - the file system has room for a checkpoint.
  * Concurrent probes share one run, so a flood of /health requests costs one set of system calls.
  */
-export function databaseWriteProbe(db: { isReachable(): Promise<boolean> }, databaseUrl: string): () => Promise<boolean> {
+export function databaseWriteProbe(db: { isReachable(): Promise<boolean>; acceptsWrites?(): Promise<boolean> }, databaseUrl: string): () => Promise<boolean> {
+  // PostgreSQL: the files are the server's business. The probe asks the server whether this connection
+  // could write (reachable, not a read-only standby, not a read-only default), in one read, writing
+  // nothing (PostgresDatabase.acceptsWrites). A full disk on the server shows only when a write fails.
+  if (isPostgresUrl(databaseUrl)) return shared(() => (db.acceptsWrites ? db.acceptsWrites() : db.isReachable()));
   const databaseFile = path.resolve(sqlitePath(databaseUrl));
   const files = [databaseFile, `${databaseFile}-wal`, `${databaseFile}-shm`];
   // Identities as opened; -wal and -shm are taken when first seen (SQLite keeps them while connected).
@@ -127,8 +134,6 @@ export function databaseWriteProbe(db: { isReachable(): Promise<boolean> }, data
       // Not there yet.
     }
   }
-  let running: Promise<boolean> | undefined;
-
   const probe = async (): Promise<boolean> => {
     if (!opened.has(databaseFile)) return false;
     if (!(await db.isReachable())) return false;
@@ -152,6 +157,12 @@ export function databaseWriteProbe(db: { isReachable(): Promise<boolean> }, data
     return freeBlocks * space.bsize >= MIN_FREE_BYTES;
   };
 
+  return shared(probe);
+}
+
+/** Concurrent calls share one run of `probe`; a throw counts as unhealthy. */
+function shared(probe: () => Promise<boolean>): () => Promise<boolean> {
+  let running: Promise<boolean> | undefined;
   return () =>
     (running ??= probe()
       .catch(() => false)

@@ -4,6 +4,9 @@ import { ApiTokenStore } from './stores/api-tokens.js';
 import { SessionStore } from './stores/sessions.js';
 import { UserStore } from './stores/users.js';
 import { runInPrismaTransaction, type Transaction } from './transaction.js';
+import { isPostgresUrl } from './migrate.js';
+import { PostgresDatabase } from './postgres-database.js';
+import type { Engine } from './store-client.js';
 
 export interface DatabaseSettings {
   readonly url: string;
@@ -18,6 +21,8 @@ export interface DatabaseSettings {
  * is the behaviour every engine must show. See stores/README.md for the pattern new stores follow.
  */
 export interface Database {
+  /** Which engine holds the data (for /health and engine-specific checks; never for rules). */
+  readonly engine: Engine;
   readonly users: UserStore;
   readonly sessions: SessionStore;
   readonly apiTokens: ApiTokenStore;
@@ -29,8 +34,19 @@ export interface Database {
   close(): Promise<void>;
 }
 
+export { PostgresDatabase } from './postgres-database.js';
+
+/**
+ * The one place that picks the engine: PostgreSQL for postgres:// and postgresql:// URLs, SQLite for the
+ * rest (file: URLs; config.ts refuses anything else). Opens, does not migrate (applyMigrations does).
+ */
+export function openDatabaseAt(settings: DatabaseSettings, clock: StoreClock): Promise<Database> {
+  return isPostgresUrl(settings.url) ? PostgresDatabase.open(settings, clock) : SqliteDatabase.open(settings, clock);
+}
+
 /** SQLite through Prisma's better-sqlite3 adapter: one connection, a transaction gate, off-loop fsync. */
 export class SqliteDatabase implements Database {
+  readonly engine = 'sqlite' as const;
   readonly users: UserStore;
   readonly sessions: SessionStore;
   readonly apiTokens: ApiTokenStore;
@@ -43,7 +59,7 @@ export class SqliteDatabase implements Database {
     { sessionIdleTimeoutMs }: Pick<DatabaseSettings, 'sessionIdleTimeoutMs'>,
   ) {
     this.#client = client;
-    this.users = new UserStore(client, clock);
+    this.users = new UserStore(client, clock, 'sqlite');
     this.sessions = new SessionStore(client, clock, { idleTimeoutMs: sessionIdleTimeoutMs, prepared: preparedStatementsOf(client) });
     this.apiTokens = new ApiTokenStore(client, clock);
   }
@@ -79,4 +95,5 @@ export class SqliteDatabase implements Database {
 }
 
 export type { Transaction } from './transaction.js';
+export type { Engine } from './store-client.js';
 export type { ApiTokenRecord, UserRole, SessionRecord, UserRecord } from './records.js';

@@ -53,3 +53,10 @@ export interface ApiTokenRecord {
   readonly lastUsedAt: Date | null;
   readonly revokedAt: Date | null;
 }
+
+/**
+ * Whether `value` cannot be a stored key or id: it holds a NUL character. PostgreSQL's text cannot hold
+ * one (a query that binds it fails with "invalid byte sequence"), and nothing the stores write has one
+ * (ids are UUIDs, names and emails are validated). Lookups answer "no such row" for it on every engine.
+ */
+export const cannotBeStored = (value: string | undefined): boolean => value !== undefined && value.includes('\u0000');

@@ -1,4 +1,4 @@
-import type { Prisma } from './generated/sqlite/client.js';
+import type { StoreTransactionClient } from './store-client.js';
 
 declare const transactionBrand: unique symbol;
 
@@ -15,7 +15,7 @@ export interface Transaction {
 /** Runs `work` in one transaction: all of it commits, or none of it. */
 export type RunInTransaction = <T>(work: (tx: Transaction) => Promise<T>) => Promise<T>;
 
-type PrismaTransactionClient = Prisma.TransactionClient;
+type PrismaTransactionClient = StoreTransactionClient;
 
 /** The Prisma transaction client behind a Transaction, and what runs once it has committed. */
 class PrismaTransaction {

@@ -231,5 +231,21 @@ export function storeContract(engine: string, open: () => Promise<StoreFixture>)
         await expect.poll(async () => (await db.apiTokens.findBySecretHash(token.secretHash))?.lastUsedWrittenAt).toBe(clock.now() - CACHE_TTL_MS - 1);
       });
     });
+
+    describe('keys no row can have', () => {
+      it('answer "no such row" for ids and keys holding a NUL character (PostgreSQL text cannot store one)', async () => {
+        const user = await newUser();
+        const nul = `${user.id}\u0000`;
+        expect(await db.users.find(nul)).toBeNull();
+        expect(await db.users.findByUsernameKey(`${user.usernameKey}\u0000`)).toBeNull();
+        expect(await db.users.idByEmailKey('a\u0000@example.com')).toBeNull();
+        expect(await db.users.search({ term: '\u0000', limit: 10, descending: false, scanLimit: 100 })).toEqual({ users: [], resumeFrom: null });
+        expect(await db.sessions.find(nul)).toBeNull();
+        expect(await db.sessions.revoke(nul, 'logout')).toBe(false);
+        expect(await db.apiTokens.revokeWorking(user.id, nul)).toBe(false);
+        expect(await db.apiTokens.findBySecretHash('\u0000')).toBeNull();
+        expect(await db.transaction((tx) => db.users.findIn(tx, nul))).toBeNull();
+      });
+    });
   });
 }

@@ -54,7 +54,7 @@ async function fullFlow(app: TestApp, clock: ManualClock) {
   keep(registered.accessToken);
   keep(registered.refreshToken);
   const userId = registered.user.id as string;
-  const firstHash = keep(readTable(app, 'SELECT passwordHash FROM User WHERE id = ?', userId)[0]!.passwordHash as string);
+  const firstHash = keep((await readTable(app, 'SELECT passwordHash FROM User WHERE id = ?', userId))[0]!.passwordHash as string);
 
   const loggedIn = (await gql(LOGIN, { input: { username, password } })).data.login;
   expect(loggedIn.__typename).toBe('AuthPayload');
@@ -77,7 +77,7 @@ async function fullFlow(app: TestApp, clock: ManualClock) {
     bearer(loggedIn.accessToken),
   );
   expect(changed.data.changePassword.__typename).toBe('PasswordChanged');
-  keep(readTable(app, 'SELECT passwordHash FROM User WHERE id = ?', userId)[0]!.passwordHash as string);
+  keep((await readTable(app, 'SELECT passwordHash FROM User WHERE id = ?', userId))[0]!.passwordHash as string);
 
   const created = await gql(CREATE_API_TOKEN, { input: { name: 'audit', scopes: ['PROFILE_READ'] } }, bearer(loggedIn.accessToken));
   const apiToken = keep(created.data.createApiToken.token as string);

@@ -1,7 +1,6 @@
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, type Environment } from '../../src/config.js';
-import { sqlitePath } from '../../src/db/client.js';
+import { rawDb } from '../support/raw-db.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 
 // Introspection and GraphiQL (on in development, off by default in production) and CORS origins.
@@ -164,9 +163,8 @@ const [brokenDevelopment, brokenProduction, brokenWithDebug] = await Promise.all
   createTestApp({ NODE_ENV: 'development', GRAPHQL_DEBUG_ERRORS: 'true' }),
 ]);
 for (const app of [brokenDevelopment, brokenProduction, brokenWithDebug]) {
-  const file = new Database(sqlitePath(app.services.config.databaseUrl));
-  file.exec('ALTER TABLE "User" RENAME TO "UserGone"');
-  file.close();
+  // Past the stores, as another process would; the same statement on both engines.
+  await rawDb(app.services).$executeRawUnsafe('ALTER TABLE "User" RENAME TO "UserGone"');
 }
 
 describe('unexpected errors', () => {

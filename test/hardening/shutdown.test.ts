@@ -61,7 +61,9 @@ async function idleKeepAliveSocket(server: SpawnedServer): Promise<{ socket: Soc
 
 describe('shutdown on SIGTERM', { timeout: 120_000 }, () => {
   it('finishes every accepted request, refuses new connections, closes idle ones and exits 0', async () => {
-    const server = await startServer(SLOW_HASHING);
+    // A drain long enough for 40 slow hashes on a loaded 2-core machine (the default 10 s was cut there,
+    // answering 503); cutting at the timeout is the next test's subject.
+    const server = await startServer({ ...SLOW_HASHING, SHUTDOWN_TIMEOUT_SECONDS: '60' });
     const idle = await idleKeepAliveSocket(server);
     const requests = Array.from({ length: 40 }, (_, i) => registration(server, `drain${i}`));
     // Let the server accept them all; the hashing keeps most of them running well beyond this.

@@ -2,8 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UserAdministration } from '../../src/auth/user-admin.js';
-import { SqliteDatabase } from '../../src/db/database.js';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { type Database, PostgresDatabase, SqliteDatabase } from '../../src/db/database.js';
+import { PrismaClient as PostgresClient } from '../../src/db/generated/postgres/client.js';
 import { PrismaClient } from '../../src/db/generated/sqlite/client.js';
+import { isPostgresUrl } from '../../src/db/migrate.js';
 import { bearer, createTestApp, type GraphQLResponse } from '../support/app.js';
 import { createLoggedInAdmin } from '../support/accounts.js';
 import { rawDb } from '../support/raw-db.js';
@@ -11,7 +14,7 @@ import { rawDb } from '../support/raw-db.js';
 // The admin user search must do bounded work whatever the search string. SQL's LIKE reads % and _ as
 // wildcards, so a search for "%" used to match every row in SQL and be filtered in JavaScript, one page
 // of rows after another: a walk of the whole table per request. Here each statement the search sends to
-// SQLite is counted through Prisma's query events, on a client of its own over the same database file.
+// SQLite is counted through Prisma's query events, on a client of its own over the same database (file, or PostgreSQL database).
 
 const app = await createTestApp();
 const admin = await createLoggedInAdmin(app);
@@ -38,13 +41,24 @@ await rawDb(app.services).user.createMany({
   })),
 });
 
-const observed = new PrismaClient({ adapter: new PrismaBetterSqlite3({ url: app.services.config.databaseUrl }), log: [{ emit: 'event', level: 'query' }] });
-afterAll(() => observed.$disconnect());
+const url = app.services.config.databaseUrl;
+const settings = { sessionIdleTimeoutMs: app.services.config.sessions.idleTimeoutMs };
+const log = [{ emit: 'event', level: 'query' }] as const;
 let statements = 0;
-observed.$on('query', () => {
+const countStatement = () => {
   statements += 1;
-});
-const observedDb = new SqliteDatabase(observed, app.services.clock, { sessionIdleTimeoutMs: app.services.config.sessions.idleTimeoutMs });
+};
+let observedDb: Database;
+if (isPostgresUrl(url)) {
+  const observed = new PostgresClient({ adapter: new PrismaPg({ connectionString: url }), log: [...log] });
+  observed.$on('query', countStatement);
+  observedDb = new PostgresDatabase(observed, app.services.clock, settings);
+} else {
+  const observed = new PrismaClient({ adapter: new PrismaBetterSqlite3({ url }), log: [...log] });
+  observed.$on('query', countStatement);
+  observedDb = new SqliteDatabase(observed, app.services.clock, settings);
+}
+afterAll(() => observedDb.close());
 const SCAN_LIMIT = 100;
 const users = new UserAdministration(observedDb, app.services.sessions, app.services.apiTokens, app.services.clock, SCAN_LIMIT);
 

@@ -1,9 +1,8 @@
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PasswordHasher } from '../../src/auth/passwords.js';
-import { sqlitePath } from '../../src/db/client.js';
 import { bearer, createTestApp, LOGIN, REFRESH, REGISTER, registerUser } from '../support/app.js';
-import { capturingLogger, expectNoInternalError, openReadonly, snapshot, type HttpAnswer } from './support.js';
+import { capturingLogger, expectNoInternalError, snapshotOf, type HttpAnswer } from './support.js';
 import { OPERATOR } from '../../src/auth/admin-actor.js';
 
 // Property-based fuzzing of every mutation's input through the whole HTTP pipeline (yoga.fetch): huge,
@@ -13,7 +12,6 @@ import { OPERATOR } from '../../src/auth/admin-actor.js';
 
 const { logger, errors: loggedErrors } = capturingLogger();
 const app = await createTestApp({}, { logger });
-const db = openReadonly(sqlitePath(app.services.config.databaseUrl));
 
 const RUNS = { inputs: 200, ids: 100, raw: 300 } as const;
 const runCounts: Record<string, number> = {};
@@ -89,11 +87,11 @@ async function fuzz<T>(target: string, numRuns: number, arbitrary: fc.Arbitrary<
   await fc.assert(
     fc.asyncProperty(arbitrary, async (value) => {
       runCounts[target]! += 1;
-      const before = snapshot(db);
+      const before = (await snapshotOf(app));
       const answer = await send(value);
       expectNoInternalError(answer, { target, value });
       accepted[target] = (accepted[target] ?? 0) + (isRefusal(answer) ? 0 : 1);
-      if (isRefusal(answer)) expect(snapshot(db), `database changed by a refused ${target}: ${String(JSON.stringify(value)).slice(0, 200)}`).toEqual(before);
+      if (isRefusal(answer)) expect((await snapshotOf(app)), `database changed by a refused ${target}: ${String(JSON.stringify(value)).slice(0, 200)}`).toEqual(before);
       after?.(answer, value);
     }),
     { numRuns },
@@ -239,7 +237,7 @@ describe('oversized passwords are refused before any hashing', () => {
   it('a 10 kB password is a ValidationError for register, login, changePassword and deleteAccount, with no hashing', async () => {
     const { username, accessToken } = await registerUser(app);
     const long = 'p'.repeat(10_000);
-    const before = snapshot(db);
+    const before = (await snapshotOf(app));
     const calls = hashingCalls();
 
     const answers = [
@@ -254,13 +252,13 @@ describe('oversized passwords are refused before any hashing', () => {
       expect(result).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
     }
     expect(hashingCalls()).toBe(calls);
-    expect(snapshot(db)).toEqual(before);
+    expect((await snapshotOf(app))).toEqual(before);
   });
 
   it('a 1 MB password is refused with HTTP 413 before the body is even parsed, with no hashing', async () => {
     const { username } = await registerUser(app);
     const huge = 'p'.repeat(1_000_000);
-    const before = snapshot(db);
+    const before = (await snapshotOf(app));
     const calls = hashingCalls();
     for (const body of [
       { query: REGISTER, variables: { input: { username: 'hugepw_user', password: huge } } },
@@ -271,6 +269,6 @@ describe('oversized passwords are refused before any hashing', () => {
       expect(answer.raw).not.toMatch(/prisma|sqlite|argon/i);
     }
     expect(hashingCalls()).toBe(calls);
-    expect(snapshot(db)).toEqual(before);
+    expect((await snapshotOf(app))).toEqual(before);
   });
 });

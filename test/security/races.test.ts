@@ -1,16 +1,14 @@
 import { decodeJwt } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sqlitePath } from '../../src/db/client.js';
 import { bearer, createTestApp, LOGIN, ME, REFRESH, REGISTER, registerUser, uniqueName } from '../support/app.js';
-import { openReadonly } from './support.js';
+import { readTable } from '../support/accounts.js';
 
 // Parallel requests that fight over one name or one session. Afterwards the database and the API must
 // agree: one account per name, and every session either alive with working tokens or ended with none.
 
 const app = await createTestApp();
-const db = openReadonly(sqlitePath(app.services.config.databaseUrl));
 
-const count = (sql: string, ...params: unknown[]) => (db.prepare(sql).get(...params) as { n: number }).n;
+const count = async (sql: string, ...params: unknown[]) => Number((await readTable(app, sql, ...params))[0]!.n);
 
 /** `name` in 2^k different letter cases (k = number of letters), cycled to `n` variants. */
 function caseVariants(name: string, n: number): string[] {
@@ -28,8 +26,8 @@ describe('parallel registrations of one name', () => {
     const name = `racer_${Math.random().toString(36).slice(2, 8).replace(/\d/g, 'x')}`;
     const variants = caseVariants(name, 50);
     expect(new Set(variants).size).toBe(50);
-    const usersBefore = count('SELECT count(*) AS n FROM "User"');
-    const sessionsBefore = count('SELECT count(*) AS n FROM "Session"');
+    const usersBefore = (await count('SELECT count(*) AS n FROM "User"'));
+    const sessionsBefore = (await count('SELECT count(*) AS n FROM "Session"'));
 
     const answers = await Promise.all(variants.map((username) => app.gql(REGISTER, { input: { username, password: 'a long enough password' } })));
 
@@ -40,9 +38,9 @@ describe('parallel registrations of one name', () => {
     const kinds = answers.map((answer) => answer.data.register.__typename);
     expect(kinds.filter((kind) => kind === 'AuthPayload')).toHaveLength(1);
     expect(kinds.filter((kind) => kind === 'UsernameTakenError')).toHaveLength(49);
-    expect(count('SELECT count(*) AS n FROM "User" WHERE usernameKey = ?', name.toLowerCase())).toBe(1);
-    expect(count('SELECT count(*) AS n FROM "User"')).toBe(usersBefore + 1);
-    expect(count('SELECT count(*) AS n FROM "Session"')).toBe(sessionsBefore + 1);
+    expect((await count('SELECT count(*) AS n FROM "User" WHERE usernameKey = ?', name.toLowerCase()))).toBe(1);
+    expect((await count('SELECT count(*) AS n FROM "User"'))).toBe(usersBefore + 1);
+    expect((await count('SELECT count(*) AS n FROM "Session"'))).toBe(sessionsBefore + 1);
 
     // The winner is a working account, whatever case they log in with.
     const winner = answers.find((answer) => answer.data.register.__typename === 'AuthPayload')!.data.register;
@@ -67,7 +65,7 @@ describe('parallel logins, refreshes and logouts on one session', { timeout: 60_
   it.each(Array.from({ length: 8 }, (_, round) => round))('round %i: a logout racing refreshes and logins ends the session for good, with no orphans', async (round) => {
     const { username, password, accessToken, refreshToken, user } = await registerUser(app, { username: uniqueName('race') });
     const sessionId = decodeJwt(accessToken).sid as string;
-    const sessionsBefore = count('SELECT count(*) AS n FROM "Session" WHERE userId = ?', user.id);
+    const sessionsBefore = (await count('SELECT count(*) AS n FROM "Session" WHERE userId = ?', user.id));
     expect(sessionsBefore).toBe(1);
 
     // A client refreshing in a loop (each new token replaces the last), a burst of tabs refreshing with the
@@ -107,10 +105,10 @@ describe('parallel logins, refreshes and logouts on one session', { timeout: 60_
     stats.push(`round ${round}: ${successes.length}/${refreshed.length} refreshes succeeded (chain: ${chain.length - 1} rotations, then ${chain.at(-1)!.code}), ${meAnswers.filter((a) => !a.errors).length}/5 me ok, logout ${logoutAnswer.errors ? 'found it ended' : 'ended it'}`);
 
     // The database: the raced session is revoked; the only other rows are the five logins' sessions.
-    const row = db.prepare('SELECT revokedAt, revokedReason FROM "Session" WHERE id = ?').get(sessionId) as { revokedAt: number | null; revokedReason: string };
+    const row = (await readTable(app, 'SELECT revokedAt, revokedReason FROM "Session" WHERE id = ?', sessionId))[0] as { revokedAt: unknown; revokedReason: string };
     expect(row.revokedAt).not.toBeNull();
     expect(['logout', 'refresh_token_reused']).toContain(row.revokedReason);
-    const rows = db.prepare('SELECT id, revokedAt FROM "Session" WHERE userId = ?').all(user.id) as { id: string; revokedAt: number | null }[];
+    const rows = (await readTable(app, 'SELECT id, revokedAt FROM "Session" WHERE userId = ?', user.id)) as { id: string; revokedAt: unknown }[];
     const loginSessionIds = loginAnswers.map((answer) => decodeJwt(answer.data.login.accessToken).sid as string);
     expect(new Set(loginSessionIds).size).toBe(5);
     expect(rows.map((r) => r.id).sort()).toEqual([sessionId, ...loginSessionIds].sort());
@@ -131,8 +129,8 @@ describe('parallel logins, refreshes and logouts on one session', { timeout: 60_
       const me = await app.gql(ME, {}, bearer(answer.data.login.accessToken));
       expect(me.data.me.id).toBe(user.id);
     }
-    expect(count('SELECT count(*) AS n FROM "Session" WHERE userId = ?', user.id)).toBe(6);
-    expect(count('SELECT count(*) AS n FROM "Session" WHERE userId = ? AND revokedAt IS NULL', user.id)).toBe(5);
+    expect((await count('SELECT count(*) AS n FROM "Session" WHERE userId = ?', user.id))).toBe(6);
+    expect((await count('SELECT count(*) AS n FROM "Session" WHERE userId = ? AND revokedAt IS NULL', user.id))).toBe(5);
   });
 
   it('parallel logout-everywhere, refreshes and revokeSession leave no session alive that the API would honour', async () => {
@@ -149,7 +147,7 @@ describe('parallel logins, refreshes and logouts on one session', { timeout: 60_
     for (const answer of answers) expect(answer.status).toBeLessThan(500);
 
     // Every session of the user that existed when the logout began is revoked, and nothing new appeared.
-    const rows = db.prepare('SELECT id, revokedAt FROM "Session" WHERE userId = ?').all(user.id) as { id: string; revokedAt: number | null }[];
+    const rows = (await readTable(app, 'SELECT id, revokedAt FROM "Session" WHERE userId = ?', user.id)) as { id: string; revokedAt: unknown }[];
     expect(rows).toHaveLength(2);
     for (const row of rows) expect(row.revokedAt, `session ${row.id}`).not.toBeNull();
     const tokens = answers.flatMap((answer) => (answer.data?.refresh?.__typename === 'AuthPayload' ? [answer.data.refresh] : []));
@@ -159,6 +157,6 @@ describe('parallel logins, refreshes and logouts on one session', { timeout: 60_
     for (const token of new Set([refreshToken, other.data.login.refreshToken, ...tokens.map((t) => t.refreshToken)])) {
       expect((await refreshWith(token)).__typename).toBe('InvalidRefreshTokenError');
     }
-    expect(count('SELECT count(*) AS n FROM "Session" WHERE userId = ?', user.id)).toBe(2);
+    expect((await count('SELECT count(*) AS n FROM "Session" WHERE userId = ?', user.id))).toBe(2);
   });
 });

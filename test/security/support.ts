@@ -6,6 +6,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, expect } from 'vitest';
 import { createLogger, type Logger } from '../../src/logger.js';
+import type { TestApp } from '../support/app.js';
+import { readTable } from '../support/accounts.js';
 
 // Shared by the adversarial suite: the real server as a child process, raw HTTP, database snapshots and
 // the "nothing leaked" checks every answer must pass.
@@ -94,6 +96,18 @@ export async function httpGql<T = any>(base: string, query: string, variables: R
 export const TABLES = ['User', 'Session', 'ApiToken'] as const;
 
 /** Row counts and a SHA-256 over every row of every table, read the way an operator would read the file. */
+/** The same, through readTable: from the SQLite file, or on PostgreSQL through the raw client. */
+export async function snapshotOf(app: TestApp): Promise<{ counts: Record<string, number>; checksum: string }> {
+  const hash = createHash('sha256');
+  const counts: Record<string, number> = {};
+  for (const table of TABLES) {
+    const rows = await readTable(app, `SELECT * FROM "${table}" ORDER BY id`);
+    counts[table] = rows.length;
+    hash.update(`${table}:${JSON.stringify(rows)}\n`);
+  }
+  return { counts, checksum: hash.digest('hex') };
+}
+
 export function snapshot(db: Database.Database): { counts: Record<string, number>; checksum: string } {
   const hash = createHash('sha256');
   const counts: Record<string, number> = {};

@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
 import { expect } from 'vitest';
 import { sqlitePath } from '../../src/db/client.js';
+import { isPostgresUrl } from '../../src/db/migrate.js';
+import { rawDb } from './raw-db.js';
 import { bearer, LOGIN, registerUser, uniqueName, type GraphQLResponse, type TestApp } from './app.js';
 import { OPERATOR } from '../../src/auth/admin-actor.js';
 
@@ -65,8 +67,20 @@ export async function createApiToken(
   return response.data.createApiToken as { token: string; apiToken: { id: string; name: string; scopes: string[]; expiresAt: string | null; lastUsedAt: string | null } };
 }
 
-/** Reads raw rows the way someone holding the database file would. */
-export function readTable(app: TestApp, sql: string, ...params: unknown[]): Record<string, unknown>[] {
+/**
+ * Reads raw rows the way someone holding the database would: the SQLite file read-only, or on PostgreSQL
+ * (TEST_DATABASE=postgres) the same query through the raw client. Write the SQL in SQLite's spelling
+ * (bare camelCase names, ? placeholders); for PostgreSQL the table and camelCase column names are quoted
+ * and the placeholders numbered.
+ */
+export async function readTable(app: TestApp, sql: string, ...params: unknown[]): Promise<Record<string, unknown>[]> {
+  if (isPostgresUrl(app.services.config.databaseUrl)) {
+    let n = 0;
+    const postgresSql = sql
+      .replace(/(?<!")\b(User|Session|ApiToken|[a-z]+[A-Z][A-Za-z]*)\b(?!")/g, '"$1"')
+      .replace(/\?/g, () => `$${++n}`);
+    return rawDb(app.services).$queryRawUnsafe<Record<string, unknown>[]>(postgresSql, ...params);
+  }
   const raw = new Database(sqlitePath(app.services.config.databaseUrl), { readonly: true });
   try {
     return raw.prepare(sql).all(...params) as Record<string, unknown>[];

@@ -5,7 +5,7 @@ import { afterAll } from 'vitest';
 import { createApp, type App, type AppOptions } from '../../src/app.js';
 import type { Clock } from '../../src/auth/clock.js';
 import { loadConfig, type Environment } from '../../src/config.js';
-import { freshDatabaseUrl } from './db.js';
+import { freshTestDatabase } from './db.js';
 
 /** A clock the test moves by hand: `advance` is time passing, `jumpWallClock` a clock being reset. */
 export class ManualClock implements Clock {
@@ -58,9 +58,14 @@ const testEnvironment: Environment = {
 /** A fully wired app on its own freshly migrated database and key file; closed after the test file. */
 export async function createTestApp(overrides: Environment = {}, options: AppOptions = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-test-'));
-  const config = loadConfig({ ...testEnvironment, DATA_DIR: dataDir, DATABASE_URL: await freshDatabaseUrl(), ...overrides });
+  // On the engine TEST_DATABASE names (support/db.ts), unless the test brings its own DATABASE_URL.
+  const database = overrides.DATABASE_URL === undefined ? await freshTestDatabase() : undefined;
+  const config = loadConfig({ ...testEnvironment, DATA_DIR: dataDir, ...(database ? { DATABASE_URL: database.url } : {}), ...overrides });
   const app = await createApp(config, options);
-  afterAll(() => app.close());
+  afterAll(async () => {
+    await app.close();
+    await database?.drop();
+  });
   return {
     ...app,
     async gql(query, variables, headers = {}) {

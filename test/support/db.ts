@@ -11,3 +11,17 @@ export async function freshDatabaseUrl(): Promise<string> {
   await copyFile(template, file);
   return `file:${file}`;
 }
+
+/**
+ * Which engine the flow tests run on: TEST_DATABASE=postgres (npm run test:postgres) gives each app its
+ * own migrated PostgreSQL database (test/support/postgres.ts); anything else, SQLite.
+ */
+export const testEngine: 'sqlite' | 'postgres' = process.env.TEST_DATABASE === 'postgres' ? 'postgres' : 'sqlite';
+export const onPostgres = testEngine === 'postgres';
+
+/** A fresh migrated database on the test engine, and how to drop it (nothing to do for SQLite copies). */
+export async function freshTestDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  if (!onPostgres) return { url: await freshDatabaseUrl(), drop: async () => {} };
+  const { createPostgresDatabase } = await import('./postgres.js');
+  return createPostgresDatabase();
+}

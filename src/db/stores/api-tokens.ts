@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { StoreClock } from '../clock.js';
-import type { PrismaClient } from '../generated/sqlite/client.js';
-import type { ApiTokenRecord } from '../records.js';
+import { cannotBeStored, type ApiTokenRecord } from '../records.js';
+import type { StoreClient } from '../store-client.js';
 import { prismaIn, type Transaction } from '../transaction.js';
 
 export interface NewApiToken {
@@ -39,7 +39,7 @@ export class ApiTokenStore {
   readonly #cache: LRUCache<string, MutableState>;
 
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly prisma: StoreClient,
     private readonly clock: StoreClock,
     cache: { maxEntries: number; ttlMs: number } = { maxEntries: 10_000, ttlMs: 30_000 },
   ) {
@@ -52,7 +52,8 @@ export class ApiTokenStore {
   }
 
   /** The row as `tx` sees it. */
-  findIn(tx: Transaction, id: string): Promise<ApiTokenRecord | null> {
+  async findIn(tx: Transaction, id: string): Promise<ApiTokenRecord | null> {
+    if (cannotBeStored(id)) return null;
     return prismaIn(tx).apiToken.findUnique({ where: { id } });
   }
 
@@ -71,6 +72,7 @@ export class ApiTokenStore {
 
   /** Revokes one of the user's tokens if it still works; false when the user has no such working token. */
   async revokeWorking(userId: string, tokenId: string): Promise<boolean> {
+    if (cannotBeStored(tokenId)) return false;
     const now = new Date(this.clock.now());
     const token = await this.prisma.apiToken.findFirst({
       where: { id: tokenId, userId, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
@@ -101,6 +103,7 @@ export class ApiTokenStore {
 
   /** The token with this secret hash, from memory or read once and mirrored; null when there is none. */
   async findBySecretHash(secretHash: string): Promise<ApiTokenState | null> {
+    if (cannotBeStored(secretHash)) return null;
     const cached = this.#cache.get(secretHash);
     if (cached) return cached;
     const record = await this.prisma.apiToken.findUnique({ where: { secretHash } });

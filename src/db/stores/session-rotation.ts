@@ -1,4 +1,5 @@
-import { Prisma, type PrismaClient } from '../generated/sqlite/client.js';
+import { Prisma } from '../generated/sqlite/client.js';
+import type { StoreClient } from '../store-client.js';
 import { GroupCommit } from '../group-commit.js';
 import { type PreparedStatements, type SqlArgument, sqliteTimestamp } from '../prepared-statements.js';
 
@@ -34,7 +35,7 @@ export class SessionRotations {
   readonly #batches: GroupCommit<RotationClaim, RotationOutcome>;
 
   constructor(
-    private readonly prisma: Pick<PrismaClient, '$queryRaw'>,
+    private readonly prisma: Pick<StoreClient, '$queryRaw'>,
     private readonly now: () => number,
     private readonly idleTimeoutMs: number,
     private readonly prepared?: PreparedStatements,

@@ -1,8 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import type { StoreClock } from '../clock.js';
-import type { PrismaClient } from '../generated/sqlite/client.js';
 import type { PreparedStatements } from '../prepared-statements.js';
-import type { SessionRecord } from '../records.js';
+import { cannotBeStored, type SessionRecord } from '../records.js';
+import type { StoreClient } from '../store-client.js';
 import { prismaIn, type Transaction } from '../transaction.js';
 import { SessionRotations } from './session-rotation.js';
 
@@ -58,7 +58,7 @@ export class SessionStore {
   readonly #idleTimeoutMs: number;
 
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly prisma: StoreClient,
     private readonly clock: StoreClock,
     { idleTimeoutMs, cache = { maxEntries: 50_000, ttlMs: 30_000 }, prepared }: SessionStoreOptions,
   ) {
@@ -82,12 +82,14 @@ export class SessionStore {
   }
 
   /** The row as the database has it now (not from memory). */
-  find(sessionId: string): Promise<SessionRecord | null> {
+  async find(sessionId: string): Promise<SessionRecord | null> {
+    if (cannotBeStored(sessionId)) return null;
     return this.prisma.session.findUnique({ where: { id: sessionId } });
   }
 
   /** The row as `tx` sees it. */
-  findIn(tx: Transaction, sessionId: string): Promise<SessionRecord | null> {
+  async findIn(tx: Transaction, sessionId: string): Promise<SessionRecord | null> {
+    if (cannotBeStored(sessionId)) return null;
     return prismaIn(tx).session.findUnique({ where: { id: sessionId } });
   }
 
@@ -121,6 +123,7 @@ export class SessionStore {
 
   /** Ends one session (of `userId`, if given); false if it did not exist or was already ended. */
   async revoke(sessionId: string, reason: string, userId?: string): Promise<boolean> {
+    if (cannotBeStored(sessionId)) return false;
     const { count } = await this.prisma.session.updateMany({
       where: { id: sessionId, revokedAt: null, ...(userId === undefined ? {} : { userId }) },
       data: { revokedAt: new Date(this.clock.now()), revokedReason: reason },

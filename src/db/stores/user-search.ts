@@ -1,4 +1,5 @@
-import { Prisma, type PrismaClient } from '../generated/sqlite/client.js';
+import { Prisma } from '../generated/sqlite/client.js';
+import type { Engine, StoreClient } from '../store-client.js';
 
 export interface UserSearch {
   readonly after?: string;
@@ -23,8 +24,8 @@ export interface UserSearchIds {
 
 /**
  * The ids of a page of users, ordered by usernameKey, whose usernameKey, emailKey or full name (ASCII
- * letters folded) contains `term` literally. instr(), not LIKE: in LIKE, % and _ are wildcards, and
- * Prisma's `contains` does not escape them on SQLite.
+ * letters folded) contains `term` literally. instr() on SQLite, strpos() on PostgreSQL, not LIKE: in LIKE,
+ * % and _ are wildcards, and Prisma's `contains` does not escape them on SQLite.
  *
  * No index can answer "contains", so a term that matches few users or none would make SQLite read the
  * whole table for every page. The scan is therefore a window: the next `scanLimit` users in key order
@@ -33,7 +34,8 @@ export interface UserSearchIds {
  * the matches within the window, and, only when they fill no page, where the window ended.
  */
 export async function searchUserIds(
-  prisma: Pick<PrismaClient, '$queryRaw'>,
+  prisma: Pick<StoreClient, '$queryRaw'>,
+  engine: Engine,
   { after, before, limit, descending, term, scanLimit }: UserSearch,
 ): Promise<UserSearchIds> {
   const range: Prisma.Sql[] = [];
@@ -45,7 +47,7 @@ export async function searchUserIds(
     SELECT "id" FROM (
       SELECT "id", "usernameKey", "emailKey", "fullname" FROM "User" ${where} ORDER BY "usernameKey" ${direction} LIMIT ${scanLimit}
     ) AS "scanned"
-    WHERE instr("usernameKey", ${term}) > 0 OR instr(coalesce("emailKey", ''), ${term}) > 0 OR instr(lower(coalesce("fullname", '')), ${term}) > 0
+    WHERE ${engine === 'postgresql' ? containsOnPostgres(term) : containsOnSqlite(term)}
     ORDER BY "usernameKey" ${direction} LIMIT ${limit}`;
   const ids = matches.map((match) => match.id);
   if (ids.length === limit) return { ids, resumeFrom: null };
@@ -54,3 +56,14 @@ export async function searchUserIds(
     SELECT "usernameKey" FROM "User" ${where} ORDER BY "usernameKey" ${direction} LIMIT 2 OFFSET ${scanLimit - 1}`;
   return { ids, resumeFrom: edge.length === 2 ? edge[0]!.usernameKey : null };
 }
+
+const containsOnSqlite = (term: string) =>
+  Prisma.sql`(instr("usernameKey", ${term}) > 0 OR instr(coalesce("emailKey", ''), ${term}) > 0 OR instr(lower(coalesce("fullname", '')), ${term}) > 0)`;
+
+/**
+ * strpos() is PostgreSQL's instr(): a literal substring, no wildcards. SQLite's lower() folds ASCII letters
+ * only; PostgreSQL's folds by the database's locale, so a full name with non-ASCII capitals can match a
+ * little more there. The CAST types the parameter, which PostgreSQL would otherwise have to infer.
+ */
+const containsOnPostgres = (term: string) =>
+  Prisma.sql`(strpos("usernameKey", CAST(${term} AS TEXT)) > 0 OR strpos(coalesce("emailKey", ''), CAST(${term} AS TEXT)) > 0 OR strpos(lower(coalesce("fullname", '')), CAST(${term} AS TEXT)) > 0)`;

@@ -1,8 +1,9 @@
 import { LRUCache } from 'lru-cache';
 import type { StoreClock } from '../clock.js';
 import { isPrismaRecordGone, translateUniqueViolation } from '../errors.js';
-import type { PrismaClient, User } from '../generated/sqlite/client.js';
-import type { UserRole, UserRecord } from '../records.js';
+import type { User } from '../generated/sqlite/client.js';
+import { cannotBeStored, type UserRole, type UserRecord } from '../records.js';
+import type { Engine, StoreClient } from '../store-client.js';
 import { afterCommit, prismaIn, type Transaction } from '../transaction.js';
 import { searchUserIds, type UserSearch } from './user-search.js';
 
@@ -49,8 +50,10 @@ export class UserStore {
   #writes = 0;
 
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly prisma: StoreClient,
     clock: StoreClock,
+    /** The dialect of the admin search's statement (user-search.ts). */
+    private readonly engine: Engine,
     cache: { maxEntries: number; ttlMs: number } = { maxEntries: 10_000, ttlMs: 30_000 },
   ) {
     this.#cache = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, perf: { now: () => clock.monotonicMs() } });
@@ -68,29 +71,35 @@ export class UserStore {
 
   /** The row as the database has it now (not from memory): for checks of credentials. */
   async find(id: string): Promise<UserRecord | null> {
+    if (cannotBeStored(id)) return null;
     return toRecordOrNull(await this.prisma.user.findUnique({ where: { id } }));
   }
 
   /** The row as `tx` sees it. */
   async findIn(tx: Transaction, id: string): Promise<UserRecord | null> {
+    if (cannotBeStored(id)) return null;
     return toRecordOrNull(await prismaIn(tx).user.findUnique({ where: { id } }));
   }
 
   async findByUsernameKey(usernameKey: string): Promise<UserRecord | null> {
+    if (cannotBeStored(usernameKey)) return null;
     return toRecordOrNull(await this.prisma.user.findUnique({ where: { usernameKey } }));
   }
 
   async findByEmailKey(emailKey: string): Promise<UserRecord | null> {
+    if (cannotBeStored(emailKey)) return null;
     return toRecordOrNull(await this.prisma.user.findUnique({ where: { emailKey } }));
   }
 
   /** The id of the user with this username key, if any; reads nothing else. */
   async idByUsernameKey(usernameKey: string): Promise<string | null> {
+    if (cannotBeStored(usernameKey)) return null;
     return (await this.prisma.user.findUnique({ where: { usernameKey }, select: { id: true } }))?.id ?? null;
   }
 
   /** The id of the user with this email key, if any; reads nothing else. */
   async idByEmailKey(emailKey: string): Promise<string | null> {
+    if (cannotBeStored(emailKey)) return null;
     return (await this.prisma.user.findUnique({ where: { emailKey }, select: { id: true } }))?.id ?? null;
   }
 
@@ -157,6 +166,7 @@ export class UserStore {
 
   /** A page of users ordered by usernameKey, after/before the given keys. */
   async page({ after, before, limit, descending }: UserPageQuery): Promise<UserRecord[]> {
+    if (cannotBeStored(after) || cannotBeStored(before)) return [];
     const users = await this.prisma.user.findMany({
       where: { usernameKey: { ...(after ? { gt: after } : {}), ...(before ? { lt: before } : {}) } },
       orderBy: { usernameKey: descending ? 'desc' : 'asc' },
@@ -170,7 +180,8 @@ export class UserStore {
    * `scanLimit` users (user-search.ts): at most three statements whatever the term.
    */
   async search(query: UserSearch): Promise<{ users: UserRecord[]; resumeFrom: string | null }> {
-    const { ids, resumeFrom } = await searchUserIds(this.prisma, query);
+    if (cannotBeStored(query.term) || cannotBeStored(query.after) || cannotBeStored(query.before)) return { users: [], resumeFrom: null };
+    const { ids, resumeFrom } = await searchUserIds(this.prisma, this.engine, query);
     if (ids.length === 0) return { users: [], resumeFrom };
     const users = await this.prisma.user.findMany({ where: { id: { in: ids } }, orderBy: { usernameKey: query.descending ? 'desc' : 'asc' } });
     return { users: users.map(toRecord), resumeFrom };
