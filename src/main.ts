@@ -1,5 +1,5 @@
 import { createApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { type Config, ConfigError, loadConfig } from './config.js';
 import { sqlitePath } from './db/client.js';
 import { isPostgresUrl } from './db/migrate.js';
 import { prepareDataFiles } from './db/data-files.js';
@@ -11,7 +11,7 @@ import { createLogger } from './logger.js';
 // The process entry point: configuration, the port, migrations, then serve. Everything else is in createApp.
 
 async function main(): Promise<void> {
-  let config;
+  let config: Config;
   try {
     config = loadConfig(process.env);
   } catch (error) {

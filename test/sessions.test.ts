@@ -118,7 +118,7 @@ describe('group commit of rotations', () => {
     const users = await Promise.all(Array.from({ length: 8 }, () => registerUser(app)));
     // On SQLite the server rotates through the cached prepared statement, not Prisma (prepared-statements.ts);
     // on PostgreSQL through $queryRaw, one statement per batch all the same.
-    let writes;
+    let writes: { mock: { calls: unknown[] }; mockRestore(): void };
     if (onPostgres) {
       writes = vi.spyOn(rawDb(app.services), '$queryRaw');
     } else {
@@ -126,7 +126,7 @@ describe('group commit of rotations', () => {
       expect(prepared.available).toBe(true);
       writes = vi.spyOn(prepared, 'writeReturning');
     }
-    let rotated;
+    let rotated: Awaited<ReturnType<typeof refresh>>[];
     try {
       rotated = await Promise.all(users.map((user) => refresh(user.refreshToken)));
       expect(writes.mock.calls.length).toBeGreaterThan(0);
@@ -154,7 +154,7 @@ describe('group commit of rotations', () => {
       if (prepared) expect(prepared.available).toBe(true);
       const committer = new SessionRotations(rawDb(app.services), () => clock.now(), app.services.config.sessions.idleTimeoutMs, prepared);
       const writes = prepared ? vi.spyOn(prepared, 'writeReturning') : vi.spyOn(rawDb(app.services), '$queryRaw');
-      let outcomes;
+      let outcomes: Awaited<ReturnType<typeof committer.claim>>[];
       try {
         const ids = [a, a, b, c].map((user) => sessionIdOf(user.refreshToken));
         outcomes = await Promise.all(ids.map((id) => committer.claim(id, 0)));

@@ -21,7 +21,9 @@ function controlledFile() {
     datasync: () => new Promise<void>((resolve, reject) => pending.push({ finish: resolve, fail: reject })),
     close: async () => {},
   };
-  const finishAll = () => pending.splice(0).forEach((fsync) => fsync.finish());
+  const finishAll = () => {
+    for (const fsync of pending.splice(0)) fsync.finish();
+  };
   return { file, pending, finishAll };
 }
 
@@ -241,7 +243,9 @@ describe('openDatabase', () => {
     const spy = vi.spyOn(prototype, 'datasync').mockImplementation(function (this: unknown) {
       return new Promise<void>((resolve, reject) => held.push(() => real.call(this).then(resolve, reject)));
     });
-    const release = () => held.splice(0).forEach((go) => go());
+    const release = () => {
+      for (const go of held.splice(0)) go();
+    };
     return { spy, held, release };
   }
 

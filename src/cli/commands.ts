@@ -1,7 +1,7 @@
 import type { UserRole } from '../auth/accounts.js';
 import { OPERATOR } from '../auth/admin-actor.js';
 import { rotateSigningKeys } from '../auth/keys.js';
-import { ConfigError, loadConfig, type Config } from '../config.js';
+import { ConfigError, type Config } from '../config.js';
 import { prepareDataFiles } from '../db/data-files.js';
 import { applyMigrations } from '../db/migrate.js';
 import { serviceFailureOf } from '../service-failures.js';

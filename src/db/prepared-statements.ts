@@ -60,7 +60,10 @@ export function statementCache(connection: Sqlite.Database): (sql: string) => Sq
   const cache = new LRUCache<string, Sqlite.Statement>({ max: 512 });
   return (sql) => {
     let statement = cache.get(sql);
-    if (!statement) cache.set(sql, (statement = connection.prepare(sql)));
+    if (!statement) {
+      statement = connection.prepare(sql);
+      cache.set(sql, statement);
+    }
     return statement;
   };
 }

@@ -59,4 +59,4 @@ export interface ApiTokenRecord {
  * one (a query that binds it fails with "invalid byte sequence"), and nothing the stores write has one
  * (ids are UUIDs, names and emails are validated). Lookups answer "no such row" for it on every engine.
  */
-export const cannotBeStored = (value: string | undefined): boolean => value !== undefined && value.includes('\u0000');
+export const cannotBeStored = (value: string | undefined): boolean => value?.includes('\u0000') ?? false;

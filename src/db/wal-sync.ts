@@ -1,3 +1,4 @@
+import type { BigIntStats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 
 /** What the adapter tells the barrier, and waits on, around every statement (serialized-adapter.ts). */
@@ -147,7 +148,7 @@ export class WalSync implements DurabilityBarrier {
 async function stillInPlace(files: readonly OpenedFile[]): Promise<void> {
   await Promise.all(
     files.map(async ({ path, what, dev, ino }) => {
-      let current;
+      let current: BigIntStats;
       try {
         current = await stat(path, { bigint: true });
       } catch (error) {

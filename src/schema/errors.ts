@@ -1,6 +1,6 @@
 import {
   AccountDisabledError,
-  ExpectedFailure,
+  type ExpectedFailure,
   EmailTakenError,
   InvalidCredentialsError,
   InvalidRefreshTokenError,

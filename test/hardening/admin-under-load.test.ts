@@ -114,7 +114,7 @@ describe('admin changes while the server takes registrations', { timeout: 240_00
     expect((await register(server.base, 'cli_locked')).__typename).toBe('AuthPayload');
     const other = new Database(server.dbPath);
     other.exec('BEGIN IMMEDIATE');
-    let result;
+    let result: Awaited<ReturnType<typeof admin>>;
     try {
       result = await admin(server.dataDir, ['disable', 'cli_locked']);
     } finally {

@@ -9,7 +9,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const children = new Set<ChildProcess>();
-afterAll(() => children.forEach((child) => child.kill('SIGKILL')));
+afterAll(() => {
+  for (const child of children) child.kill('SIGKILL');
+});
 
 const CHEAP = { NODE_ENV: 'test', ARGON2_MEMORY_KIB: '1024', ARGON2_TIME_COST: '1', LOG_LEVEL: 'warn' };
 // `sh -c 'umask 000; exec …'`: the umask is per process and inherited.
@@ -23,7 +25,10 @@ function startServer(dataDir: string) {
   });
   children.add(child);
   let output = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => (children.delete(child), resolve(code))));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
+    children.delete(child);
+    resolve(code);
+  }));
   const listening = new Promise<string>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
       output += chunk;

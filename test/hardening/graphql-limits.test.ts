@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { graphiqlExample } from '../../src/graphiql-example.js';
 import { bearer, createTestApp, uniqueName, type GraphQLResponse, type TestApp } from '../support/app.js';
 import { registerAdmin } from '../support/accounts.js';
-import { CLIENT_DOCUMENT, CLIENT_OPERATIONS, documentFor, type ClientOperation } from './operations.js';
+import { CLIENT_DOCUMENT, documentFor, type ClientOperation } from './operations.js';
 import { rawDb } from '../support/raw-db.js';
 
 // graphql-armor limits (depth, aliases, directives, tokens, cost): our own operations pass at the
