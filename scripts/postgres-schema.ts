@@ -29,7 +29,12 @@ function replaceOnce(text: string, pattern: RegExp, replacement: string, what: s
 export function postgresSchema(sqliteSchema: string): string {
   let text = replaceOnce(sqliteSchema, /^(\s*provider\s*=\s*)"sqlite"/m, '$1"postgresql"', 'datasource `provider = "sqlite"`');
   // The copy lives one folder deeper, so the same folder is one more `../` away.
-  text = replaceOnce(text, /^(\s*output\s*=\s*)"\.\.\/src\/db\/generated\/sqlite"/m, '$1"../../src/db/generated/postgres"', 'client `output = "../src/db/generated/sqlite"`');
+  text = replaceOnce(
+    text,
+    /^(\s*output\s*=\s*)"\.\.\/src\/db\/generated\/sqlite"/m,
+    '$1"../../src/db/generated/postgres"',
+    'client `output = "../src/db/generated/sqlite"`',
+  );
   return HEADER + text;
 }
 

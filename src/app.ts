@@ -83,8 +83,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         clientIp: ip,
         clientNetwork: network,
         userAgent: request.headers.get('user-agent'),
-        viewer: () =>
-          (viewer ??= authenticate(services.authenticator, request.headers.get('authorization'), audit).then((found) => (resolved = found))),
+        viewer: () => (viewer ??= authenticate(services.authenticator, request.headers.get('authorization'), audit).then((found) => (resolved = found))),
         authenticatedViewer: () => resolved,
         audit,
       };
@@ -92,9 +91,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     plugins: [
       // Readiness: 503 unless the database answers AND can still take writes (data-files.ts).
       useGetEndpoint('/health', async ({ Response }) => new Response(null, { status: (await databaseIsWritable()) ? 200 : 503 })),
-      useGetEndpoint('/.well-known/jwks.json', ({ Response }) =>
-        Response.json(accessTokens.jwks(), { headers: { 'cache-control': 'public, max-age=300' } }),
-      ),
+      useGetEndpoint('/.well-known/jwks.json', ({ Response }) => Response.json(accessTokens.jwks(), { headers: { 'cache-control': 'public, max-age=300' } })),
       useCors(limits.corsOrigins),
       useCsrfPrevention(),
       EnvelopArmorPlugin({
@@ -140,11 +137,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   };
 }
 
-async function authenticate(
-  authenticator: Authenticator,
-  header: string | null,
-  audit: Audit,
-): Promise<Viewer | null> {
+async function authenticate(authenticator: Authenticator, header: string | null, audit: Audit): Promise<Viewer | null> {
   try {
     const viewer = await authenticator.authenticate(header);
     // Every request with a good token: debug, or the log would be mostly this line.
@@ -185,7 +178,11 @@ function useGetEndpoint(pathname: string, respond: (fetchAPI: { Response: typeof
 function clientIp(trustProxy: boolean, request: Request, peer: string | undefined): string | null {
   if (trustProxy) {
     const forwarded = request.headers.get('x-forwarded-for');
-    const last = forwarded?.split(',').map((part) => part.trim()).filter(Boolean).at(-1);
+    const last = forwarded
+      ?.split(',')
+      .map((part) => part.trim())
+      .filter(Boolean)
+      .at(-1);
     if (last) return last.slice(0, 64);
   }
   return peer ?? null;

@@ -115,7 +115,9 @@ export function crossFieldProblems(s: CheckedSettings): string[] {
   const idleSeconds = s.sessionIdleDays === undefined ? undefined : (s.sessionIdleDays * DAY_MS) / 1000;
   // A client refreshes when its access token expires; a session that idles out sooner can never be refreshed.
   if (idleSeconds !== undefined && s.accessTokenTtlSeconds !== undefined && idleSeconds < s.accessTokenTtlSeconds) {
-    problems.push(`SESSION_IDLE_TIMEOUT_DAYS: must be at least ACCESS_TOKEN_TTL_SECONDS (${s.accessTokenTtlSeconds} s), or no session survives to its first refresh`);
+    problems.push(
+      `SESSION_IDLE_TIMEOUT_DAYS: must be at least ACCESS_TOKEN_TTL_SECONDS (${s.accessTokenTtlSeconds} s), or no session survives to its first refresh`,
+    );
   }
   if (idleSeconds !== undefined && s.reuseGraceSeconds !== undefined && s.reuseGraceSeconds >= idleSeconds) {
     problems.push('REFRESH_REUSE_GRACE_SECONDS: must be shorter than the session idle timeout');

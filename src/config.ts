@@ -71,9 +71,21 @@ const environmentSchema = z.object({
   REFRESH_REUSE_GRACE_SECONDS: number().int().min(0).max(300).default(10),
 
   // Upper bounds: argon2's own (32-bit memory and passes, 24-bit lanes); beyond them every hash fails.
-  ARGON2_MEMORY_KIB: number().int().positive().max(2 ** 32 - 1).default(OWASP_ARGON2.memoryKiB),
-  ARGON2_TIME_COST: number().int().positive().max(2 ** 32 - 1).default(OWASP_ARGON2.timeCost),
-  ARGON2_PARALLELISM: number().int().positive().max(2 ** 24 - 1).default(OWASP_ARGON2.parallelism),
+  ARGON2_MEMORY_KIB: number()
+    .int()
+    .positive()
+    .max(2 ** 32 - 1)
+    .default(OWASP_ARGON2.memoryKiB),
+  ARGON2_TIME_COST: number()
+    .int()
+    .positive()
+    .max(2 ** 32 - 1)
+    .default(OWASP_ARGON2.timeCost),
+  ARGON2_PARALLELISM: number()
+    .int()
+    .positive()
+    .max(2 ** 24 - 1)
+    .default(OWASP_ARGON2.parallelism),
   ARGON2_CONCURRENCY: number().int().positive().optional(),
   // Read, not set: libuv sizes its thread pool from it (default 4; 0 counts as 1, at most 1024).
   UV_THREADPOOL_SIZE: number().int().min(0).default(4),
@@ -104,7 +116,10 @@ const environmentSchema = z.object({
     .string()
     .optional()
     .superRefine((list, ctx) => {
-      for (const origin of list?.split(',').map((entry) => entry.trim()).filter(Boolean) ?? []) {
+      for (const origin of list
+        ?.split(',')
+        .map((entry) => entry.trim())
+        .filter(Boolean) ?? []) {
         if (!isCorsOrigin(origin)) ctx.addIssue({ code: 'custom', message: `"${origin}" is not an origin (scheme://host[:port], no path) nor *` });
       }
     }),
@@ -321,7 +336,14 @@ export function loadConfig(environment: Environment): Config {
     graphql: {
       // Development answers any origin, but never with credentials (http/cors.ts); production none until
       // CORS_ORIGINS names them.
-      corsOrigins: e.CORS_ORIGINS !== undefined ? e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean) : production ? [] : ['*'],
+      corsOrigins:
+        e.CORS_ORIGINS !== undefined
+          ? e.CORS_ORIGINS.split(',')
+              .map((origin) => origin.trim())
+              .filter(Boolean)
+          : production
+            ? []
+            : ['*'],
       debugErrors: e.GRAPHQL_DEBUG_ERRORS,
       graphiql: e.GRAPHIQL ?? !production,
       introspection: e.INTROSPECTION ?? !production,

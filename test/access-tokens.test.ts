@@ -92,7 +92,11 @@ describe('me and access tokens', () => {
     const publicKeyBytes = new TextEncoder().encode(JSON.stringify({ kty: 'OKP', crv: 'Ed25519', x: privateJwk.x }));
     const token = await new SignJWT({ sid: 'x', jti: 'j' })
       .setProtectedHeader({ alg: 'HS256', kid: keyFile.signingKeys[0].kid })
-      .setIssuer('gatehouse').setAudience('gatehouse').setSubject(user.id).setIssuedAt().setExpirationTime('5m')
+      .setIssuer('gatehouse')
+      .setAudience('gatehouse')
+      .setSubject(user.id)
+      .setIssuedAt()
+      .setExpirationTime('5m')
       .sign(publicKeyBytes);
     expectUnauthenticated(await meWith(token), 'invalid');
   });

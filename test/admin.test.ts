@@ -262,9 +262,9 @@ describe('deleteUser', () => {
     expect(errorCode(await me(app, victim.accessToken))).toBe('UNAUTHENTICATED');
     expect(errorCode(await me(app, apiToken))).toBe('UNAUTHENTICATED');
     expect((await login(app, victim.username, victim.password)).__typename).toBe('InvalidCredentialsError');
-    expect((await readTable(app, 'SELECT id FROM User WHERE id = ?', victim.user.id))).toEqual([]);
-    expect((await readTable(app, 'SELECT id FROM Session WHERE userId = ?', victim.user.id))).toEqual([]);
-    expect((await readTable(app, 'SELECT id FROM ApiToken WHERE userId = ?', victim.user.id))).toEqual([]);
+    expect(await readTable(app, 'SELECT id FROM User WHERE id = ?', victim.user.id)).toEqual([]);
+    expect(await readTable(app, 'SELECT id FROM Session WHERE userId = ?', victim.user.id)).toEqual([]);
+    expect(await readTable(app, 'SELECT id FROM ApiToken WHERE userId = ?', victim.user.id)).toEqual([]);
 
     expect(await adminCall(app, DELETE, { id: victim.user.id }, admin.accessToken)).toMatchObject({ __typename: 'UserNotFoundError' });
   });
@@ -281,7 +281,10 @@ describe('the last administrator', () => {
     expect(await adminCall(solo, SET_ROLE, { id, role: 'USER' }, admin.accessToken)).toMatchObject({ __typename: 'LastAdminError', code: 'LAST_ADMIN' });
     expect(await adminCall(solo, DISABLE, { id }, admin.accessToken)).toMatchObject({ __typename: 'LastAdminError', code: 'LAST_ADMIN' });
     expect(await adminCall(solo, DELETE, { id }, admin.accessToken)).toMatchObject({ __typename: 'LastAdminError', code: 'LAST_ADMIN' });
-    expect(await adminCall(solo, DELETE_ACCOUNT, { password: admin.password }, admin.accessToken)).toMatchObject({ __typename: 'LastAdminError', code: 'LAST_ADMIN' });
+    expect(await adminCall(solo, DELETE_ACCOUNT, { password: admin.password }, admin.accessToken)).toMatchObject({
+      __typename: 'LastAdminError',
+      code: 'LAST_ADMIN',
+    });
     // Setting ADMIN on an admin is not a demotion.
     expect(await adminCall(solo, SET_ROLE, { id, role: 'ADMIN' }, admin.accessToken)).toMatchObject({ __typename: 'User', role: 'ADMIN' });
     // Nothing changed: still an active administrator with a working session.

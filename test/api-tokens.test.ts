@@ -36,7 +36,7 @@ describe('createApiToken', () => {
     expect(created.apiToken).toMatchObject({ name: 'deploy script', expiresAt: null, lastUsedAt: null });
     expect([...created.apiToken.scopes].sort()).toEqual(['PROFILE_READ', 'SESSIONS_READ']);
 
-    const rows = (await readTable(app, 'SELECT * FROM ApiToken WHERE userId = ?', user.id));
+    const rows = await readTable(app, 'SELECT * FROM ApiToken WHERE userId = ?', user.id);
     expect(rows).toHaveLength(1);
     const dump = JSON.stringify(rows);
     expect(dump).not.toContain(created.token);
@@ -83,7 +83,7 @@ describe('createApiToken', () => {
 });
 
 describe('apiTokens and revokeApiToken', () => {
-  it('lists my working tokens, newest first, and not anyone else\'s', async () => {
+  it("lists my working tokens, newest first, and not anyone else's", async () => {
     const alice = await registerUser(app);
     const bob = await registerUser(app);
     const first = await createApiToken(app, alice.accessToken, { name: 'first', scopes: ['PROFILE_READ'] });
@@ -98,7 +98,7 @@ describe('apiTokens and revokeApiToken', () => {
     expect((await list(bob.accessToken)).map((token) => token.name)).toEqual(['bobs']);
   });
 
-  it('revokes my token at once; another user\'s token id answers false, like an unknown one', async () => {
+  it("revokes my token at once; another user's token id answers false, like an unknown one", async () => {
     const alice = await registerUser(app);
     const mallory = await registerUser(app);
     const { token, apiToken } = await createApiToken(app, alice.accessToken, { scopes: ['PROFILE_READ'] });

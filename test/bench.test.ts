@@ -14,7 +14,25 @@ describe('npm run bench', () => {
     const json = path.join(mkdtempSync(path.join(tmpdir(), 'gatehouse-bench-test-')), 'results.json');
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'bench/run.ts', '--rounds', '1', '--duration', '1', '--warmup', '0', '--users', '60', '--sessions', '40', '--connections', '4', '--json', json],
+      [
+        '--import',
+        'tsx',
+        'bench/run.ts',
+        '--rounds',
+        '1',
+        '--duration',
+        '1',
+        '--warmup',
+        '0',
+        '--users',
+        '60',
+        '--sessions',
+        '40',
+        '--connections',
+        '4',
+        '--json',
+        json,
+      ],
       { cwd: root, env: { ...process.env, NODE_ENV: undefined }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';

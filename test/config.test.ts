@@ -59,7 +59,10 @@ describe('config', () => {
   it('documents every variable in .env.example, and .env.example parses', () => {
     const example = readFileSync(new URL('../.env.example', import.meta.url), 'utf8');
     const documented = Object.fromEntries(
-      example.split('\n').filter((line) => /^[A-Z0-9_]+=/.test(line)).map((line) => line.split('=', 2) as [string, string]),
+      example
+        .split('\n')
+        .filter((line) => /^[A-Z0-9_]+=/.test(line))
+        .map((line) => line.split('=', 2) as [string, string]),
     );
     expect(Object.keys(documented).sort()).toEqual([...environmentVariables].sort());
     expect(() => loadConfig(documented)).not.toThrow();
@@ -77,7 +80,10 @@ describe('config', () => {
     };
     const refused = (environment: Record<string, string>, variable: string, wording?: RegExp) => {
       const problems = problemsOf(environment);
-      expect(problems.some((problem) => problem.startsWith(`${variable}:`)), `${JSON.stringify(environment)} → ${problems.join(' | ')}`).toBe(true);
+      expect(
+        problems.some((problem) => problem.startsWith(`${variable}:`)),
+        `${JSON.stringify(environment)} → ${problems.join(' | ')}`,
+      ).toBe(true);
       if (wording) expect(problems.join('\n')).toMatch(wording);
     };
 
@@ -107,7 +113,18 @@ describe('config', () => {
     });
 
     it('SQLite URLs that would not hold the data: query strings, memory, no file', () => {
-      for (const url of ['file:./x.db?mode=ro', 'file:/srv/x.db?connection_limit=1', 'file:/srv/x.db#main', 'file::memory:', 'file::memory:?cache=shared', 'file:', 'file:   ', 'file://host/x.db', 'file:/srv/data/', 'mysql://localhost/x']) {
+      for (const url of [
+        'file:./x.db?mode=ro',
+        'file:/srv/x.db?connection_limit=1',
+        'file:/srv/x.db#main',
+        'file::memory:',
+        'file::memory:?cache=shared',
+        'file:',
+        'file:   ',
+        'file://host/x.db',
+        'file:/srv/data/',
+        'mysql://localhost/x',
+      ]) {
         refused({ DATABASE_URL: url }, 'DATABASE_URL');
       }
       expect(loadConfig({ DATABASE_URL: 'file:relative/x.db' }).databaseUrl).toBe('file:relative/x.db');
@@ -117,7 +134,15 @@ describe('config', () => {
       for (const url of ['postgresql://postgres@127.0.0.1:5432/gatehouse', 'postgres://u:p%40ss@db.internal/gh?sslmode=require', 'POSTGRESQL://h/db']) {
         expect(problemsOf({ DATABASE_URL: url })).toEqual([]);
       }
-      for (const url of ['postgresql://localhost', 'postgresql://localhost/', 'postgres:localhost/x', 'postgresql:///x', 'postgresql://h:99999/x', 'postgresql://h/a/b', 'postgresql://h/x#frag']) {
+      for (const url of [
+        'postgresql://localhost',
+        'postgresql://localhost/',
+        'postgres:localhost/x',
+        'postgresql:///x',
+        'postgresql://h:99999/x',
+        'postgresql://h/a/b',
+        'postgresql://h/x#frag',
+      ]) {
         refused({ DATABASE_URL: url }, 'DATABASE_URL', /postgresql:\/\/|port|fragment|URL/);
       }
     });
@@ -143,7 +168,13 @@ describe('config', () => {
     });
 
     it('reports every such problem at once, together with type errors', () => {
-      const problems = problemsOf({ PORT: 'eighty', ARGON2_MEMORY_KIB: '1', DATABASE_URL: 'file::memory:', LOCKOUT_BASE_SECONDS: '900', LOCKOUT_MAX_SECONDS: '30' });
+      const problems = problemsOf({
+        PORT: 'eighty',
+        ARGON2_MEMORY_KIB: '1',
+        DATABASE_URL: 'file::memory:',
+        LOCKOUT_BASE_SECONDS: '900',
+        LOCKOUT_MAX_SECONDS: '30',
+      });
       expect(problems.map((problem) => problem.split(':')[0]).sort()).toEqual(['ARGON2_MEMORY_KIB', 'DATABASE_URL', 'LOCKOUT_BASE_SECONDS', 'PORT']);
     });
   });

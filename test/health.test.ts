@@ -17,7 +17,9 @@ describe('GET /health', () => {
 
   it('answers 503, without details, when the database fails', async () => {
     // SQLite's probe asks with $queryRawUnsafe('SELECT 1'); PostgreSQL's (acceptsWrites) with $queryRaw.
-    const query = vi.spyOn(rawDb(app.services), onPostgres ? '$queryRaw' : '$queryRawUnsafe').mockRejectedValueOnce(new Error('SQLITE_IOERR: disk I/O error at /secret/path'));
+    const query = vi
+      .spyOn(rawDb(app.services), onPostgres ? '$queryRaw' : '$queryRawUnsafe')
+      .mockRejectedValueOnce(new Error('SQLITE_IOERR: disk I/O error at /secret/path'));
     const response = await app.yoga.fetch('http://gatehouse.test/health');
     expect(query).toHaveBeenCalled();
     expect(response.status).toBe(503);
@@ -30,7 +32,8 @@ describe('GET /health', () => {
 // SQLite only: these are the server's own files. On PostgreSQL the files are the database server's, and
 // /health asks the server whether it takes writes (PostgresDatabase.acceptsWrites, tested below).
 describe.skipIf(onPostgres)('GET /health when the database cannot be written', { timeout: 60_000 }, () => {
-  const status = async (target: { yoga: { fetch: (url: string) => Promise<Response> | Response } }) => (await target.yoga.fetch('http://gatehouse.test/health')).status;
+  const status = async (target: { yoga: { fetch: (url: string) => Promise<Response> | Response } }) =>
+    (await target.yoga.fetch('http://gatehouse.test/health')).status;
   const databaseFile = (target: Awaited<ReturnType<typeof createTestApp>>) => target.services.config.databaseUrl.slice('file:'.length);
 
   it('answers 503 once the database file is deleted (SQLite would keep writing into the unlinked file)', async () => {

@@ -20,7 +20,12 @@ describe('signing key rotation', () => {
     const second = await rotateSigningKeys(file, jwt, new Date(clock.now()));
     await service.reload(await readKeyFile(file));
     expect(service.signingKeyId).toBe(second.kid);
-    expect(service.jwks().keys.map((key) => key.kid).sort()).toEqual([first.kid, second.kid].sort());
+    expect(
+      service
+        .jwks()
+        .keys.map((key) => key.kid)
+        .sort(),
+    ).toEqual([first.kid, second.kid].sort());
     await expect(service.verify(oldToken)).resolves.toMatchObject({ userId: 'user' });
 
     // Past one token lifetime (plus the margin), nothing the old key signed can still be valid.

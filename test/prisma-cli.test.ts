@@ -30,14 +30,24 @@ function prisma(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
   });
 }
 
-const migrationNames = async (dir: string) => (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+const migrationNames = async (dir: string) =>
+  (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
 
 function inspect(file: string) {
   const db = new Database(file, { readonly: true });
   try {
     return {
-      applied: db.prepare('SELECT migration_name AS name FROM _prisma_migrations WHERE finished_at IS NOT NULL ORDER BY migration_name').all().map((row) => (row as { name: string }).name),
-      sessionColumns: db.prepare(`SELECT name FROM pragma_table_info('Session')`).all().map((row) => (row as { name: string }).name),
+      applied: db
+        .prepare('SELECT migration_name AS name FROM _prisma_migrations WHERE finished_at IS NOT NULL ORDER BY migration_name')
+        .all()
+        .map((row) => (row as { name: string }).name),
+      sessionColumns: db
+        .prepare(`SELECT name FROM pragma_table_info('Session')`)
+        .all()
+        .map((row) => (row as { name: string }).name),
     };
   } finally {
     db.close();
@@ -78,12 +88,28 @@ describe('Prisma CLI through the wasm schema-engine stand-in', { timeout: 120_00
     await writeFile(path.join(project, 'prisma', 'schema.prisma'), changed);
     // A config without imports: `prisma/config` would not resolve from a temp folder.
     const config = path.join(project, 'prisma.config.ts');
-    await writeFile(config, `export default { schema: 'prisma/schema.prisma', migrations: { path: 'prisma/migrations' }, datasource: { url: process.env.DATABASE_URL } };\n`);
+    await writeFile(
+      config,
+      `export default { schema: 'prisma/schema.prisma', migrations: { path: 'prisma/migrations' }, datasource: { url: process.env.DATABASE_URL } };\n`,
+    );
     const env = { PRISMA_SCHEMA_ENGINE_BINARY: standIn, DATABASE_URL: `file:${path.join(dir, 'dev.db')}` };
     const realMigrations = await migrationNames(path.join(repoRoot, 'prisma', 'migrations'));
 
     // Replays the migrations on a shadow database and prints the SQL through the engine's `print` call.
-    const diff = await prisma(['migrate', 'diff', '--from-migrations', path.join(project, 'prisma', 'migrations'), '--to-schema', path.join(project, 'prisma', 'schema.prisma'), '--script', '--config', config], env);
+    const diff = await prisma(
+      [
+        'migrate',
+        'diff',
+        '--from-migrations',
+        path.join(project, 'prisma', 'migrations'),
+        '--to-schema',
+        path.join(project, 'prisma', 'schema.prisma'),
+        '--script',
+        '--config',
+        config,
+      ],
+      env,
+    );
     expect(diff.output).toContain('ALTER TABLE "Session" ADD COLUMN "deviceName" TEXT;');
     expect(diff.code).toBe(0);
 

@@ -230,9 +230,9 @@ describe('deleteAccount', () => {
     expect((await login(app, username, password)).__typename).toBe('InvalidCredentialsError');
     expect((await app.gql(PUBLIC_USER, { id: user.id })).data.user).toBeNull();
 
-    expect((await readTable(app, 'SELECT id FROM User WHERE id = ?', user.id))).toEqual([]);
-    expect((await readTable(app, 'SELECT id FROM Session WHERE userId = ?', user.id))).toEqual([]);
-    expect((await readTable(app, 'SELECT id FROM ApiToken WHERE userId = ?', user.id))).toEqual([]);
+    expect(await readTable(app, 'SELECT id FROM User WHERE id = ?', user.id)).toEqual([]);
+    expect(await readTable(app, 'SELECT id FROM Session WHERE userId = ?', user.id)).toEqual([]);
+    expect(await readTable(app, 'SELECT id FROM ApiToken WHERE userId = ?', user.id)).toEqual([]);
     // Nobody else was touched.
     expect((await me(app, bystander.accessToken)).data.me.id).toBe(bystander.user.id);
   });

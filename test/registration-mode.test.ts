@@ -52,7 +52,7 @@ describe('register with REGISTRATION_MODE=admin', () => {
 
   it('lets an administrator create a user: UserCreated, no session for it, the admin stays logged in', async () => {
     const admin = await createLoggedInAdmin(app);
-    const sessionsBefore = (await readTable(app, 'SELECT id FROM Session WHERE userId = ?', admin.user.id));
+    const sessionsBefore = await readTable(app, 'SELECT id FROM Session WHERE userId = ?', admin.user.id);
     const attempt = input({ email: `${uniqueName('mail')}@example.com`, fullname: 'Made By Admin' });
 
     const response = await app.gql(REGISTER_CREATED, { input: attempt }, bearer(admin.accessToken));
@@ -63,8 +63,8 @@ describe('register with REGISTRATION_MODE=admin', () => {
       user: { id: expect.any(String), username: attempt.username, email: attempt.email, fullname: 'Made By Admin', role: 'USER' },
     });
 
-    expect((await readTable(app, 'SELECT id FROM Session WHERE userId = ?', created.user.id))).toEqual([]);
-    expect((await readTable(app, 'SELECT id FROM Session WHERE userId = ?', admin.user.id))).toEqual(sessionsBefore);
+    expect(await readTable(app, 'SELECT id FROM Session WHERE userId = ?', created.user.id)).toEqual([]);
+    expect(await readTable(app, 'SELECT id FROM Session WHERE userId = ?', admin.user.id)).toEqual(sessionsBefore);
     expect((await me(app, admin.accessToken)).data.me.id).toBe(admin.user.id);
 
     // The new user can log in with the password the administrator set.
@@ -85,7 +85,7 @@ describe('register with REGISTRATION_MODE=admin', () => {
     expect(taken.data.register).toMatchObject({ __typename: 'UsernameTakenError', code: 'USERNAME_TAKEN' });
   });
 
-  it('accepts an administrator\'s ADMIN-scoped API token, but no other scope', async () => {
+  it("accepts an administrator's ADMIN-scoped API token, but no other scope", async () => {
     const admin = await createLoggedInAdmin(app);
     const { token: adminToken } = await createApiToken(app, admin.accessToken, { scopes: ['ADMIN'] });
     const { token: profileToken } = await createApiToken(app, admin.accessToken, { scopes: ['PROFILE_READ', 'PROFILE_WRITE'] });

@@ -59,9 +59,17 @@ describe('npm start', { timeout: 120_000 }, () => {
     expect(html).toContain('mutation Register');
 
     const tokens = 'accessToken refreshToken';
-    const registered = await post(base, `mutation { register(input: { username: "alice", password: "correct horse battery" }) { ... on AuthPayload { ${tokens} } } }`);
+    const registered = await post(
+      base,
+      `mutation { register(input: { username: "alice", password: "correct horse battery" }) { ... on AuthPayload { ${tokens} } } }`,
+    );
     expect(registered.data.register.accessToken).toBeTruthy();
-    const loggedIn = await post(base, `mutation { login(input: { username: "ALICE", password: "correct horse battery" }) { ... on AuthPayload { ${tokens} } } }`, {}, { 'user-agent': 'curl/8' });
+    const loggedIn = await post(
+      base,
+      `mutation { login(input: { username: "ALICE", password: "correct horse battery" }) { ... on AuthPayload { ${tokens} } } }`,
+      {},
+      { 'user-agent': 'curl/8' },
+    );
     const me = await post(base, '{ me { username } }', {}, { authorization: `Bearer ${loggedIn.data.login.accessToken}` });
     expect(me).toEqual({ data: { me: { username: 'alice' } } });
 

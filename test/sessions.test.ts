@@ -147,30 +147,37 @@ describe('group commit of rotations', () => {
 
   for (const path of ['prepared statement', 'Prisma'] as const) {
     // The prepared statement is SQLite's fast path (better-sqlite3); PostgreSQL has only the Prisma path.
-    it.skipIf(onPostgres && path === 'prepared statement')(`decides each claim of one batch on its own through ${path}: a duplicate and a stale generation lose, the rest win`, async () => {
-      const [a, b, c] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
-      await refresh(c.refreshToken); // c is at generation 1 now; its generation 0 is stale
-      const prepared = path === 'Prisma' ? undefined : preparedStatementsOf(rawDb(app.services))!;
-      if (prepared) expect(prepared.available).toBe(true);
-      const committer = new SessionRotations(rawDb(app.services), () => clock.now(), app.services.config.sessions.idleTimeoutMs, prepared);
-      const writes = prepared ? vi.spyOn(prepared, 'writeReturning') : vi.spyOn(rawDb(app.services), '$queryRaw');
-      let outcomes: Awaited<ReturnType<typeof committer.claim>>[];
-      try {
-        const ids = [a, a, b, c].map((user) => sessionIdOf(user.refreshToken));
-        outcomes = await Promise.all(ids.map((id) => committer.claim(id, 0)));
-        expect(writes).toHaveBeenCalledTimes(1);
-      } finally {
-        writes.mockRestore();
-      }
-      expect(outcomes.map((outcome) => outcome !== null)).toEqual([true, false, true, false]);
-      const stored = async (user: { refreshToken: string }) =>
-        rawDb(app.services).session.findUniqueOrThrow({ where: { id: sessionIdOf(user.refreshToken) } });
-      expect([(await stored(a)).refreshCounter, (await stored(b)).refreshCounter, (await stored(c)).refreshCounter]).toEqual([1, 1, 1]);
-      // Written in Prisma's own DateTime format: Prisma reads it back and finds it by exact value.
-      const rotatedAt = (await stored(a)).rotatedAt;
-      expect(rotatedAt.getTime()).toBe(clock.now());
-      expect(await rawDb(app.services).session.count({ where: { id: sessionIdOf(a.refreshToken), rotatedAt: new Date(clock.now()), lastUsedAt: new Date(clock.now()) } })).toBe(1);
-    });
+    it.skipIf(onPostgres && path === 'prepared statement')(
+      `decides each claim of one batch on its own through ${path}: a duplicate and a stale generation lose, the rest win`,
+      async () => {
+        const [a, b, c] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
+        await refresh(c.refreshToken); // c is at generation 1 now; its generation 0 is stale
+        const prepared = path === 'Prisma' ? undefined : preparedStatementsOf(rawDb(app.services))!;
+        if (prepared) expect(prepared.available).toBe(true);
+        const committer = new SessionRotations(rawDb(app.services), () => clock.now(), app.services.config.sessions.idleTimeoutMs, prepared);
+        const writes = prepared ? vi.spyOn(prepared, 'writeReturning') : vi.spyOn(rawDb(app.services), '$queryRaw');
+        let outcomes: Awaited<ReturnType<typeof committer.claim>>[];
+        try {
+          const ids = [a, a, b, c].map((user) => sessionIdOf(user.refreshToken));
+          outcomes = await Promise.all(ids.map((id) => committer.claim(id, 0)));
+          expect(writes).toHaveBeenCalledTimes(1);
+        } finally {
+          writes.mockRestore();
+        }
+        expect(outcomes.map((outcome) => outcome !== null)).toEqual([true, false, true, false]);
+        const stored = async (user: { refreshToken: string }) =>
+          rawDb(app.services).session.findUniqueOrThrow({ where: { id: sessionIdOf(user.refreshToken) } });
+        expect([(await stored(a)).refreshCounter, (await stored(b)).refreshCounter, (await stored(c)).refreshCounter]).toEqual([1, 1, 1]);
+        // Written in Prisma's own DateTime format: Prisma reads it back and finds it by exact value.
+        const rotatedAt = (await stored(a)).rotatedAt;
+        expect(rotatedAt.getTime()).toBe(clock.now());
+        expect(
+          await rawDb(app.services).session.count({
+            where: { id: sessionIdOf(a.refreshToken), rotatedAt: new Date(clock.now()), lastUsedAt: new Date(clock.now()) },
+          }),
+        ).toBe(1);
+      },
+    );
   }
 
   it('refuses and ends a session whose owner another process disabled, once this process reads the owner again', async () => {
@@ -301,11 +308,22 @@ describe('per-request session check', () => {
     // must read the row (the first server cached it when the session started).
     const other = await createApp(app.services.config);
     const reads = vi.spyOn(rawDb(other.services).session, 'findUnique');
-    const otherMe = async () => (await other.yoga.fetch('http://gatehouse.test/graphql', { method: 'POST', headers: { 'content-type': 'application/json', ...bearer(accessToken) }, body: JSON.stringify({ query: ME }) })).json();
+    const otherMe = async () =>
+      (
+        await other.yoga.fetch('http://gatehouse.test/graphql', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...bearer(accessToken) },
+          body: JSON.stringify({ query: ME }),
+        })
+      ).json();
     try {
       for (let i = 0; i < 20; i++) expect((await otherMe()).data.me).not.toBeNull();
       expect(reads.mock.calls.length).toBe(1);
-      const logout = await other.yoga.fetch('http://gatehouse.test/graphql', { method: 'POST', headers: { 'content-type': 'application/json', ...bearer(accessToken) }, body: JSON.stringify({ query: 'mutation { logout }' }) });
+      const logout = await other.yoga.fetch('http://gatehouse.test/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...bearer(accessToken) },
+        body: JSON.stringify({ query: 'mutation { logout }' }),
+      });
       expect((await logout.json()).data.logout).toBe(true);
       expect((await otherMe()).errors?.[0]?.extensions?.reason).toBe('session_ended');
       expect(reads.mock.calls.length).toBe(1);

@@ -196,10 +196,12 @@ describe('database results wait for durability', () => {
 
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
-    const transaction = started(db.$transaction(async (tx) => {
-      await tx.user.create({ data: user('uncommitted') });
-      await held;
-    }));
+    const transaction = started(
+      db.$transaction(async (tx) => {
+        await tx.user.create({ data: user('uncommitted') });
+        await held;
+      }),
+    );
     await until(() => rowsSeenByAnotherProcess() === 1 && pending.length === 0);
     await new Promise((resolve) => setTimeout(resolve, 20));
     const outside = insertUser(prepared, 'outside');

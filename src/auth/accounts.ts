@@ -4,27 +4,11 @@ import type { Database, UserRole, UserRecord } from '../db/database.js';
 import { UniqueConstraintError } from '../db/errors.js';
 import type { AccessTokenService } from './access-tokens.js';
 import { type AdminActor, assertActorMayAdminister, OPERATOR } from './admin-actor.js';
-import {
-  AccountDisabledError,
-  AuthenticationError,
-  ValidationError,
-  EmailTakenError,
-  InvalidCredentialsError,
-  UsernameTakenError,
-} from './errors.js';
+import { AccountDisabledError, AuthenticationError, ValidationError, EmailTakenError, InvalidCredentialsError, UsernameTakenError } from './errors.js';
 import type { LoginLockout } from './lockout.js';
 import type { PasswordHasher } from './passwords.js';
 import type { ClientMeta, IssuedSession, SessionService } from './sessions.js';
-import {
-  emailSchema,
-  foldCase,
-  fullnameSchema,
-  MAX_EMAIL_LENGTH,
-  passwordSchema,
-  presentedPasswordSchema,
-  usernameSchema,
-  validate,
-} from './validation.js';
+import { emailSchema, foldCase, fullnameSchema, MAX_EMAIL_LENGTH, passwordSchema, presentedPasswordSchema, usernameSchema, validate } from './validation.js';
 
 export interface RegisterRequest {
   readonly username: string;
@@ -120,7 +104,12 @@ export class AccountService {
     return (await this.#create(input, role, null, actor)).user;
   }
 
-  async #create(input: RegisterRequest, role: UserRole, meta: ClientMeta | null, actor: AdminActor = OPERATOR): Promise<{ user: UserRecord; issued: IssuedSession | null }> {
+  async #create(
+    input: RegisterRequest,
+    role: UserRole,
+    meta: ClientMeta | null,
+    actor: AdminActor = OPERATOR,
+  ): Promise<{ user: UserRecord; issued: IssuedSession | null }> {
     // Validation (including the password length bound) happens before any hashing.
     const valid = validate(registerSchema, input);
     const usernameKey = foldCase(valid.username);
@@ -238,7 +227,12 @@ export class AccountService {
    * current password was checked against (a parallel change wins once; the other is refused) and the
    * caller's session is still in force.
    */
-  async changePassword(userId: string, keepSessionId: string, input: PasswordChangeRequest, meta: Pick<ClientMeta, 'ip' | 'network'> = { ip: null, network: null }): Promise<number> {
+  async changePassword(
+    userId: string,
+    keepSessionId: string,
+    input: PasswordChangeRequest,
+    meta: Pick<ClientMeta, 'ip' | 'network'> = { ip: null, network: null },
+  ): Promise<number> {
     const valid = validate(changePasswordSchema, input);
     const user = await this.#reauthenticate(userId, valid.currentPassword, meta);
     const fieldErrors = [];

@@ -52,11 +52,7 @@ export interface KeyFileCreation {
  * name never points at a partly written file (opening it with O_EXCL and then writing would let a
  * reader in between the two).
  */
-export async function loadOrCreateKeyFile(
-  file: string,
-  now: Date,
-  creation: KeyFileCreation = {},
-): Promise<{ keys: KeyFile; created: boolean }> {
+export async function loadOrCreateKeyFile(file: string, now: Date, creation: KeyFileCreation = {}): Promise<{ keys: KeyFile; created: boolean }> {
   try {
     return { keys: await readKeyFile(file), created: false };
   } catch (error) {
@@ -76,7 +72,9 @@ export async function loadOrCreateKeyFile(
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS') {
-        throw new Error(`Cannot create the key file ${file}: its file system does not support hard links, which creating it safely needs. Put KEYS_FILE on a local file system.`);
+        throw new Error(
+          `Cannot create the key file ${file}: its file system does not support hard links, which creating it safely needs. Put KEYS_FILE on a local file system.`,
+        );
       }
       if (code !== 'EEXIST') throw error;
       created = false;
@@ -126,12 +124,15 @@ export async function rotateSigningKeys(
   }
   const original = await stat(file).catch((error: NodeJS.ErrnoException) => {
     // Creating keys here would end every session: that is never what a rotation means.
-    if (error.code === 'ENOENT') throw new Error(`There is no key file at ${file}, so there is nothing to rotate. Check KEYS_FILE and DATA_DIR, or restore the file from backup.`);
+    if (error.code === 'ENOENT')
+      throw new Error(`There is no key file at ${file}, so there is nothing to rotate. Check KEYS_FILE and DATA_DIR, or restore the file from backup.`);
     throw error;
   });
   const mode = original.mode & 0o7777;
   if ((mode & 0o400) === 0) {
-    throw new Error(`Key file ${file} is not readable by its owner (mode ${(mode & 0o777).toString(8).padStart(4, '0')}), so no server running as its owner can read it. Fix its mode (chmod 600) first.`);
+    throw new Error(
+      `Key file ${file} is not readable by its owner (mode ${(mode & 0o777).toString(8).padStart(4, '0')}), so no server running as its owner can read it. Fix its mode (chmod 600) first.`,
+    );
   }
   const keys = await readKeyFile(file);
   const fresh = await generateSigningKey(now);

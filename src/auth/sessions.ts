@@ -115,11 +115,17 @@ export class SessionService {
         await this.revoke(session.id, 'user_disabled');
         throw new InvalidRefreshTokenError('REFRESH_TOKEN_REVOKED');
       }
-      if (!this.#isLive({ ended: false, expiresAt: session.expiresAt.getTime(), lastUsedAt: session.lastUsedAt.getTime() }, now)) throw new InvalidRefreshTokenError('REFRESH_TOKEN_EXPIRED');
+      if (!this.#isLive({ ended: false, expiresAt: session.expiresAt.getTime(), lastUsedAt: session.lastUsedAt.getTime() }, now))
+        throw new InvalidRefreshTokenError('REFRESH_TOKEN_EXPIRED');
 
       if (counter === session.refreshCounter) {
         // Compare-and-set on the generation: of parallel rotations of the same token exactly one wins.
-        const won = await this.db.sessions.claimRotation({ sessionId: session.id, userId: session.userId, expiresAt: session.expiresAt.getTime(), refreshCounter: counter });
+        const won = await this.db.sessions.claimRotation({
+          sessionId: session.id,
+          userId: session.userId,
+          expiresAt: session.expiresAt.getTime(),
+          refreshCounter: counter,
+        });
         if (won) return this.#rotated(session.id, owner, counter);
         session = await this.db.sessions.find(session.id);
         continue;

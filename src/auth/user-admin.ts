@@ -1,6 +1,6 @@
 import type { Database, UserRole, Transaction, UserRecord } from '../db/database.js';
 import type { ApiTokenService } from './api-tokens.js';
-import { type AdminActor, assertActorMayAdminister, } from './admin-actor.js';
+import { type AdminActor, assertActorMayAdminister } from './admin-actor.js';
 import type { Clock } from './clock.js';
 import { AuthenticationError, InvalidCredentialsError, LastAdminError, UserNotFoundError } from './errors.js';
 import type { SessionService } from './sessions.js';

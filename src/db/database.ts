@@ -53,11 +53,7 @@ export class SqliteDatabase implements Database {
   readonly #client: SqliteClient;
 
   /** Builds the stores over an open client (openDatabase); the stores' caches live on `clock`'s monotonic time. */
-  constructor(
-    client: SqliteClient,
-    clock: StoreClock,
-    { sessionIdleTimeoutMs }: Pick<DatabaseSettings, 'sessionIdleTimeoutMs'>,
-  ) {
+  constructor(client: SqliteClient, clock: StoreClock, { sessionIdleTimeoutMs }: Pick<DatabaseSettings, 'sessionIdleTimeoutMs'>) {
     this.#client = client;
     this.users = new UserStore(client, clock, 'sqlite');
     this.sessions = new SessionStore(client, clock, { idleTimeoutMs: sessionIdleTimeoutMs, prepared: preparedStatementsOf(client) });

@@ -159,7 +159,9 @@ function prismaTimestamp(): string {
  */
 function refuseUnfinished(db: Database.Database, file: string): void {
   const failed = db
-    .prepare('SELECT migration_name AS name, started_at AS startedAt FROM _prisma_migrations WHERE finished_at IS NULL AND rolled_back_at IS NULL ORDER BY started_at')
+    .prepare(
+      'SELECT migration_name AS name, started_at AS startedAt FROM _prisma_migrations WHERE finished_at IS NULL AND rolled_back_at IS NULL ORDER BY started_at',
+    )
     .all() as { name: string; startedAt: string }[];
   if (failed.length === 0) return;
   const { name, startedAt } = failed[0]!;
@@ -179,9 +181,9 @@ function refuseUnfinished(db: Database.Database, file: string): void {
 
 /**
  * PostgreSQL: `prisma migrate deploy` (through the stand-in), which takes Prisma's advisory lock so that
- * instances starting together apply each migration once. Before it, one query on Prisma's bookkeeping table: an up-to-date
- * database (every start but the first after an upgrade) skips the ~2 s CLI run. After it, the same query
- * proves the migrations are applied, whatever the CLI printed.
+ * instances starting together apply each migration once. Before it, one query on Prisma's bookkeeping
+ * table: an up-to-date database (every start but the first after an upgrade) skips the CLI, a process of
+ * its own. After it, the same query proves the migrations are applied, whatever the CLI printed.
  */
 async function applyPostgresMigrations(databaseUrl: string, migrationsDir: string): Promise<void> {
   // The CLI reads the folder from prisma.config.ts, not from us: another folder cannot be honoured.
@@ -260,7 +262,9 @@ async function createPostgresDatabase(databaseUrl: string): Promise<void> {
   } catch (error) {
     // duplicate_database, or the catalog's unique index when two CREATEs race: someone else made it.
     if (!['42P04', '23505'].includes((error as { code?: string }).code ?? '')) {
-      throw new Error(`Database migration failed: ${describePostgres(databaseUrl)} does not exist and could not be created: ${(error as Error).message}`, { cause: error });
+      throw new Error(`Database migration failed: ${describePostgres(databaseUrl)} does not exist and could not be created: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   } finally {
     await admin.end().catch(() => {});
@@ -274,7 +278,8 @@ function describePostgres(databaseUrl: string): string {
 }
 
 function postgresConnectError(databaseUrl: string, error: Error & { code?: string }): Error {
-  const unreachable = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNRESET'].includes(error.code ?? '') || /timeout/i.test(error.message);
+  const unreachable =
+    ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNRESET'].includes(error.code ?? '') || /timeout/i.test(error.message);
   const what = unreachable
     ? `${describePostgres(databaseUrl)} is unreachable (${error.code ?? error.message}). Start the server, or correct the host and port in DATABASE_URL.`
     : `${describePostgres(databaseUrl)} refused the connection: ${error.message}${error.code ? ` (${error.code})` : ''}. Check the user, password and database in DATABASE_URL.`;
@@ -307,11 +312,12 @@ async function deployWithCli(databaseUrl: string): Promise<void> {
             : `exited with code ${error.code ?? error.signal}`;
         const output = [stderr.trim(), stdout.trim()].filter(Boolean).join('\n');
         // The engine reports a locked SQLite file as an obscure connector timeout.
-        const hint = /SocketTimeout|database is locked|SQLITE_BUSY/.test(output) && databaseUrl.startsWith('file:')
-          ? `\nThe database ${absoluteSqliteUrl(databaseUrl)} is busy: another process is writing to it. Stop it and start again.`
-          : /P1001|Can't reach database server|ECONNREFUSED/.test(output) && isPostgresUrl(databaseUrl)
-            ? `\n${describePostgres(databaseUrl)} is unreachable. Start the server, or correct the host and port in DATABASE_URL.`
-            : '';
+        const hint =
+          /SocketTimeout|database is locked|SQLITE_BUSY/.test(output) && databaseUrl.startsWith('file:')
+            ? `\nThe database ${absoluteSqliteUrl(databaseUrl)} is busy: another process is writing to it. Stop it and start again.`
+            : /P1001|Can't reach database server|ECONNREFUSED/.test(output) && isPostgresUrl(databaseUrl)
+              ? `\n${describePostgres(databaseUrl)} is unreachable. Start the server, or correct the host and port in DATABASE_URL.`
+              : '';
         reject(new Error(`Database migration failed: prisma migrate deploy ${how}.${hint}\n${output || error?.message || ''}`));
       },
     );

@@ -113,14 +113,22 @@ export class PostgresDatabase implements Database {
  * comes through as it is, so every form is recognized.
  */
 export function isSerializationFailure(error: unknown): boolean {
-  for (let current = error as { code?: unknown; kind?: unknown; cause?: unknown; meta?: unknown; message?: unknown } | undefined, depth = 0; current && depth < 5; depth++) {
+  for (
+    let current = error as { code?: unknown; kind?: unknown; cause?: unknown; meta?: unknown; message?: unknown } | undefined, depth = 0;
+    current && depth < 5;
+    depth++
+  ) {
     if (current.code === 'P2034' || current.code === '40001' || current.code === '40P01') return true;
     // adapter-pg's DriverAdapterError carries { kind: 'TransactionWriteConflict' } as its cause for both codes.
     if (current.kind === 'TransactionWriteConflict') return true;
     const meta = current.meta as { driverAdapterError?: { cause?: { originalCode?: string; kind?: string } } } | undefined;
     const cause = meta?.driverAdapterError?.cause;
     if (cause?.originalCode === '40001' || cause?.originalCode === '40P01' || cause?.kind === 'TransactionWriteConflict') return true;
-    if (typeof current.message === 'string' && /could not serialize access|deadlock detected|TransactionWriteConflict|\b40001\b|\b40P01\b/.test(current.message)) return true;
+    if (
+      typeof current.message === 'string' &&
+      /could not serialize access|deadlock detected|TransactionWriteConflict|\b40001\b|\b40P01\b/.test(current.message)
+    )
+      return true;
     current = current.cause as typeof current;
   }
   return false;

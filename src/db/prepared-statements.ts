@@ -11,8 +11,7 @@ export type StatementRunner = <T>(sql: string, args: readonly SqlArgument[]) => 
  * better-sqlite3 connection, instead of through Prisma's `$queryRaw`.
  *
  * Prisma's better-sqlite3 adapter prepares every statement anew and maps every argument and row; for
- * the rotation that cost 176–183 µs of CPU per 6-claim batch against 41–56 µs prepared once (in
- * process), and 0.33–0.38 against 0.29–0.33 ms of event-loop CPU per refresh in the bench.
+ * the rotation that cost several times the CPU of a statement prepared once (README, Performance).
  *
  * Only plain values go in: dates are passed as text in the adapter's own format (`sqliteTimestamp`),
  * which a test checks against what Prisma writes. The runner is attached per connection; without one

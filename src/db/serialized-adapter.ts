@@ -1,4 +1,11 @@
-import { DriverAdapterError, type IsolationLevel, type SqlDriverAdapter, type SqlDriverAdapterFactory, type SqlQuery, type Transaction } from '@prisma/driver-adapter-utils';
+import {
+  DriverAdapterError,
+  type IsolationLevel,
+  type SqlDriverAdapter,
+  type SqlDriverAdapterFactory,
+  type SqlQuery,
+  type Transaction,
+} from '@prisma/driver-adapter-utils';
 import { betterSqliteConnectionOf, type PreparedStatements, type StatementRunner, statementCache } from './prepared-statements.js';
 import { DEFAULT_BUSY_WAIT_MS, retryWhileBusy } from './busy.js';
 import type { DurabilityBarrier } from './wal-sync.js';
@@ -168,7 +175,8 @@ function gatedAdapter(
         try {
           // Prisma sends COMMIT or ROLLBACK through executeRaw before it calls commit() or rollback().
           // Should that statement have failed, the transaction must not stay open for the next query.
-          if (!connection) await run('ROLLBACK').catch(() => {}); // "no transaction is active" is fine
+          if (!connection)
+            await run('ROLLBACK').catch(() => {}); // "no transaction is active" is fine
           else if (connection.inTransaction) await run('ROLLBACK');
         } finally {
           durability.written();

@@ -33,8 +33,8 @@ interface OpenedFile {
 /**
  * Durable commits without an fsync on the event loop.
  *
- * With `PRAGMA synchronous = FULL`, SQLite fsyncs the WAL inside every commit: 0.5–1 ms here during which
- * better-sqlite3 holds the event loop. In WAL mode FULL differs from NORMAL only by that fsync, so the
+ * With `PRAGMA synchronous = FULL`, SQLite fsyncs the WAL inside every commit, and better-sqlite3 holds the
+ * event loop for as long as the disk takes (README, Performance). In WAL mode FULL differs from NORMAL only by that fsync, so the
  * connection runs NORMAL and this barrier makes the fsync instead, on libuv's thread pool, before any
  * result leaves the database layer:
  *

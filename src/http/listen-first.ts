@@ -20,9 +20,7 @@ export async function listenFirst(port: number, host: string): Promise<Listening
       response.writeHead(200, { 'content-type': 'application/json' }).end('{"message":"alive"}');
       return;
     }
-    response
-      .writeHead(503, { 'content-type': 'application/json', 'retry-after': '2' })
-      .end('{"errors":[{"message":"Gatehouse is starting; retry shortly."}]}');
+    response.writeHead(503, { 'content-type': 'application/json', 'retry-after': '2' }).end('{"errors":[{"message":"Gatehouse is starting; retry shortly."}]}');
   });
   try {
     await new Promise<void>((resolve, reject) => {

@@ -3,8 +3,7 @@ import { createGraphQLError, type Plugin } from 'graphql-yoga';
 
 const DECIMAL = /^\d+$/;
 
-const tooLarge = () =>
-  createGraphQLError('Request body too large', { extensions: { http: { status: 413 }, code: 'REQUEST_ENTITY_TOO_LARGE' } });
+const tooLarge = () => createGraphQLError('Request body too large', { extensions: { http: { status: 413 }, code: 'REQUEST_ENTITY_TOO_LARGE' } });
 
 /**
  * The request body limit (HTTP 413 before any parsing), in place of Yoga's `maxRequestBodySize`.

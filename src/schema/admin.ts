@@ -24,19 +24,23 @@ function adminChange<Args>(event: string, change: (args: Args, actor: AdminActor
 }
 
 builder.queryFields((t) => ({
-  users: t.connection({
-    type: User,
-    description: 'All accounts, ordered by username. search matches part of the username, email or full name.',
-    authScopes: { admin: true },
-    args: { search: t.arg.string({ required: false }) },
-    resolve: (_root, args, ctx) =>
-      args.search
-        ? searchConnection(ctx, args, args.search)
-        : resolveCursorConnection(
-            { args, toCursor: (user: UserRecord) => user.usernameKey, defaultSize: PAGE_SIZE.default, maxSize: PAGE_SIZE.max },
-            (page: ResolveCursorConnectionArgs) => ctx.services.users.page(page),
-          ),
-  }, { name: 'UserConnection' }, { name: 'UserEdge' }),
+  users: t.connection(
+    {
+      type: User,
+      description: 'All accounts, ordered by username. search matches part of the username, email or full name.',
+      authScopes: { admin: true },
+      args: { search: t.arg.string({ required: false }) },
+      resolve: (_root, args, ctx) =>
+        args.search
+          ? searchConnection(ctx, args, args.search)
+          : resolveCursorConnection(
+              { args, toCursor: (user: UserRecord) => user.usernameKey, defaultSize: PAGE_SIZE.default, maxSize: PAGE_SIZE.max },
+              (page: ResolveCursorConnectionArgs) => ctx.services.users.page(page),
+            ),
+    },
+    { name: 'UserConnection' },
+    { name: 'UserEdge' },
+  ),
 }));
 
 const PAGE_SIZE = { default: 20, max: 100 } as const;

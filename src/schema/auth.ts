@@ -1,11 +1,5 @@
 import type { AuthResult, RegisterRequest } from '../auth/accounts.js';
-import {
-  AccountDisabledError,
-  EmailTakenError,
-  InvalidCredentialsError,
-  UsernameTakenError,
-  ValidationError,
-} from '../auth/errors.js';
+import { AccountDisabledError, EmailTakenError, InvalidCredentialsError, UsernameTakenError, ValidationError } from '../auth/errors.js';
 import type { RequestContext } from '../context.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
@@ -88,7 +82,8 @@ const register = audited(
 builder.mutationFields((t) => ({
   register: t.field({
     type: RegisterResult,
-    description: 'Creates an account. Open registration logs the new user in (AuthPayload); with REGISTRATION_MODE=admin only an administrator may call it, and it returns UserCreated without starting a session.',
+    description:
+      'Creates an account. Open registration logs the new user in (AuthPayload); with REGISTRATION_MODE=admin only an administrator may call it, and it returns UserCreated without starting a session.',
     args: { input: t.arg({ type: RegisterInput, required: true }) },
     resolve: async (root, args, ctx) => {
       try {

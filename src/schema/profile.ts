@@ -60,7 +60,8 @@ builder.mutationFields((t) => ({
   }),
   changePassword: t.field({
     type: PasswordChanged,
-    description: 'Checks the current password (wrong ones count toward the login lockout), sets the new one and logs out every other session, in one commit. Not available to API tokens.',
+    description:
+      'Checks the current password (wrong ones count toward the login lockout), sets the new one and logs out every other session, in one commit. Not available to API tokens.',
     args: { currentPassword: t.arg.string({ required: true }), newPassword: t.arg.string({ required: true }) },
     authScopes: { session: true },
     errors: failureUnion('ChangePasswordResult', [ValidationError, InvalidCredentialsError]),
@@ -68,13 +69,16 @@ builder.mutationFields((t) => ({
       const viewer = await requireSession(ctx);
       // Guessing the current password with a stolen access token is limited like guessing at login.
       await enforceRateLimit(ctx, 'loginAccount', viewer.userId);
-      const endedSessions = await withCommitTimeRefusals(() => ctx.services.accounts.changePassword(viewer.userId, viewer.sessionId, args, { ip: ctx.clientIp, network: ctx.clientNetwork }));
+      const endedSessions = await withCommitTimeRefusals(() =>
+        ctx.services.accounts.changePassword(viewer.userId, viewer.sessionId, args, { ip: ctx.clientIp, network: ctx.clientNetwork }),
+      );
       return { endedSessions };
     }),
   }),
   deleteAccount: t.field({
     type: AccountDeleted,
-    description: "Deletes the caller's account, sessions and API tokens after checking the password (wrong ones count toward the login lockout). Not available to API tokens.",
+    description:
+      "Deletes the caller's account, sessions and API tokens after checking the password (wrong ones count toward the login lockout). Not available to API tokens.",
     args: { password: t.arg.string({ required: true }) },
     authScopes: { session: true },
     errors: failureUnion('DeleteAccountResult', [ValidationError, InvalidCredentialsError, LastAdminError]),

@@ -32,15 +32,39 @@ export function storeContract(engine: string, open: () => Promise<StoreFixture>)
 
     const newUser = async (role: UserRole = 'USER', name = `user-${randomUUID().slice(0, 8)}`) =>
       db.transaction((tx) =>
-        db.users.create(tx, { id: randomUUID(), username: name, usernameKey: name.toLowerCase(), email: null, emailKey: null, fullname: null, passwordHash: 'hash', role }),
+        db.users.create(tx, {
+          id: randomUUID(),
+          username: name,
+          usernameKey: name.toLowerCase(),
+          email: null,
+          emailKey: null,
+          fullname: null,
+          passwordHash: 'hash',
+          role,
+        }),
       );
     const newSession = (userId: string) =>
       db.transaction((tx) =>
-        db.sessions.create(tx, { id: randomUUID(), userId, createdAt: new Date(clock.now()), expiresAt: new Date(clock.now() + LIFETIME_MS), userAgent: null, ip: null }),
+        db.sessions.create(tx, {
+          id: randomUUID(),
+          userId,
+          createdAt: new Date(clock.now()),
+          expiresAt: new Date(clock.now() + LIFETIME_MS),
+          userAgent: null,
+          ip: null,
+        }),
       );
     const newToken = (userId: string, expiresAt: Date | null = null) =>
       db.transaction((tx) =>
-        db.apiTokens.create(tx, { id: randomUUID(), userId, name: 'script', scopes: ['profile:read', 'admin', 'admin'], secretHash: randomUUID(), createdAt: new Date(clock.now()), expiresAt }),
+        db.apiTokens.create(tx, {
+          id: randomUUID(),
+          userId,
+          name: 'script',
+          scopes: ['profile:read', 'admin', 'admin'],
+          secretHash: randomUUID(),
+          createdAt: new Date(clock.now()),
+          expiresAt,
+        }),
       );
 
     describe('transactions', () => {
@@ -48,7 +72,16 @@ export function storeContract(engine: string, open: () => Promise<StoreFixture>)
         const name = `rolled-${randomUUID().slice(0, 8)}`;
         await expect(
           db.transaction(async (tx) => {
-            await db.users.create(tx, { id: randomUUID(), username: name, usernameKey: name, email: null, emailKey: null, fullname: null, passwordHash: 'h', role: 'USER' });
+            await db.users.create(tx, {
+              id: randomUUID(),
+              username: name,
+              usernameKey: name,
+              email: null,
+              emailKey: null,
+              fullname: null,
+              passwordHash: 'h',
+              role: 'USER',
+            });
             throw new Error('rolled back on purpose');
           }),
         ).rejects.toThrow('rolled back on purpose');
@@ -122,8 +155,14 @@ export function storeContract(engine: string, open: () => Promise<StoreFixture>)
           [`${prefix}a`, `${prefix}b`, `${prefix}c%e`, `${prefix}c_d`].sort().reverse(),
         );
         // A window of two users holds no "c" match: nothing found, and where the next window starts.
-        expect(await db.users.search({ after: prefix, limit: 10, descending: false, term: `${prefix}c`, scanLimit: 2 })).toEqual({ users: [], resumeFrom: `${prefix}b` });
-        expect(keys(await db.users.search({ after: `${prefix}b`, limit: 10, descending: false, term: `${prefix}c`, scanLimit: 2 }))).toEqual([`${prefix}c%e`, `${prefix}c_d`]);
+        expect(await db.users.search({ after: prefix, limit: 10, descending: false, term: `${prefix}c`, scanLimit: 2 })).toEqual({
+          users: [],
+          resumeFrom: `${prefix}b`,
+        });
+        expect(keys(await db.users.search({ after: `${prefix}b`, limit: 10, descending: false, term: `${prefix}c`, scanLimit: 2 }))).toEqual([
+          `${prefix}c%e`,
+          `${prefix}c_d`,
+        ]);
       });
     });
 

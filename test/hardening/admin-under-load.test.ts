@@ -77,7 +77,10 @@ describe('admin changes while the server takes registrations', { timeout: 240_00
       expect(succeeded).toBeGreaterThan(50);
       expect(failed).toBe(0);
     }
-    expect(results.map((r) => r.code), results.map((r) => r.output).join('\n')).toEqual([0, 0, 0]);
+    expect(
+      results.map((r) => r.code),
+      results.map((r) => r.output).join('\n'),
+    ).toEqual([0, 0, 0]);
     expect(results[0]!.output).toMatch(/cli_target1 is now ADMIN/);
     expect(results[1]!.output).toMatch(/cli_target2 is disabled/);
     expect(results[2]!.output).toMatch(/cli_target3 is now ADMIN/);

@@ -20,7 +20,8 @@ function failSessionRevocation<T>(work: () => Promise<T>): Promise<T> {
 }
 
 const userRow = (id: string) => raw.prepare('SELECT passwordHash, credentialsVersion, disabledAt FROM User WHERE id = ?').get(id) as Record<string, unknown>;
-const liveSessions = async (userId: string) => (await readTable(app, 'SELECT id FROM Session WHERE userId = ? AND revokedAt IS NULL ORDER BY id', userId)).map((row) => row.id);
+const liveSessions = async (userId: string) =>
+  (await readTable(app, 'SELECT id FROM Session WHERE userId = ? AND revokedAt IS NULL ORDER BY id', userId)).map((row) => row.id);
 
 const CHANGE_PASSWORD = /* GraphQL */ `
   mutation ($current: String!, $next: String!) {
@@ -33,21 +34,21 @@ describe('a credential change that fails half-way changes nothing', () => {
     const { username, password, accessToken, user } = await registerUser(app);
     const other = (await app.gql(LOGIN, { input: { username, password } })).data.login;
     const before = userRow(user.id);
-    const sessionsBefore = (await liveSessions(user.id));
+    const sessionsBefore = await liveSessions(user.id);
     expect(sessionsBefore).toHaveLength(2);
 
     const failed = await failSessionRevocation(() => app.gql(CHANGE_PASSWORD, { current: password, next: 'the new password here' }, bearer(accessToken)));
     expect(failed.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
 
     expect(userRow(user.id)).toEqual(before);
-    expect((await liveSessions(user.id))).toEqual(sessionsBefore);
+    expect(await liveSessions(user.id)).toEqual(sessionsBefore);
     expect((await app.gql(LOGIN, { input: { username, password } })).data.login.__typename).toBe('AuthPayload');
     expect((await app.gql(LOGIN, { input: { username, password: 'the new password here' } })).data.login.__typename).toBe('InvalidCredentialsError');
 
     // Without the fault the same change goes through whole.
     const changed = await app.gql(CHANGE_PASSWORD, { current: password, next: 'the new password here' }, bearer(accessToken));
     expect(changed.data.changePassword.__typename).toBe('PasswordChanged');
-    expect((await liveSessions(user.id))).toEqual([decodeJwt(accessToken).sid]);
+    expect(await liveSessions(user.id)).toEqual([decodeJwt(accessToken).sid]);
     expect(sessionsBefore).toContain(decodeJwt(other.accessToken).sid);
   });
 
@@ -58,10 +59,12 @@ describe('a credential change that fails half-way changes nothing', () => {
 
     const logout = await failSessionRevocation(() => app.gql('mutation { logout(allSessions: true) }', {}, bearer(accessToken)));
     expect(logout.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
-    const disable = await failSessionRevocation(() => app.gql('mutation ($id: ID!) { disableUser(id: $id) { __typename } }', { id: user.id }, bearer(admin.accessToken)));
+    const disable = await failSessionRevocation(() =>
+      app.gql('mutation ($id: ID!) { disableUser(id: $id) { __typename } }', { id: user.id }, bearer(admin.accessToken)),
+    );
     expect(disable.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
 
     expect(userRow(user.id)).toEqual(before);
-    expect((await liveSessions(user.id))).toHaveLength(1);
+    expect(await liveSessions(user.id)).toHaveLength(1);
   });
 });

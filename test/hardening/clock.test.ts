@@ -134,7 +134,10 @@ describe('rate limits across a backward wall-clock jump', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const start = Date.now();
     const rule = { max: 1, windowMs: 60 * SECOND };
-    const limiter = new RateLimiter({ register: rule, login: rule, loginAccount: rule, userExists: rule, refresh: rule, availabilityProbe: rule, availabilityProbeAccount: rule }, new BoundedMemoryStore({ maxIdentities: 10 }));
+    const limiter = new RateLimiter(
+      { register: rule, login: rule, loginAccount: rule, userExists: rule, refresh: rule, availabilityProbe: rule, availabilityProbeAccount: rule },
+      new BoundedMemoryStore({ maxIdentities: 10 }),
+    );
     await limiter.consume('login', 'client');
     await expect(limiter.consume('login', 'client')).rejects.toMatchObject({ retryAfterSeconds: 60 });
     vi.setSystemTime(start - HOUR);

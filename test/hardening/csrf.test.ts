@@ -23,8 +23,15 @@ describe('CSRF prevention', () => {
   it.each([
     ['text/plain', (username: string) => registerBody(username)],
     ['text/plain;charset=UTF-8', (username: string) => registerBody(username)],
-    ['application/x-www-form-urlencoded', (username: string) => new URLSearchParams({ query: REGISTER, variables: JSON.stringify({ input: { username, password: 'a long enough password' } }) }).toString()],
-    ['multipart/form-data; boundary=x', (username: string) => `--x\r\nContent-Disposition: form-data; name="operations"\r\n\r\n${registerBody(username)}\r\n--x--\r\n`],
+    [
+      'application/x-www-form-urlencoded',
+      (username: string) =>
+        new URLSearchParams({ query: REGISTER, variables: JSON.stringify({ input: { username, password: 'a long enough password' } }) }).toString(),
+    ],
+    [
+      'multipart/form-data; boundary=x',
+      (username: string) => `--x\r\nContent-Disposition: form-data; name="operations"\r\n\r\n${registerBody(username)}\r\n--x--\r\n`,
+    ],
   ])('refuses a simple POST with content-type %s (403), before any work', async (contentType, body) => {
     const consume = vi.spyOn(app.services.rateLimiter, 'consume');
     const username = uniqueName('csrf');

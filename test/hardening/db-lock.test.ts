@@ -38,7 +38,12 @@ function lockDatabase(dbPath: string) {
     other.close();
   };
   afterAll(release);
-  return { release, get held() { return held; } };
+  return {
+    release,
+    get held() {
+      return held;
+    },
+  };
 }
 
 async function registered(server: SpawnedServer, username: string) {

@@ -98,7 +98,6 @@ const [configured, configuredInProduction] = await Promise.all([
 ]);
 
 describe('CORS', () => {
-
   const preflight = (app: TestApp, origin: string) =>
     app.yoga.fetch('http://gatehouse.test/graphql', {
       method: 'OPTIONS',
@@ -168,7 +167,6 @@ for (const app of [brokenDevelopment, brokenProduction, brokenWithDebug]) {
 }
 
 describe('unexpected errors', () => {
-
   // Yoga decides "development" from process.env.NODE_ENV at the moment it masks, not from our config.
   async function askAsIfStartedWith(nodeEnv: string, app: TestApp) {
     const before = process.env.NODE_ENV;
@@ -180,7 +178,15 @@ describe('unexpected errors', () => {
     }
   }
 
-  const INTERNALS = [/stack/i, /originalError/, /UserGone|no such table|does not exist|prisma/i, /node_modules/, /\.ts:\d+/, /\bat \w/, new RegExp(process.cwd().replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))];
+  const INTERNALS = [
+    /stack/i,
+    /originalError/,
+    /UserGone|no such table|does not exist|prisma/i,
+    /node_modules/,
+    /\.ts:\d+/,
+    /\bat \w/,
+    new RegExp(process.cwd().replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')),
+  ];
 
   it.each([
     ['NODE_ENV=development', 'development', () => brokenDevelopment],
@@ -229,7 +235,12 @@ describe('"Did you mean" suggestions', () => {
     ['a bad enum literal', 'mutation { setUserRole(id: "x", role: ADMN) { __typename } }', undefined, /"ADMIN"/],
     ['a bad enum variable', 'mutation ($role: Role!) { setUserRole(id: "x", role: $role) { __typename } }', { role: 'ADMN' }, /"ADMIN"/],
     ['a misspelled input field', 'mutation { login(input: { usernam: "a", password: "b" }) { __typename } }', undefined, /Did you mean "username"/],
-    ['a misspelled input field in a variable', 'mutation ($input: LoginInput!) { login(input: $input) { __typename } }', { input: { usernam: 'a', password: 'b' } }, /Did you mean "username"/],
+    [
+      'a misspelled input field in a variable',
+      'mutation ($input: LoginInput!) { login(input: $input) { __typename } }',
+      { input: { usernam: 'a', password: 'b' } },
+      /Did you mean "username"/,
+    ],
     ['a misspelled type in a fragment', '{ me { ...F } } fragment F on Usr { id }', undefined, /Did you mean "User"/],
     ['a field on a union', 'mutation { login(input: { username: "a", password: "b" }) { accessToken } }', undefined, /Did you mean to use an inline fragment/],
   ];

@@ -25,10 +25,12 @@ function startServer(dataDir: string) {
   });
   children.add(child);
   let output = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
-    children.delete(child);
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      children.delete(child);
+      resolve(code);
+    }),
+  );
   const listening = new Promise<string>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
       output += chunk;
@@ -44,8 +46,11 @@ function startServer(dataDir: string) {
 
 function admin(dataDir: string, args: string[], stdin = ''): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile('/bin/sh', [...UNDER_UMASK_000, 'src/cli/admin.ts', ...args], { cwd: root, env: { PATH: process.env.PATH, ...CHEAP, DATA_DIR: dataDir }, encoding: 'utf8' }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    const child = execFile(
+      '/bin/sh',
+      [...UNDER_UMASK_000, 'src/cli/admin.ts', ...args],
+      { cwd: root, env: { PATH: process.env.PATH, ...CHEAP, DATA_DIR: dataDir }, encoding: 'utf8' },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
     child.stdin!.end(stdin);
   });

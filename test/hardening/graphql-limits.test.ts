@@ -109,7 +109,8 @@ describe('realistic client operations', () => {
     expect((await both('Me', {}, asUser)).me).toMatchObject({ username, email: `${username}@example.com`, fullname: 'Client', role: 'USER' });
     expect((await both('PublicUser', { id: registered.user.id })).user).toEqual({ id: registered.user.id, username, fullname: 'Client' });
 
-    const created = (await call('CreateApiToken', { input: { name: 'ci', scopes: ['PROFILE_READ', 'SESSIONS_READ'], expiresInDays: 30 } }, asUser)).createApiToken;
+    const created = (await call('CreateApiToken', { input: { name: 'ci', scopes: ['PROFILE_READ', 'SESSIONS_READ'], expiresInDays: 30 } }, asUser))
+      .createApiToken;
     expect(created.__typename).toBe('ApiTokenCreated');
     const account = await both('Account', {}, asUser);
     expect(account.mySessions).toHaveLength(2);
@@ -139,7 +140,8 @@ describe('realistic client operations', () => {
     const asUserAgain = bearer(again.accessToken);
     const changed = (await call('ChangePassword', { currentPassword: password, newPassword: 'client password 2' }, asUserAgain)).changePassword;
     expect(changed.__typename).toBe('PasswordChanged');
-    const wrongChange = (await callInDocument('ChangePassword', { currentPassword: 'nope nope nope', newPassword: 'client password 3' }, asUserAgain)).changePassword;
+    const wrongChange = (await callInDocument('ChangePassword', { currentPassword: 'nope nope nope', newPassword: 'client password 3' }, asUserAgain))
+      .changePassword;
     expect(wrongChange.code).toBe('INVALID_CREDENTIALS');
     expect((await call('RevokeApiToken', { id: created.apiToken.id }, asUserAgain)).revokeApiToken).toBe(false); // ended when disabled
     expect((await both('RevokeSession', { id: 'no-such-session' }, asUserAgain)).revokeSession).toBe(false);

@@ -144,7 +144,8 @@ describe('request body size limit through node:http', () => {
     });
   }
   const statusOf = (answer: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1]);
-  const head = (lines: string[]) => ['POST /graphql HTTP/1.1', 'Host: gatehouse.test', 'Content-Type: application/json', 'Connection: close', ...lines].join('\r\n');
+  const head = (lines: string[]) =>
+    ['POST /graphql HTTP/1.1', 'Host: gatehouse.test', 'Content-Type: application/json', 'Connection: close', ...lines].join('\r\n');
   const registration = (username: string) => registerBody(username, 900, REGISTER_SHORT);
 
   it('answers 413 for an announced length over the limit, without reading the body', async () => {
@@ -200,7 +201,11 @@ describe('request body size limit through node:http', () => {
     try {
       const username = uniqueName('lenient');
       const text = registerBody(username, 2000, REGISTER_SHORT);
-      const answer = await raw(head(['Content-Length: 10', 'Transfer-Encoding: chunked']), `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n0\r\n\r\n`, port);
+      const answer = await raw(
+        head(['Content-Length: 10', 'Transfer-Encoding: chunked']),
+        `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n0\r\n\r\n`,
+        port,
+      );
       expect(statusOf(answer)).toBe(413);
       expect(await userNamed(limited, username)).toBeNull();
     } finally {

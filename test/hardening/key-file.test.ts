@@ -33,7 +33,9 @@ describe('a missing key file', { timeout: 120_000 }, () => {
     await first.exited;
 
     rmSync(first.keysFile); // a lost volume, a wrong KEYS_FILE, a restore that forgot the file
-    await expect(startServer({}, dataDir)).rejects.toThrow(/key file .*keys\.json is missing.*1 user\(s\).*Restore the key file from your backup.*ALLOW_NEW_KEYS=true/s);
+    await expect(startServer({}, dataDir)).rejects.toThrow(
+      /key file .*keys\.json is missing.*1 user\(s\).*Restore the key file from your backup.*ALLOW_NEW_KEYS=true/s,
+    );
     expect(existsSync(first.keysFile)).toBe(false);
   });
 
@@ -185,7 +187,9 @@ describe('rotate-keys and the file owner', { timeout: 120_000 }, () => {
       );
     });
     expect(result.code, result.stderr).toBe(1);
-    expect(result.stderr).toMatch(/Cannot give the new key file the owner of .*uid 1000, gid 65534.*Run rotate-keys as the user the server runs as.*not changed/s);
+    expect(result.stderr).toMatch(
+      /Cannot give the new key file the owner of .*uid 1000, gid 65534.*Run rotate-keys as the user the server runs as.*not changed/s,
+    );
     const after = statSync(file);
     expect({ uid: after.uid, gid: after.gid, mode: after.mode & 0o7777 }).toEqual({ uid: 1000, gid: 65534, mode: 0o640 });
     expect(readFileSync(file, 'utf8')).toBe(before);

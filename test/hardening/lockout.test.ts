@@ -71,9 +71,7 @@ describe('per-account lockout', () => {
     // 40 at once from four addresses against a fresh account: the account-wide lock needs 3 sources, so
     // one check past the threshold at most, never ten per address.
     const spread = await registerUser(app);
-    const answers = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => login(app, spread.username, `spread guess ${i}`, `10.0.10.${(i % 4) + 1}`)),
-    );
+    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => login(app, spread.username, `spread guess ${i}`, `10.0.10.${(i % 4) + 1}`)));
     const checked = answers.filter((answer) => answer.code === 'INVALID_CREDENTIALS').length;
     expect(checked).toBeGreaterThanOrEqual(10);
     expect(checked).toBeLessThanOrEqual(11);

@@ -13,7 +13,9 @@ import { startServer } from '../security/support.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const projectMigrations = path.join(root, 'prisma', 'migrations');
-const PROJECT_MIGRATIONS = readdirSync(projectMigrations).filter((name) => !name.endsWith('.toml')).sort();
+const PROJECT_MIGRATIONS = readdirSync(projectMigrations)
+  .filter((name) => !name.endsWith('.toml'))
+  .sort();
 const [INIT, SECOND] = PROJECT_MIGRATIONS as [string, string];
 
 function scratch(prefix: string) {
@@ -43,8 +45,11 @@ function inspect(file: string) {
 
 function run(command: string[], env: Record<string, string>): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    execFile(command[0]!, command.slice(1), { cwd: root, env: { ...process.env, CHECKPOINT_DISABLE: '1', ...env }, encoding: 'utf8', timeout: 60_000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }),
+    execFile(
+      command[0]!,
+      command.slice(1),
+      { cwd: root, env: { ...process.env, CHECKPOINT_DISABLE: '1', ...env }, encoding: 'utf8', timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }),
     );
   });
 }
@@ -101,7 +106,9 @@ describe('a migration that fails or is killed halfway', { timeout: 120_000 }, ()
   it('writes the rows Prisma writes: prisma migrate status agrees the database is up to date', async () => {
     const file = path.join(scratch('migrate-status'), 'gatehouse.db');
     await applyMigrations(`file:${file}`);
-    const status = await run([process.execPath, path.join(root, 'node_modules', 'prisma', 'build', 'index.js'), 'migrate', 'status'], { DATABASE_URL: `file:${file}` });
+    const status = await run([process.execPath, path.join(root, 'node_modules', 'prisma', 'build', 'index.js'), 'migrate', 'status'], {
+      DATABASE_URL: `file:${file}`,
+    });
     expect(status.output).toMatch(/Database schema is up to date!/);
     expect(status.code).toBe(0);
   });

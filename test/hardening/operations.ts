@@ -92,9 +92,7 @@ export const CLIENT_DOCUMENT = `${Object.values(CLIENT_OPERATIONS).join('\n')}\n
 export function documentFor(name: ClientOperation): string {
   const operation = CLIENT_OPERATIONS[name];
   const needed = new Set<string>();
-  const definitions = new Map(
-    [...FRAGMENTS.matchAll(/fragment (\w+) on \w+ \{[^\n]*\}/g)].map((match) => [match[1]!, match[0]]),
-  );
+  const definitions = new Map([...FRAGMENTS.matchAll(/fragment (\w+) on \w+ \{[^\n]*\}/g)].map((match) => [match[1]!, match[0]]));
   const visit = (text: string) => {
     for (const [, fragment] of text.matchAll(/\.\.\.(\w+)/g)) {
       if (!needed.has(fragment!) && definitions.has(fragment!)) {

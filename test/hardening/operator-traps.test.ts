@@ -51,7 +51,14 @@ describe('PORT in use', { timeout: 120_000 }, () => {
 
 describe('the lowest limits config accepts', () => {
   it('still let register, login, refresh and me through', async () => {
-    const app = await createTestApp({ MAX_REQUEST_BODY_BYTES: '1024', GRAPHQL_MAX_DEPTH: '4', GRAPHQL_MAX_TOKENS: '200', GRAPHQL_MAX_COST: '200', GRAPHQL_MAX_ALIASES: '1', GRAPHQL_MAX_DIRECTIVES: '1' });
+    const app = await createTestApp({
+      MAX_REQUEST_BODY_BYTES: '1024',
+      GRAPHQL_MAX_DEPTH: '4',
+      GRAPHQL_MAX_TOKENS: '200',
+      GRAPHQL_MAX_COST: '200',
+      GRAPHQL_MAX_ALIASES: '1',
+      GRAPHQL_MAX_DIRECTIVES: '1',
+    });
     const user = await registerUser(app);
     const login = await app.gql(LOGIN, { input: { username: user.username, password: user.password } });
     expect(login.data?.login.__typename, JSON.stringify(login)).toBe('AuthPayload');

@@ -131,8 +131,14 @@ describe('the rotation statement on PostgreSQL', () => {
       const own = await Promise.all([newSession(user.id), newSession(user.id)]);
       const now = new Date();
       const results = await Promise.all([
-        compareAndSet(db, now, IDLE, [{ sessionId: session.id, counter: 0 }, { sessionId: own[0]!.id, counter: 0 }]),
-        compareAndSet(other, now, IDLE, [{ sessionId: session.id, counter: 0 }, { sessionId: own[1]!.id, counter: 0 }]),
+        compareAndSet(db, now, IDLE, [
+          { sessionId: session.id, counter: 0 },
+          { sessionId: own[0]!.id, counter: 0 },
+        ]),
+        compareAndSet(other, now, IDLE, [
+          { sessionId: session.id, counter: 0 },
+          { sessionId: own[1]!.id, counter: 0 },
+        ]),
       ]);
       const winners = results.filter((rows) => rows.some((row) => row.id === session.id));
       expect(winners).toHaveLength(1);

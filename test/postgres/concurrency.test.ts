@@ -37,7 +37,10 @@ describe('check-then-change rules on PostgreSQL', { timeout: 60_000 }, () => {
         app.services.users.setRole(second.user.id, 'USER', OPERATOR),
         app.services.users.setRole(first.user.id, 'USER', OPERATOR),
       ]);
-      expect(results.filter((result) => result.status === 'fulfilled'), `round ${round}`).toHaveLength(1);
+      expect(
+        results.filter((result) => result.status === 'fulfilled'),
+        `round ${round}`,
+      ).toHaveLength(1);
       expect((results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(LastAdminError);
       expect(await rawDb(app.services).user.count({ where: { role: 'ADMIN' } })).toBe(1);
     }
@@ -89,7 +92,9 @@ describe('check-then-change rules on PostgreSQL', { timeout: 60_000 }, () => {
 
   it('recognizes serialization failures in the forms Prisma and the adapter report them', () => {
     expect(isSerializationFailure({ code: 'P2034' })).toBe(true);
-    expect(isSerializationFailure(Object.assign(new Error('TransactionWriteConflict'), { name: 'DriverAdapterError', cause: { kind: 'TransactionWriteConflict' } }))).toBe(true);
+    expect(
+      isSerializationFailure(Object.assign(new Error('TransactionWriteConflict'), { name: 'DriverAdapterError', cause: { kind: 'TransactionWriteConflict' } })),
+    ).toBe(true);
     expect(isSerializationFailure(new Error('could not serialize access due to read/write dependencies among transactions'))).toBe(true);
     expect(isSerializationFailure({ code: 'P2002' })).toBe(false);
     expect(isSerializationFailure(new Error(randomUUID()))).toBe(false);

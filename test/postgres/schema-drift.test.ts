@@ -21,7 +21,11 @@ describe('PostgreSQL schema generated from the SQLite model', () => {
   });
 
   it('every SQLite migration has a PostgreSQL counterpart of the same name (and the reverse)', () => {
-    const names = (dir: string) => readdirSync(new URL(dir, import.meta.url), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    const names = (dir: string) =>
+      readdirSync(new URL(dir, import.meta.url), { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name)
+        .sort();
     expect(names('../../prisma/postgres/migrations/')).toEqual(names('../../prisma/migrations/'));
   });
 });

@@ -141,7 +141,8 @@ describe('admin user search through the API, with a small scan limit', () => {
         return { id: randomUUID(), username: name, usernameKey: name, fullname: i === 240 ? 'Needle In Haystack' : null, passwordHash: 'not-a-hash' };
       }),
     });
-    const query = 'query ($search: String, $after: String) { users(first: 5, search: $search, after: $after) { edges { node { username } } pageInfo { hasNextPage endCursor } } }';
+    const query =
+      'query ($search: String, $after: String) { users(first: 5, search: $search, after: $after) { edges { node { username } } pageInfo { hasNextPage endCursor } } }';
     const pages: { edges: { node: { username: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } }[] = [];
     let after: string | null = null;
     do {

@@ -54,7 +54,9 @@ describe('durability', { timeout: 120_000 }, () => {
       expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
       const found = (db.prepare('SELECT count(*) AS n FROM "User"').get() as { n: number }).n;
       const ids = new Set((db.prepare('SELECT id FROM "User"').all() as { id: string }[]).map((row) => row.id));
-      console.log(`durability: ${attempted} registrations attempted, ${acknowledgedCount} acknowledged, ${inFlightAtKill} in flight at the SIGKILL; ${found} users found after the restart`);
+      console.log(
+        `durability: ${attempted} registrations attempted, ${acknowledgedCount} acknowledged, ${inFlightAtKill} in flight at the SIGKILL; ${found} users found after the restart`,
+      );
       for (const { id } of acknowledged) expect(ids.has(id)).toBe(true);
       expect(found).toBeGreaterThanOrEqual(acknowledgedCount);
       expect(found).toBeLessThanOrEqual(attempted);

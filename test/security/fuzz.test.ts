@@ -40,12 +40,52 @@ async function post(body: string | object, headers: Record<string, string> = {})
 
 // --- arbitraries -------------------------------------------------------------------------------------
 
-const CONTROL = fc.constantFrom(...Array.from({ length: 32 }, (_, i) => String.fromCharCode(i)), '\u007f', '\u0085', '\u2028', '\u2029', '\u200b', '\u202e', '\ufeff');
+const CONTROL = fc.constantFrom(
+  ...Array.from({ length: 32 }, (_, i) => String.fromCharCode(i)),
+  '\u007f',
+  '\u0085',
+  '\u2028',
+  '\u2029',
+  '\u200b',
+  '\u202e',
+  '\ufeff',
+);
 const nasty = fc.constantFrom(
-  '', ' ', '\u0000', 'null', 'undefined', '__proto__', 'constructor', "' OR '1'='1' --", '"; DROP TABLE "User"; --', '%', '_', '%_%',
+  '',
+  ' ',
+  '\u0000',
+  'null',
+  'undefined',
+  '__proto__',
+  'constructor',
+  "' OR '1'='1' --",
+  '"; DROP TABLE "User"; --',
+  '%',
+  '_',
+  '%_%',
+  '../../../etc/passwd',
+  '<script>alert(1)</script>',
   // biome-ignore lint/suspicious/noTemplateCurlyInString: a template-injection probe, sent as plain text
-  '../../../etc/passwd', '<script>alert(1)</script>', '${7*7}', '{{7*7}}', '\ud800', '\udfff', 'İ', 'ß', 'ǅ', 'Ⅻ', 'ﬀ', 'K', 'admin\u0000',
-  'a'.repeat(256), 'a'.repeat(257), 'x'.repeat(10_000), '🔑'.repeat(300), 'e\u0301'.repeat(100), '\u202eadmin', 'user@example.com', 'a@b', '@',
+  '${7*7}',
+  '{{7*7}}',
+  '\ud800',
+  '\udfff',
+  'İ',
+  'ß',
+  'ǅ',
+  'Ⅻ',
+  'ﬀ',
+  'K',
+  'admin\u0000',
+  'a'.repeat(256),
+  'a'.repeat(257),
+  'x'.repeat(10_000),
+  '🔑'.repeat(300),
+  'e\u0301'.repeat(100),
+  '\u202eadmin',
+  'user@example.com',
+  'a@b',
+  '@',
 );
 const text = fc.oneof(
   { weight: 3, arbitrary: fc.string({ maxLength: 80 }) },
@@ -57,7 +97,11 @@ const text = fc.oneof(
   { weight: 1, arbitrary: fc.tuple(fc.string({ maxLength: 10 }), fc.emailAddress()).map(([a, b]) => a + b) },
 );
 /** What a string field receives: mostly strings, sometimes JSON of the wrong type, sometimes nothing. */
-const field = fc.oneof({ weight: 6, arbitrary: text }, { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 2 }) }, { weight: 1, arbitrary: fc.constant(undefined) });
+const field = fc.oneof(
+  { weight: 6, arbitrary: text },
+  { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 2 }) },
+  { weight: 1, arbitrary: fc.constant(undefined) },
+);
 /** A whole input object, or (rarely) something that is not an object at all. */
 const inputOf = (shape: Record<string, fc.Arbitrary<unknown>>) =>
   fc.oneof({ weight: 9, arbitrary: fc.record(shape, { requiredKeys: [] }) }, { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) });
@@ -67,7 +111,12 @@ const scopesField = fc.oneof(
   fc.array(fc.oneof(fc.constantFrom(...SCOPES), fc.string({ maxLength: 12 })), { maxLength: 4 }),
   fc.jsonValue({ maxDepth: 2 }),
 );
-const intField = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -1, 3650, 3651, 2 ** 31, -(2 ** 31) - 1, Number.MAX_SAFE_INTEGER), fc.jsonValue({ maxDepth: 1 }));
+const intField = fc.oneof(
+  fc.integer(),
+  fc.double(),
+  fc.constantFrom(0, -1, 3650, 3651, 2 ** 31, -(2 ** 31) - 1, Number.MAX_SAFE_INTEGER),
+  fc.jsonValue({ maxDepth: 1 }),
+);
 const refreshShaped = fc
   .tuple(fc.uuid(), fc.nat(1_000_000_000), fc.string({ unit: fc.constantFrom(...'ABCxyz019_-'), minLength: 43, maxLength: 43 }))
   .map(([id, n, mac]) => `grt_${id}.${n}.${mac}`);
@@ -80,19 +129,28 @@ const SUCCESS = new Set(['AuthPayload', 'UserCreated', 'User', 'PasswordChanged'
 /** A refusal: any GraphQL error, a union member implementing Error, or `false` from a revoke. */
 function isRefusal(answer: HttpAnswer): boolean {
   if (answer.errors?.length || !answer.data) return true;
-  return Object.values(answer.data).every((value) => value === false || value === null || (typeof value === 'object' && !SUCCESS.has((value as { __typename: string }).__typename)));
+  return Object.values(answer.data).every(
+    (value) => value === false || value === null || (typeof value === 'object' && !SUCCESS.has((value as { __typename: string }).__typename)),
+  );
 }
 
-async function fuzz<T>(target: string, numRuns: number, arbitrary: fc.Arbitrary<T>, send: (value: T) => Promise<HttpAnswer>, after?: (answer: HttpAnswer, value: T) => void) {
+async function fuzz<T>(
+  target: string,
+  numRuns: number,
+  arbitrary: fc.Arbitrary<T>,
+  send: (value: T) => Promise<HttpAnswer>,
+  after?: (answer: HttpAnswer, value: T) => void,
+) {
   runCounts[target] = 0;
   await fc.assert(
     fc.asyncProperty(arbitrary, async (value) => {
       runCounts[target]! += 1;
-      const before = (await snapshotOf(app));
+      const before = await snapshotOf(app);
       const answer = await send(value);
       expectNoInternalError(answer, { target, value });
       accepted[target] = (accepted[target] ?? 0) + (isRefusal(answer) ? 0 : 1);
-      if (isRefusal(answer)) expect((await snapshotOf(app)), `database changed by a refused ${target}: ${String(JSON.stringify(value)).slice(0, 200)}`).toEqual(before);
+      if (isRefusal(answer))
+        expect(await snapshotOf(app), `database changed by a refused ${target}: ${String(JSON.stringify(value)).slice(0, 200)}`).toEqual(before);
       after?.(answer, value);
     }),
     { numRuns },
@@ -143,22 +201,39 @@ describe('fuzzing every mutation through the HTTP pipeline', { timeout: 60_000 }
       fc.string({ unit: fc.integer({ min: 0x20, max: 0xff }).map((c) => String.fromCharCode(c)), maxLength: 200 }),
       fc.string({ maxLength: 5000 }).map((s) => s.replace(/[^\x20-\x7e]/g, 'x')),
     );
-    const authorization = fc.oneof(headerText, headerText.map((s) => `Bearer ${s}`), refreshShaped.map((s) => `Bearer ${s}`), apiShaped.map((s) => `Bearer ${s}`));
-    await fuzz('logout:authorization', RUNS.raw, authorization, (header) => post({ query: 'mutation { logout(allSessions: true) }' }, { authorization: header }), (answer) => {
-      // Without a usable token nothing may be logged out.
-      expect(answer.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
-    });
+    const authorization = fc.oneof(
+      headerText,
+      headerText.map((s) => `Bearer ${s}`),
+      refreshShaped.map((s) => `Bearer ${s}`),
+      apiShaped.map((s) => `Bearer ${s}`),
+    );
+    await fuzz(
+      'logout:authorization',
+      RUNS.raw,
+      authorization,
+      (header) => post({ query: 'mutation { logout(allSessions: true) }' }, { authorization: header }),
+      (answer) => {
+        // Without a usable token nothing may be logged out.
+        expect(answer.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+      },
+    );
   });
 
   it('revokeSession and revokeApiToken', async () => {
     const id = fc.oneof(field, fc.uuid());
-    await fuzz('revokeSession', RUNS.ids, id, (value) => post({ query: 'mutation R($id: ID!) { revokeSession(id: $id) }', variables: { id: value } }, bearer(user.accessToken)));
-    await fuzz('revokeApiToken', RUNS.ids, id, (value) => post({ query: 'mutation R($id: ID!) { revokeApiToken(id: $id) }', variables: { id: value } }, bearer(user.accessToken)));
+    await fuzz('revokeSession', RUNS.ids, id, (value) =>
+      post({ query: 'mutation R($id: ID!) { revokeSession(id: $id) }', variables: { id: value } }, bearer(user.accessToken)),
+    );
+    await fuzz('revokeApiToken', RUNS.ids, id, (value) =>
+      post({ query: 'mutation R($id: ID!) { revokeApiToken(id: $id) }', variables: { id: value } }, bearer(user.accessToken)),
+    );
   });
 
   it('updateProfile', async () => {
     const query = `mutation U($input: UpdateProfileInput!) { updateProfile(input: $input) { ${TYPENAME} } }`;
-    await fuzz('updateProfile', RUNS.inputs, inputOf({ fullname: field, email: field }), (input) => post({ query, variables: { input } }, bearer(user.accessToken)));
+    await fuzz('updateProfile', RUNS.inputs, inputOf({ fullname: field, email: field }), (input) =>
+      post({ query, variables: { input } }, bearer(user.accessToken)),
+    );
   });
 
   it('changePassword (with the right current password too, so the new one gets validated)', async () => {
@@ -177,9 +252,15 @@ describe('fuzzing every mutation through the HTTP pipeline', { timeout: 60_000 }
 
   it('deleteAccount (never with the right password)', async () => {
     const query = `mutation D($p: String!) { deleteAccount(password: $p) { ${TYPENAME} } }`;
-    await fuzz('deleteAccount', RUNS.inputs, field.filter((value) => value !== password), (p) => post({ query, variables: { p } }, bearer(user.accessToken)), (answer) => {
-      expect(answer.data?.deleteAccount?.__typename).not.toBe('AccountDeleted');
-    });
+    await fuzz(
+      'deleteAccount',
+      RUNS.inputs,
+      field.filter((value) => value !== password),
+      (p) => post({ query, variables: { p } }, bearer(user.accessToken)),
+      (answer) => {
+        expect(answer.data?.deleteAccount?.__typename).not.toBe('AccountDeleted');
+      },
+    );
   });
 
   it('createApiToken', async () => {
@@ -205,7 +286,16 @@ describe('fuzzing every mutation through the HTTP pipeline', { timeout: 60_000 }
     const body = fc.oneof(
       fc.string({ maxLength: 200 }),
       fc.jsonValue({ maxDepth: 3 }).map((value) => JSON.stringify(value)),
-      fc.record({ query: fc.oneof(fc.constantFrom(REGISTER, LOGIN, REFRESH), fc.jsonValue({ maxDepth: 1 })), variables: fc.jsonValue({ maxDepth: 3 }), operationName: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: [] }).map((value) => JSON.stringify(value)),
+      fc
+        .record(
+          {
+            query: fc.oneof(fc.constantFrom(REGISTER, LOGIN, REFRESH), fc.jsonValue({ maxDepth: 1 })),
+            variables: fc.jsonValue({ maxDepth: 3 }),
+            operationName: fc.jsonValue({ maxDepth: 1 }),
+          },
+          { requiredKeys: [] },
+        )
+        .map((value) => JSON.stringify(value)),
       fc.constantFrom(REGISTER, LOGIN).chain((query) => fc.string({ maxLength: 40 }).map((junk) => JSON.stringify({ query: query.replace('$input', junk) }))),
     );
     await fuzz('raw body', RUNS.raw, body, (value) => post(value));
@@ -214,7 +304,9 @@ describe('fuzzing every mutation through the HTTP pipeline', { timeout: 60_000 }
   it('the user survived every fuzzed deleteAccount, and the administrator is still one', async () => {
     // (Logging in would meet the lockout the login and deleteAccount fuzzing earned this account from the
     // fuzzer's address, and re-authentication shares that lockout; check the password from another address.)
-    await expect(app.services.accounts.verifyPassword(user.user.id, password, { ip: '192.0.2.1', network: '192.0.2.1' })).resolves.toMatchObject({ id: user.user.id });
+    await expect(app.services.accounts.verifyPassword(user.user.id, password, { ip: '192.0.2.1', network: '192.0.2.1' })).resolves.toMatchObject({
+      id: user.user.id,
+    });
     expect((await post({ query: ME_QUERY }, bearer(user.accessToken))).data.me.id).toBe(user.user.id);
     expect((await app.services.accounts.findUser(admin.user.id))?.role).toBe('ADMIN');
   });
@@ -238,13 +330,19 @@ describe('oversized passwords are refused before any hashing', () => {
   it('a 10 kB password is a ValidationError for register, login, changePassword and deleteAccount, with no hashing', async () => {
     const { username, accessToken } = await registerUser(app);
     const long = 'p'.repeat(10_000);
-    const before = (await snapshotOf(app));
+    const before = await snapshotOf(app);
     const calls = hashingCalls();
 
     const answers = [
       await post({ query: REGISTER, variables: { input: { username: 'longpw_user', password: long } } }),
       await post({ query: LOGIN, variables: { input: { username, password: long } } }),
-      await post({ query: `mutation C($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { ${TYPENAME} } }`, variables: { c: long, n: 'a fine new password' } }, bearer(accessToken)),
+      await post(
+        {
+          query: `mutation C($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { ${TYPENAME} } }`,
+          variables: { c: long, n: 'a fine new password' },
+        },
+        bearer(accessToken),
+      ),
       await post({ query: `mutation D($p: String!) { deleteAccount(password: $p) { ${TYPENAME} } }`, variables: { p: long } }, bearer(accessToken)),
     ];
     for (const answer of answers) {
@@ -253,13 +351,13 @@ describe('oversized passwords are refused before any hashing', () => {
       expect(result).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION_FAILED' });
     }
     expect(hashingCalls()).toBe(calls);
-    expect((await snapshotOf(app))).toEqual(before);
+    expect(await snapshotOf(app)).toEqual(before);
   });
 
   it('a 1 MB password is refused with HTTP 413 before the body is even parsed, with no hashing', async () => {
     const { username } = await registerUser(app);
     const huge = 'p'.repeat(1_000_000);
-    const before = (await snapshotOf(app));
+    const before = await snapshotOf(app);
     const calls = hashingCalls();
     for (const body of [
       { query: REGISTER, variables: { input: { username: 'hugepw_user', password: huge } } },
@@ -270,6 +368,6 @@ describe('oversized passwords are refused before any hashing', () => {
       expect(answer.raw).not.toMatch(/prisma|sqlite|argon/i);
     }
     expect(hashingCalls()).toBe(calls);
-    expect((await snapshotOf(app))).toEqual(before);
+    expect(await snapshotOf(app)).toEqual(before);
   });
 });

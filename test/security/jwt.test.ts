@@ -29,7 +29,13 @@ async function register(password = 'a long enough password') {
   const username = `jwt${++counter}_${Math.random().toString(36).slice(2, 8)}`;
   const answer = await httpGql(server.base, REGISTER, { input: { username, password } });
   expect(answer.data?.register.__typename).toBe('AuthPayload');
-  return { username, password, ...answer.data!.register } as { username: string; password: string; accessToken: string; refreshToken: string; user: { id: string } };
+  return { username, password, ...answer.data!.register } as {
+    username: string;
+    password: string;
+    accessToken: string;
+    refreshToken: string;
+    user: { id: string };
+  };
 }
 
 async function login(username: string, password: string) {
@@ -108,7 +114,8 @@ describe('forged and altered access tokens over HTTP', { timeout: 60_000 }, () =
   it('refuses an unknown kid, a missing kid, an attacker key under our kid, and an embedded jwk', async () => {
     const attacker = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
     const claims = claimsOf(victim.accessToken);
-    const attackerSigned = (header: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', ...header } as never).sign(attacker.privateKey);
+    const attackerSigned = (header: Record<string, unknown>) =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', ...header } as never).sign(attacker.privateKey);
     expectUnauthenticated(await meWith(await attackerSigned({ kid: 'attacker-key' })));
     expectUnauthenticated(await meWith(await attackerSigned({ kid })));
     expectUnauthenticated(await meWith(await attackerSigned({ kid, jwk: await exportJWK(attacker.publicKey) })));
@@ -157,7 +164,12 @@ describe('valid tokens whose session, user or API token is gone, over HTTP', { t
     const second = await login(user.username, user.password);
     const firstSessionId = decodeJwt(user.accessToken).sid as string;
     await expectWorks(user.accessToken, user.user.id);
-    const revoked = await httpGql(server.base, 'mutation R($id: ID!) { revokeSession(id: $id) }', { id: firstSessionId }, { authorization: `Bearer ${second.accessToken}` });
+    const revoked = await httpGql(
+      server.base,
+      'mutation R($id: ID!) { revokeSession(id: $id) }',
+      { id: firstSessionId },
+      { authorization: `Bearer ${second.accessToken}` },
+    );
     expect(revoked.data).toEqual({ revokeSession: true });
     expectUnauthenticated(await meWith(user.accessToken), 'session_ended');
     await expectWorks(second.accessToken, user.user.id);
@@ -174,7 +186,12 @@ describe('valid tokens whose session, user or API token is gone, over HTTP', { t
 
     const disabled = await register();
     await expectWorks(disabled.accessToken, disabled.user.id);
-    const answer = await httpGql(server.base, 'mutation D($id: ID!) { disableUser(id: $id) { __typename } }', { id: disabled.user.id }, { authorization: `Bearer ${admin.accessToken}` });
+    const answer = await httpGql(
+      server.base,
+      'mutation D($id: ID!) { disableUser(id: $id) { __typename } }',
+      { id: disabled.user.id },
+      { authorization: `Bearer ${admin.accessToken}` },
+    );
     expect(answer.data).toEqual({ disableUser: { __typename: 'User' } });
     const refused = await meWith(disabled.accessToken);
     expectUnauthenticated(refused);
@@ -183,7 +200,12 @@ describe('valid tokens whose session, user or API token is gone, over HTTP', { t
     const deleted = await register();
     const deletedSecond = await login(deleted.username, deleted.password);
     await expectWorks(deletedSecond.accessToken, deleted.user.id);
-    const gone = await httpGql(server.base, 'mutation D($p: String!) { deleteAccount(password: $p) { __typename } }', { p: deleted.password }, { authorization: `Bearer ${deleted.accessToken}` });
+    const gone = await httpGql(
+      server.base,
+      'mutation D($p: String!) { deleteAccount(password: $p) { __typename } }',
+      { p: deleted.password },
+      { authorization: `Bearer ${deleted.accessToken}` },
+    );
     expect(gone.data).toEqual({ deleteAccount: { __typename: 'AccountDeleted' } });
     expectUnauthenticated(await meWith(deleted.accessToken));
     expectUnauthenticated(await meWith(deletedSecond.accessToken));
@@ -194,7 +216,12 @@ describe('valid tokens whose session, user or API token is gone, over HTTP', { t
   it('refuses an API token after its revocation', async () => {
     const user = await register();
     const auth = { authorization: `Bearer ${user.accessToken}` };
-    const created = await httpGql(server.base, 'mutation C($input: CreateApiTokenInput!) { createApiToken(input: $input) { __typename ... on ApiTokenCreated { token apiToken { id } } } }', { input: { name: 'script', scopes: ['PROFILE_READ'] } }, auth);
+    const created = await httpGql(
+      server.base,
+      'mutation C($input: CreateApiTokenInput!) { createApiToken(input: $input) { __typename ... on ApiTokenCreated { token apiToken { id } } } }',
+      { input: { name: 'script', scopes: ['PROFILE_READ'] } },
+      auth,
+    );
     const { token, apiToken } = created.data.createApiToken;
     await expectWorks(token, user.user.id);
     const revoked = await httpGql(server.base, 'mutation V($id: ID!) { revokeApiToken(id: $id) }', { id: apiToken.id }, auth);

@@ -128,7 +128,9 @@ describe('an admin change re-checks its author when it commits', () => {
     const adminMode = await createTestApp({ REGISTRATION_MODE: 'admin' });
     const admin = await adminWithWarmCaches(adminMode);
     const lines: string[] = [];
-    expect(await runAdminCommand(['set-role', admin.username, 'USER'], adminMode.services.config, { out: (l) => lines.push(l), err: (l) => lines.push(l) })).toBe(0);
+    expect(
+      await runAdminCommand(['set-role', admin.username, 'USER'], adminMode.services.config, { out: (l) => lines.push(l), err: (l) => lines.push(l) }),
+    ).toBe(0);
 
     const username = uniqueName('made');
     const response = await adminMode.gql(
@@ -161,7 +163,11 @@ describe('parallel admin changes of one user answer cleanly', { timeout: 60_000 
 
   it('a change that read the user just before a deletion committed answers USER_NOT_FOUND, not an internal error', async () => {
     const admin = await adminWithWarmCaches();
-    for (const [name, query] of [['enableUser', ENABLE], ['disableUser', DISABLE], ['setUserRole', SET_ROLE]] as const) {
+    for (const [name, query] of [
+      ['enableUser', ENABLE],
+      ['disableUser', DISABLE],
+      ['setUserRole', SET_ROLE],
+    ] as const) {
       const { user } = await registerUser(app);
       // A transaction holding the database lines the others up in a known order: the change's first read,
       // then the deletion, then whatever the change does next.

@@ -127,7 +127,7 @@ describe('logins checked before a credential change cannot start a session after
       expectClean(answer);
       expect(answer.data.login).toMatchObject({ __typename: 'InvalidCredentialsError', code: 'INVALID_CREDENTIALS' });
     }
-    expect((await liveSessions(user.id))).toEqual([decodeJwt(accessToken).sid]);
+    expect(await liveSessions(user.id)).toEqual([decodeJwt(accessToken).sid]);
   });
 
   it('logout everywhere: the logins checked before it are refused, and no session is left', async () => {
@@ -138,7 +138,7 @@ describe('logins checked before a credential change cannot start a session after
       expectClean(answer);
       expect(answer.data.login.__typename).toBe('InvalidCredentialsError');
     }
-    expect((await liveSessions(user.id))).toEqual([]);
+    expect(await liveSessions(user.id)).toEqual([]);
     // A login after the logout is a new one, and works.
     expect((await app.gql(LOGIN, { input: { username, password } })).data.login.__typename).toBe('AuthPayload');
   });
@@ -154,7 +154,7 @@ describe('logins checked before a credential change cannot start a session after
       expect(answer.data.login).toMatchObject({ __typename: 'AccountDisabledError', code: 'ACCOUNT_DISABLED' });
     }
     await expectAllRefused(answers);
-    expect((await liveSessions(user.id))).toEqual([]);
+    expect(await liveSessions(user.id)).toEqual([]);
   });
 
   it('deletion by the owner or an administrator: the logins get a typed refusal, never an internal error', async () => {
@@ -169,7 +169,7 @@ describe('logins checked before a credential change cannot start a session after
         expectClean(answer, `deletion by ${byAdmin ? 'admin' : 'owner'}`);
         expect(answer.data.login.__typename).toBe('InvalidCredentialsError');
       }
-      expect((await readTable(app, 'SELECT id FROM Session WHERE userId = ?', user.id))).toEqual([]);
+      expect(await readTable(app, 'SELECT id FROM Session WHERE userId = ?', user.id)).toEqual([]);
     }
   });
 });
@@ -193,7 +193,7 @@ describe('free-running logins racing a credential change', { timeout: 120_000 },
     }
     const issued = await expectAllRefused(answers);
     stats.push(`password change round ${round}: ${outcomes(answers)}; ${issued} sessions issued, all ended`);
-    expect((await liveSessions(user.id))).toEqual([keptSession]);
+    expect(await liveSessions(user.id)).toEqual([keptSession]);
     expect((await app.gql(LOGIN, { input: { username, password } })).data.login.__typename).toBe('InvalidCredentialsError');
     expect((await app.gql(LOGIN, { input: { username, password: next } })).data.login.__typename).toBe('AuthPayload');
   });
@@ -212,18 +212,18 @@ describe('free-running logins racing a credential change', { timeout: 120_000 },
     expect((await app.gql(ENABLE, { id: user.id }, bearer(admin.accessToken))).data.enableUser.__typename).toBe('User');
     const issued = await expectAllRefused(answers);
     stats.push(`disable round ${round}: ${outcomes(answers)}; ${issued} sessions issued, all ended`);
-    expect((await liveSessions(user.id))).toEqual([]);
+    expect(await liveSessions(user.id)).toEqual([]);
   });
 
   it('logins racing logout everywhere answer cleanly, and every session that existed when it committed is ended', async () => {
     const { username, password, accessToken, user } = await registerUser(app);
-    const before = (await liveSessions(user.id));
+    const before = await liveSessions(user.id);
     const logins = racingLogins(username, password);
     const logout = sleep(10).then(() => app.gql(LOGOUT_ALL, {}, bearer(accessToken)));
     const [loggedOut, ...answers] = await Promise.all([logout, ...logins]);
     expect(loggedOut.data).toEqual({ logout: true });
     for (const answer of answers) expectClean(answer);
-    for (const id of before) expect((await liveSessions(user.id))).not.toContain(id);
+    for (const id of before) expect(await liveSessions(user.id)).not.toContain(id);
   });
 });
 
@@ -263,7 +263,9 @@ describe('racing identical requests answer cleanly', { timeout: 60_000 }, () => 
 
   it('four parallel identical password changes: exactly one applies, the others are refused with a typed answer', async () => {
     const { password, accessToken, user } = await registerUser(app);
-    const answers = await Promise.all(Array.from({ length: 4 }, () => app.gql(CHANGE_PASSWORD, { current: password, next: 'the next password here' }, bearer(accessToken))));
+    const answers = await Promise.all(
+      Array.from({ length: 4 }, () => app.gql(CHANGE_PASSWORD, { current: password, next: 'the next password here' }, bearer(accessToken))),
+    );
     for (const answer of answers) expectClean(answer, 'changePassword');
     const kinds = answers.map((answer) => answer.data.changePassword.__typename).sort();
     expect(kinds).toEqual(['InvalidCredentialsError', 'InvalidCredentialsError', 'InvalidCredentialsError', 'PasswordChanged']);
@@ -296,7 +298,7 @@ describe('racing identical requests answer cleanly', { timeout: 60_000 }, () => 
       const [attempt, deleted] = await inOrder([() => first(accessToken), () => app.gql(DELETE_USER, { id: user.id }, bearer(admin.accessToken))]);
       expectClean(attempt);
       expect(deleted.data.deleteUser.__typename).toBe('User');
-      expect((await readTable(app, 'SELECT id FROM ApiToken WHERE userId = ?', user.id))).toEqual([]);
+      expect(await readTable(app, 'SELECT id FROM ApiToken WHERE userId = ?', user.id)).toEqual([]);
     }
   });
 
@@ -312,6 +314,6 @@ describe('racing identical requests answer cleanly', { timeout: 60_000 }, () => 
     expect((await app.gql(ENABLE, { id: user.id }, bearer(admin.accessToken))).data.enableUser.__typename).toBe('User');
     const token = created.data?.createApiToken?.token;
     if (token) expect((await app.gql(ME, {}, bearer(token))).errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
-    expect((await readTable(app, 'SELECT id FROM ApiToken WHERE userId = ? AND revokedAt IS NULL', user.id))).toEqual([]);
+    expect(await readTable(app, 'SELECT id FROM ApiToken WHERE userId = ? AND revokedAt IS NULL', user.id)).toEqual([]);
   });
 });

@@ -24,7 +24,11 @@ describe('a PROFILE_WRITE-only API token', () => {
     for (const secret of ['writer@example.com', 'Written Blind', user.username, user.id]) expect(answer).not.toContain(secret);
     // The change itself went through, and the outcome can be asked for without reading the profile.
     expect((await rawDb(app.services).user.findUniqueOrThrow({ where: { id: user.id } })).fullname).toBe('Written Blind');
-    const outcome = await app.gql('mutation ($input: UpdateProfileInput!) { updateProfile(input: $input) { __typename ... on Error { code } } }', { input: { fullname: 'Again' } }, bearer(token));
+    const outcome = await app.gql(
+      'mutation ($input: UpdateProfileInput!) { updateProfile(input: $input) { __typename ... on Error { code } } }',
+      { input: { fullname: 'Again' } },
+      bearer(token),
+    );
     expect(outcome).toEqual({ status: 200, data: { updateProfile: { __typename: 'User' } } });
   });
 
@@ -71,10 +75,9 @@ describe('who may still read a User', () => {
 
   it('a login answers with the account just proven, to a caller without credentials', async () => {
     const { username, password, user } = await registerUser(app);
-    const response = await app.gql(
-      `mutation ($input: LoginInput!) { login(input: $input) { ... on AuthPayload { user { ${USER_FIELDS} } } } }`,
-      { input: { username, password } },
-    );
+    const response = await app.gql(`mutation ($input: LoginInput!) { login(input: $input) { ... on AuthPayload { user { ${USER_FIELDS} } } } }`, {
+      input: { username, password },
+    });
     expect(response.errors).toBeUndefined();
     expect(response.data.login.user.id).toBe(user.id);
   });

@@ -84,7 +84,12 @@ export interface HttpAnswer<T = any> {
 }
 
 /** One GraphQL operation over real HTTP. */
-export async function httpGql<T = any>(base: string, query: string, variables: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<HttpAnswer<T>> {
+export async function httpGql<T = any>(
+  base: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): Promise<HttpAnswer<T>> {
   const response = await fetch(`${base}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', ...headers },
@@ -133,9 +138,20 @@ export function capturingLogger(): { logger: Logger; errors: string[] } {
 }
 
 // Error codes a refusal may carry: ours (src/schema/error-translation.ts) and those graphql-js/Yoga put on bad requests.
-const ALLOWED_ERROR_CODES = new Set([undefined, 'UNAUTHENTICATED', 'FORBIDDEN', 'RATE_LIMITED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT', 'GRAPHQL_PARSE_FAILED', 'BAD_REQUEST', 'OPERATION_RESOLUTION_FAILURE']);
+const ALLOWED_ERROR_CODES = new Set([
+  undefined,
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'RATE_LIMITED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_USER_INPUT',
+  'GRAPHQL_PARSE_FAILED',
+  'BAD_REQUEST',
+  'OPERATION_RESOLUTION_FAILURE',
+]);
 // Wording that only an unmasked internal error would carry.
-const LEAKS = /prisma|sqlite|invalid `|TypeError|ReferenceError|Cannot read propert|undefined is not|is not a function|\bat .+\.(ts|js):\d+|node_modules|stack/i;
+const LEAKS =
+  /prisma|sqlite|invalid `|TypeError|ReferenceError|Cannot read propert|undefined is not|is not a function|\bat .+\.(ts|js):\d+|node_modules|stack/i;
 
 /** Never a 5xx, never a masked or unmasked internal error. */
 export function expectNoInternalError(answer: HttpAnswer, context: unknown = ''): void {

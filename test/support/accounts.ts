@@ -56,15 +56,14 @@ export const CREATE_API_TOKEN = /* GraphQL */ `
 `;
 
 /** Creates an API token through the API with the given session access token; fails the test otherwise. */
-export async function createApiToken(
-  app: TestApp,
-  accessToken: string,
-  input: { name?: string; scopes: string[]; expiresInDays?: number | null },
-) {
+export async function createApiToken(app: TestApp, accessToken: string, input: { name?: string; scopes: string[]; expiresInDays?: number | null }) {
   const response = await app.gql(CREATE_API_TOKEN, { input: { name: input.name ?? 'script', ...input } }, bearer(accessToken));
   expect(response.errors).toBeUndefined();
   expect(response.data.createApiToken.__typename).toBe('ApiTokenCreated');
-  return response.data.createApiToken as { token: string; apiToken: { id: string; name: string; scopes: string[]; expiresAt: string | null; lastUsedAt: string | null } };
+  return response.data.createApiToken as {
+    token: string;
+    apiToken: { id: string; name: string; scopes: string[]; expiresAt: string | null; lastUsedAt: string | null };
+  };
 }
 
 /**
@@ -76,9 +75,7 @@ export async function createApiToken(
 export async function readTable(app: TestApp, sql: string, ...params: unknown[]): Promise<Record<string, unknown>[]> {
   if (isPostgresUrl(app.services.config.databaseUrl)) {
     let n = 0;
-    const postgresSql = sql
-      .replace(/(?<!")\b(User|Session|ApiToken|[a-z]+[A-Z][A-Za-z]*)\b(?!")/g, '"$1"')
-      .replace(/\?/g, () => `$${++n}`);
+    const postgresSql = sql.replace(/(?<!")\b(User|Session|ApiToken|[a-z]+[A-Z][A-Za-z]*)\b(?!")/g, '"$1"').replace(/\?/g, () => `$${++n}`);
     return rawDb(app.services).$queryRawUnsafe<Record<string, unknown>[]>(postgresSql, ...params);
   }
   const raw = new Database(sqlitePath(app.services.config.databaseUrl), { readonly: true });

@@ -114,7 +114,7 @@ export function usePostgresDatabase(): { readonly url: string } {
 export async function dropRunDatabases(runId: string): Promise<void> {
   await withAdmin(async (admin) => {
     const { rows } = await admin.query<{ name: string }>(
-      "SELECT datname AS name FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname = $2, datname",
+      'SELECT datname AS name FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname = $2, datname',
       [prefix(runId), templateName(runId)],
     );
     for (const { name } of rows) await admin.query(`DROP DATABASE IF EXISTS ${quote(name)} WITH (FORCE)`);
