@@ -9,16 +9,8 @@ import { searchUserIds, type UserSearch } from './user-search.js';
 
 export type { UserSearch } from './user-search.js';
 
-export interface NewUser {
-  readonly id: string;
-  readonly username: string;
-  readonly usernameKey: string;
-  readonly email: string | null;
-  readonly emailKey: string | null;
-  readonly fullname: string | null;
-  readonly passwordHash: string;
-  readonly role: UserRole;
-}
+/** What registration decides; the rest (timestamps, credentials version, disabled) starts at its default. */
+export type NewUser = Pick<UserRecord, 'id' | 'username' | 'usernameKey' | 'email' | 'emailKey' | 'fullname' | 'passwordHash' | 'role'>;
 
 /** Omitted fields stay; null clears. `emailKey` goes with `email`. */
 export interface ProfileChanges {
