@@ -506,6 +506,8 @@ async function runEngine(engine: Engine): Promise<EngineResult> {
     const server = await startServer('src/main.ts', serverEnv, args['server-node-args']!.split(' ').filter(Boolean));
     servers.push(server);
     const pid = server.child.pid;
+    // PostgreSQL: the database server's backends for this database count towards each request's CPU too.
+    const database = postgresUrl ? new URL(postgresUrl).pathname.slice(1) : undefined;
     log(`${ENGINE_NAMES[engine]}: server ${server.url} (pid ${pid}), baseline ${baseline.url}`);
 
     log(`logging in ${settings.sessions} users`);
@@ -534,7 +536,7 @@ async function runEngine(engine: Engine): Promise<EngineResult> {
       body: () => ({ body: meBody, headers: { authorization: `Bearer ${accessTokens[nextToken++ % accessTokens.length]}` } }),
       check: meOk,
     });
-    const meMeasure = httpMeasure('me', `me { id username }, ${accessTokens.length} users' tokens`, meWorkload(settings.connections), pid);
+    const meMeasure = httpMeasure('me', `me { id username }, ${accessTokens.length} users' tokens`, meWorkload(settings.connections), pid, database);
 
     // Each request takes a session chain off the queue and puts it back with the token it received, so no
     // token is ever presented twice; a chain whose answer never came (end of a round) is simply dropped.
@@ -554,7 +556,7 @@ async function runEngine(engine: Engine): Promise<EngineResult> {
         available.push(tag as Chain);
         return true;
       },
-    }, pid);
+    }, pid, database);
     Object.assign(phases, await interleaved([
       ...(want('baseline') ? [baselineMeasure, leanBaselineMeasure] : []),
       ...(want('me') ? [meMeasure] : []),
@@ -573,7 +575,7 @@ async function runEngine(engine: Engine): Promise<EngineResult> {
     const rawArgon2 = want('rawArgon2') ? rawArgon2Measure(seeded.passwordHash, env) : null;
     try {
       Object.assign(phases, await interleaved([
-        ...(want('login') ? [httpMeasure('login', 'login with the right password, a new session each', loginWorkload, pid)] : []),
+        ...(want('login') ? [httpMeasure('login', 'login with the right password, a new session each', loginWorkload, pid, database)] : []),
         ...(rawArgon2 ? [rawArgon2] : []),
       ]));
     } finally {
@@ -585,7 +587,7 @@ async function runEngine(engine: Engine): Promise<EngineResult> {
     const pacedRate = settings.pacedRate ?? Math.max(20, Math.round((phases.me?.median.rps ?? 800) * 0.25));
     if (want('storm')) {
       const loginStorm: RoundResult[] = [];
-      const idle = httpMeasure('mePacedIdle', `me at ${pacedRate} req/s, nothing else running`, meWorkload(settings.pacedConnections, pacedRate), pid);
+      const idle = httpMeasure('mePacedIdle', `me at ${pacedRate} req/s, nothing else running`, meWorkload(settings.pacedConnections, pacedRate), pid, database);
       const probe = httpMeasure('mePacedStorm', `me at ${pacedRate} req/s during a login storm`, meWorkload(settings.pacedConnections, pacedRate), pid);
       const storm = httpMeasure('loginStorm', 'the login storm itself', loginWorkload, pid);
       Object.assign(phases, await interleaved([idle, {
@@ -633,8 +635,8 @@ async function runEngine(engine: Engine): Promise<EngineResult> {
   }
 }
 
-/** Server CPU per request, both threads, in ms; null when a phase did not run or /proc was unreadable. */
-const cpuMs = (phase: PhaseResult | undefined) => (phase?.median.cpu ? phase.median.cpu.mainMs + phase.median.cpu.otherMs : null);
+/** CPU per request (Gatehouse's main and other threads and, on PostgreSQL, the database's backends), in ms; null when a phase did not run or /proc was unreadable. */
+const cpuMs = (phase: PhaseResult | undefined) => (phase?.median.cpu ? phase.median.cpu.mainMs + phase.median.cpu.otherMs + (phase.median.cpu.databaseMs ?? 0) : null);
 /** Requests per second one fully used core sustains: 1000 ms over the server's CPU per request. */
 const perCore = (phase: PhaseResult | undefined) => {
   const ms = cpuMs(phase);
@@ -691,7 +693,7 @@ async function main() {
     engineTargets: Object.fromEntries(
       Object.entries(engineTargets).map(([name, r]) => [name, { value: r.value, target: r.target, met: r.value === null ? null : metTarget(r) }]),
     ),
-    // Requests per second per fully used core, from the server's CPU per request (main + other threads).
+    // Requests per second per fully used core, from the CPU per request (Gatehouse's threads and, on PostgreSQL, its backends).
     sizingPerCore: sizing,
   };
 
@@ -750,9 +752,10 @@ function printSideBySide(byEngine: Record<Engine, EngineResult>, targets: Record
       fixed(p?.median.cpu?.mainMs, 2),
       fixed(s?.median.cpu?.otherMs, 2),
       fixed(p?.median.cpu?.otherMs, 2),
+      fixed(p?.median.cpu?.databaseMs, 2),
     ];
   });
-  const header = ['phase', 'SQLite req/s', 'PostgreSQL req/s', 'PG/SQLite', 'SQLite p99 ms', 'PG p99 ms', 'SQLite CPU main ms', 'PG CPU main ms', 'SQLite CPU other ms', 'PG CPU other ms'];
+  const header = ['phase', 'SQLite req/s', 'PostgreSQL req/s', 'PG/SQLite', 'SQLite p99 ms', 'PG p99 ms', 'SQLite CPU main ms', 'PG CPU main ms', 'SQLite CPU other ms', 'PG CPU other ms', 'PG backends CPU ms'];
   const out = ['', 'SQLite and PostgreSQL side by side (medians; CPU per request)', '', ...markdownTable(header, rows, (i) => i > 0), ''];
   const targetRows = Object.entries(targets).map(([name, r]) => [name, fixed(r.value, 2), r.target, r.met === null ? '' : r.met ? 'yes' : 'NO']);
   out.push(...markdownTable(['engine target', 'value', 'target', 'met'], targetRows, () => false));
@@ -761,7 +764,7 @@ function printSideBySide(byEngine: Record<Engine, EngineResult>, targets: Record
 
 function printSizing(sizing: Record<string, { loginsPerCore: number | null; refreshesPerCore: number | null; mePerCore: number | null }>) {
   const rows = Object.entries(sizing).map(([engine, s]) => [ENGINE_NAMES[engine as Engine], rate(s.loginsPerCore), rate(s.refreshesPerCore), rate(s.mePerCore)]);
-  const out = ['', 'Per core: 1000 ms / server CPU per request (main + other threads)', '', ...markdownTable(['engine', 'logins/s', 'refreshes/s', 'me/s'], rows, (i) => i > 0)];
+  const out = ['', 'Per core: 1000 ms / CPU per request (Gatehouse main + other threads; PostgreSQL also its backends)', '', ...markdownTable(['engine', 'logins/s', 'refreshes/s', 'me/s'], rows, (i) => i > 0)];
   console.log(out.join('\n'));
 }
 
