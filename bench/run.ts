@@ -432,7 +432,8 @@ async function interleaved(measures: Measure[]): Promise<Record<string, PhaseRes
       await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
       const round = await measure.round(settings.durationSeconds);
       rounds.get(measure.name)!.push(round);
-      const cpu = round.cpu ? `, CPU/request: main thread ${round.cpu.mainMs.toFixed(2)} ms, other threads ${round.cpu.otherMs.toFixed(2)} ms` : '';
+      const backends = round.cpu?.databaseMs === undefined ? '' : `, PostgreSQL backends ${round.cpu.databaseMs.toFixed(2)} ms`;
+      const cpu = round.cpu ? `, CPU/request: main thread ${round.cpu.mainMs.toFixed(2)} ms, other threads ${round.cpu.otherMs.toFixed(2)} ms${backends}` : '';
       log(`${measure.name} round ${i + 1}: ${round.rps.toFixed(round.rps < 100 ? 1 : 0)} req/s, p50 ${round.p50.toFixed(1)} ms, p99 ${round.p99.toFixed(1)} ms, errors ${round.errors}${cpu}`);
     }
   }
