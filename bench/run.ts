@@ -665,7 +665,7 @@ async function main() {
     refreshPostgresOverSqlite: { value: over('refresh'), target: '>= 0.5', min: 0.5 },
     loginPostgresOverSqlite: { value: over('login'), target: '>= 0.95', min: 0.95 },
     // The hash runs on libuv's pool; everything else a login costs runs on the main thread.
-    loginMainThreadMsSqlite: { value: sqlite?.phases.login?.median.cpu?.mainMs ?? null, target: '< 2.5', max: 2.5 },
+    loginMainThreadMsSqlite: { value: sqlite?.phases.login?.median.cpu?.mainMs ?? null, target: '< 2.5', below: 2.5 },
   };
   const sizing = Object.fromEntries(
     engines.map((engine) => {
@@ -722,7 +722,8 @@ async function main() {
   }
 }
 
-function metTarget(r: { value: number | null; min?: number; max?: number }): boolean | null {
+function metTarget(r: { value: number | null; min?: number; max?: number; below?: number }): boolean | null {
+  if (r.value !== null && r.below !== undefined) return r.value < r.below;
   if (r.min === undefined && r.max === undefined) return null;
   return r.value !== null && (r.min !== undefined ? r.value >= r.min : r.value <= r.max!);
 }
