@@ -108,6 +108,8 @@ interface Server {
 }
 
 const children = new Set<ChildProcess>();
+/** Temporary data directories of engines still running, removed on Ctrl-C too. */
+const dataDirs = new Set<string>();
 const killAll = () => {
   for (const child of children) child.kill('SIGKILL');
 };
@@ -115,6 +117,7 @@ process.on('exit', killAll);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     killAll();
+    if (!args['keep-data']) for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
     // The PostgreSQL databases this run made go too (best effort, a few seconds at most).
     const timer = setTimeout(() => process.exit(130), 5000);
     void Promise.all([...postgresDatabases].map((name) => dropPostgresDatabase(name).catch(() => undefined))).finally(() => {
@@ -487,6 +490,7 @@ interface EngineResult {
 /** Every selected phase against one engine: its own fresh database, server and baselines. */
 async function runEngine(engine: Engine): Promise<EngineResult> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), `gatehouse-bench-${engine}-`));
+  dataDirs.add(dataDir);
   const servers: Server[] = [];
   let postgresUrl: string | undefined;
   try {
@@ -632,6 +636,7 @@ async function runEngine(engine: Engine): Promise<EngineResult> {
   } finally {
     for (const server of servers) await server.stop();
     if (!args['keep-data']) rmSync(dataDir, { recursive: true, force: true });
+    dataDirs.delete(dataDir);
     if (postgresUrl) await dropPostgresDatabase(new URL(postgresUrl).pathname.slice(1));
   }
 }
