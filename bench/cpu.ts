@@ -3,6 +3,19 @@ import { readdirSync, readFileSync } from 'node:fs';
 export interface CpuPerRequest {
   mainMs: number;
   otherMs: number;
+  /** PostgreSQL runs: the CPU of the database server's backends serving the benchmark's database. */
+  databaseMs?: number;
+}
+
+/** CPU time used so far by a whole process (all threads), in ms (Linux /proc; null elsewhere or when gone). */
+export function processCpuMs(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * (1000 / 100);
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -1,15 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { type CpuPerRequest, perRequest, threadCpuMs } from './cpu.js';
+import pg from 'pg';
+import { type CpuPerRequest, perRequest, processCpuMs, threadCpuMs } from './cpu.js';
 import { BENCH_PASSWORD, seedDatabase, usernameOf } from './seed.js';
 
-// `npm run bench`: the real server (`node --import tsx src/main.ts`) on a fresh, seeded SQLite database,
-// measured against bare graphql-yoga started the same way. See README.md, "Performance".
+// `npm run bench`: the real server (`node --import tsx src/main.ts`) on a fresh, seeded SQLite and/or
+// PostgreSQL database, measured against bare graphql-yoga started the same way. See README.md, "Performance".
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -29,6 +31,8 @@ const { values: args } = parseArgs({
     'keep-data': { type: 'boolean', default: false },
     phases: { type: 'string' },
     'server-node-args': { type: 'string', default: '' },
+    engine: { type: 'string', default: process.env.BENCH_ENGINE ?? 'sqlite' },
+    'postgres-url': { type: 'string', default: process.env.BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -49,7 +53,12 @@ if (args.help) {
   --keep-data             keep the temporary data directory
   --phases a,b            only these phases (baseline,me,login,rawArgon2,refresh,storm); ratios needing
                           a skipped phase are null
-  --server-node-args "…"  extra Node flags for the Gatehouse server only, e.g. "--cpu-prof --cpu-prof-dir=prof"`);
+  --server-node-args "…"  extra Node flags for the Gatehouse server only, e.g. "--cpu-prof --cpu-prof-dir=prof"
+  --engine E              sqlite, postgres or both (sqlite; or BENCH_ENGINE): both runs every phase on each
+                          engine in turn and prints them side by side
+  --postgres-url URL      a database on the PostgreSQL server to connect to for CREATE/DROP DATABASE
+                          (postgresql://postgres@127.0.0.1:5432/postgres; or BENCH_POSTGRES_URL); each run
+                          makes its own gatehouse_bench_<random> database and drops it at the end`);
   process.exit(0);
 }
 
@@ -82,6 +91,11 @@ for (const name of selected) {
 }
 const want = (name: (typeof PHASES)[number]) => selected.has(name);
 
+type Engine = 'sqlite' | 'postgres';
+const ENGINE_NAMES: Record<Engine, string> = { sqlite: 'SQLite', postgres: 'PostgreSQL' };
+if (!['sqlite', 'postgres', 'both'].includes(args.engine!)) throw new Error(`--engine must be sqlite, postgres or both, got ${args.engine}`);
+const engines: Engine[] = args.engine === 'both' ? ['sqlite', 'postgres'] : [args.engine as Engine];
+
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 
 // ---------------------------------------------------------------------------------------------------
@@ -94,6 +108,8 @@ interface Server {
 }
 
 const children = new Set<ChildProcess>();
+/** Temporary data directories of engines still running, removed on Ctrl-C too. */
+const dataDirs = new Set<string>();
 const killAll = () => {
   for (const child of children) child.kill('SIGKILL');
 };
@@ -101,8 +117,65 @@ process.on('exit', killAll);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     killAll();
-    process.exit(130);
+    if (!args['keep-data']) for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+    // The PostgreSQL databases this run made go too (best effort, a few seconds at most).
+    const timer = setTimeout(() => process.exit(130), 5000);
+    void Promise.all([...postgresDatabases].map((name) => dropPostgresDatabase(name).catch(() => undefined))).finally(() => {
+      clearTimeout(timer);
+      process.exit(130);
+    });
   });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// PostgreSQL: one database per run, named gatehouse_bench_<random>, dropped at the end
+
+const postgresDatabases = new Set<string>();
+
+async function withPostgresAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: args['postgres-url'], connectionTimeoutMillis: 10_000, application_name: 'gatehouse-bench' });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new Error(`--engine postgres needs a PostgreSQL server at ${args['postgres-url']} (--postgres-url): ${(error as Error).message}`);
+  }
+  try {
+    return await work(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function createPostgresDatabase(): Promise<string> {
+  const name = `gatehouse_bench_${randomBytes(6).toString('hex')}`;
+  postgresDatabases.add(name);
+  await withPostgresAdmin((admin) => admin.query(`CREATE DATABASE "${name}"`));
+  const url = new URL(args['postgres-url']!);
+  url.pathname = `/${name}`;
+  return url.href;
+}
+
+/**
+ * CPU used so far by each PostgreSQL backend connected to database `name` (the server's pool), by pid. A
+ * backend that ends within a round loses its share; the pool keeps its connections while the load runs.
+ * PostgreSQL's shared background processes (WAL writer, checkpointer) are left out.
+ */
+async function backendCpuMs(name: string): Promise<Map<number, number>> {
+  const { rows } = await withPostgresAdmin((admin) => admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [name]));
+  const cpu = new Map<number, number>();
+  for (const { pid } of rows) {
+    const ms = processCpuMs(pid);
+    if (ms !== null) cpu.set(pid, ms);
+  }
+  return cpu;
+}
+
+const backendDelta = (before: Map<number, number>, after: Map<number, number>) => [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
+
+async function dropPostgresDatabase(name: string): Promise<void> {
+  await withPostgresAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+  postgresDatabases.delete(name);
 }
 
 /** Every process we measure runs with the same flags and environment as `npm start`'s server. */
@@ -126,10 +199,12 @@ async function startServer(script: string, env: NodeJS.ProcessEnv, extraNodeArgs
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
-    children.delete(child);
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      children.delete(child);
+      resolve(code);
+    }),
+  );
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${script} did not start within 60 s:\n${output}`)), 60_000);
     const onData = () => {
@@ -194,8 +269,10 @@ async function gql(url: string, query: string, variables: object = {}, headers: 
   return body.data;
 }
 
-const LOGIN = 'mutation Login($input: LoginInput!) { login(input: $input) { __typename ... on AuthPayload { accessToken refreshToken } ... on Error { code } } }';
-const REFRESH = 'mutation Refresh($token: String!) { refresh(refreshToken: $token) { __typename ... on AuthPayload { accessToken refreshToken } ... on Error { code } } }';
+const LOGIN =
+  'mutation Login($input: LoginInput!) { login(input: $input) { __typename ... on AuthPayload { accessToken refreshToken } ... on Error { code } } }';
+const REFRESH =
+  'mutation Refresh($token: String!) { refresh(refreshToken: $token) { __typename ... on AuthPayload { accessToken refreshToken } ... on Error { code } } }';
 const ME = '{ me { id username } }';
 const TYPENAME = '{ __typename }';
 
@@ -308,7 +385,13 @@ function summarise(description: string, connections: number, rounds: RoundResult
       rps: median(rounds.map((r) => r.rps)),
       p50: median(rounds.map((r) => r.p50)),
       p99: median(rounds.map((r) => r.p99)),
-      cpu: rounds.every((r) => r.cpu) ? { mainMs: median(rounds.map((r) => r.cpu!.mainMs)), otherMs: median(rounds.map((r) => r.cpu!.otherMs)) } : null,
+      cpu: rounds.every((r) => r.cpu)
+        ? {
+            mainMs: median(rounds.map((r) => r.cpu!.mainMs)),
+            otherMs: median(rounds.map((r) => r.cpu!.otherMs)),
+            ...(rounds.every((r) => r.cpu!.databaseMs !== undefined) ? { databaseMs: median(rounds.map((r) => r.cpu!.databaseMs!)) } : {}),
+          }
+        : null,
     },
     errors: rounds.reduce((sum, r) => sum + r.errors, 0),
     rssMB: rounds.at(-1)?.rssMB ?? null,
@@ -325,15 +408,18 @@ interface Measure {
   round(seconds: number): Promise<RoundResult>;
 }
 
-function httpMeasure(name: string, description: string, workload: Workload, pid: number | undefined): Measure {
+function httpMeasure(name: string, description: string, workload: Workload, pid: number | undefined, database?: string): Measure {
   return {
     name,
     description,
     connections: workload.connections,
     async round(seconds) {
+      const databaseBefore = database ? await backendCpuMs(database) : undefined;
       const before = threadCpuMs(pid);
       const result = await load(workload, seconds);
-      return { ...result, rssMB: rssMB(pid), cpu: perRequest(before, threadCpuMs(pid), result.requests) };
+      const cpu = perRequest(before, threadCpuMs(pid), result.requests);
+      if (cpu && databaseBefore) cpu.databaseMs = backendDelta(databaseBefore, await backendCpuMs(database!)) / result.requests;
+      return { ...result, rssMB: rssMB(pid), cpu };
     },
   };
 }
@@ -352,8 +438,11 @@ async function interleaved(measures: Measure[]): Promise<Record<string, PhaseRes
       await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
       const round = await measure.round(settings.durationSeconds);
       rounds.get(measure.name)!.push(round);
-      const cpu = round.cpu ? `, CPU/request: main thread ${round.cpu.mainMs.toFixed(2)} ms, other threads ${round.cpu.otherMs.toFixed(2)} ms` : '';
-      log(`${measure.name} round ${i + 1}: ${round.rps.toFixed(round.rps < 100 ? 1 : 0)} req/s, p50 ${round.p50.toFixed(1)} ms, p99 ${round.p99.toFixed(1)} ms, errors ${round.errors}${cpu}`);
+      const backends = round.cpu?.databaseMs === undefined ? '' : `, PostgreSQL backends ${round.cpu.databaseMs.toFixed(2)} ms`;
+      const cpu = round.cpu ? `, CPU/request: main thread ${round.cpu.mainMs.toFixed(2)} ms, other threads ${round.cpu.otherMs.toFixed(2)} ms${backends}` : '';
+      log(
+        `${measure.name} round ${i + 1}: ${round.rps.toFixed(round.rps < 100 ? 1 : 0)} req/s, p50 ${round.p50.toFixed(1)} ms, p99 ${round.p99.toFixed(1)} ms, errors ${round.errors}${cpu}`,
+      );
     }
   }
   return Object.fromEntries(measures.map((measure) => [measure.name, summarise(measure.description, measure.connections, rounds.get(measure.name)!)]));
@@ -390,20 +479,36 @@ function rawArgon2Measure(passwordHash: string, env: NodeJS.ProcessEnv): Measure
 // ---------------------------------------------------------------------------------------------------
 // The run
 
-async function main() {
-  const startedAt = new Date();
-  const loadAtStart = os.loadavg().map((n) => Number(n.toFixed(2)));
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
+interface Ratio {
+  value: number | null;
+  target: string;
+  met: boolean | null;
+}
+
+interface EngineResult {
+  phases: Record<string, PhaseResult>;
+  ratios: Record<string, Ratio>;
+  rss: { afterSetupMB: number | null; perRoundMB: Record<string, (number | null)[]> };
+  pacedRate: number;
+}
+
+/** Every selected phase against one engine: its own fresh database, server and baselines. */
+async function runEngine(engine: Engine): Promise<EngineResult> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), `gatehouse-bench-${engine}-`));
+  dataDirs.add(dataDir);
   const servers: Server[] = [];
+  let postgresUrl: string | undefined;
   try {
-    log(`seeding ${settings.users} users into ${dataDir}`);
-    const seeded = await seedDatabase(dataDir, settings.users);
+    if (engine === 'postgres') postgresUrl = await createPostgresDatabase();
+    log(`${ENGINE_NAMES[engine]}: seeding ${settings.users} users into ${postgresUrl ?? dataDir}`);
+    const seeded = await seedDatabase(dataDir, settings.users, postgresUrl);
 
     const env = baseEnvironment();
     // The default rate limits stay on, as in production; the clients arrive through a trusted proxy
     // from many addresses (clientAddress), as real users do, rather than as one address that any
     // production limit would stop (or whose per-address log would be unrealistically long).
-    const serverEnv = { ...env, DATA_DIR: dataDir, TRUST_PROXY: 'true' };
+    // DATA_DIR holds the key file on both engines; DATABASE_URL picks PostgreSQL.
+    const serverEnv = { ...env, DATA_DIR: dataDir, TRUST_PROXY: 'true', ...(postgresUrl ? { DATABASE_URL: postgresUrl } : {}) };
     const baseline = await startServer('bench/baseline-server.ts', env);
     servers.push(baseline);
     const leanBaseline = await startServer('bench/baseline-server.ts', { ...env, BASELINE_BODY_LIMIT: 'off' });
@@ -411,7 +516,9 @@ async function main() {
     const server = await startServer('src/main.ts', serverEnv, args['server-node-args']!.split(' ').filter(Boolean));
     servers.push(server);
     const pid = server.child.pid;
-    log(`server ${server.url} (pid ${pid}), baseline ${baseline.url}`);
+    // PostgreSQL: the database server's backends for this database count towards each request's CPU too.
+    const database = postgresUrl ? new URL(postgresUrl).pathname.slice(1) : undefined;
+    log(`${ENGINE_NAMES[engine]}: server ${server.url} (pid ${pid}), baseline ${baseline.url}`);
 
     log(`logging in ${settings.sessions} users`);
     const { accessTokens, chains } = await logInSessions(server.url, settings.sessions, settings.users);
@@ -429,7 +536,12 @@ async function main() {
       check: (body) => body.includes('"__typename":"Query"'),
     });
     const baselineMeasure = httpMeasure('baseline', 'bare graphql-yoga, { __typename }, own process', typenameWorkload(baseline.url), baseline.child.pid);
-    const leanBaselineMeasure = httpMeasure('baselineNoBodyLimit', 'the same without Yoga\'s default body limit (maxRequestBodySize: false)', typenameWorkload(leanBaseline.url), leanBaseline.child.pid);
+    const leanBaselineMeasure = httpMeasure(
+      'baselineNoBodyLimit',
+      "the same without Yoga's default body limit (maxRequestBodySize: false)",
+      typenameWorkload(leanBaseline.url),
+      leanBaseline.child.pid,
+    );
 
     let nextToken = 0;
     const meWorkload = (connections: number, overallRate?: number): Workload => ({
@@ -439,32 +551,41 @@ async function main() {
       body: () => ({ body: meBody, headers: { authorization: `Bearer ${accessTokens[nextToken++ % accessTokens.length]}` } }),
       check: meOk,
     });
-    const meMeasure = httpMeasure('me', `me { id username }, ${accessTokens.length} users' tokens`, meWorkload(settings.connections), pid);
+    const meMeasure = httpMeasure('me', `me { id username }, ${accessTokens.length} users' tokens`, meWorkload(settings.connections), pid, database);
 
     // Each request takes a session chain off the queue and puts it back with the token it received, so no
     // token is ever presented twice; a chain whose answer never came (end of a round) is simply dropped.
     const available = [...chains];
-    const refreshMeasure = httpMeasure('refresh', 'refresh (rotation: one write per call), chains of single-use tokens', {
-      url: server.url,
-      connections: settings.connections,
-      body: () => {
-        const chain = available.shift();
-        if (!chain) throw new Error('ran out of refresh chains; raise --sessions');
-        return { body: JSON.stringify({ query: REFRESH, variables: { token: chain.refreshToken } }), tag: chain };
+    const refreshMeasure = httpMeasure(
+      'refresh',
+      'refresh (rotation: one write per call), chains of single-use tokens',
+      {
+        url: server.url,
+        connections: settings.connections,
+        body: () => {
+          const chain = available.shift();
+          if (!chain) throw new Error('ran out of refresh chains; raise --sessions');
+          return { body: JSON.stringify({ query: REFRESH, variables: { token: chain.refreshToken } }), tag: chain };
+        },
+        check: (body, tag) => {
+          const match = /"refreshToken":"([^"]+)"/.exec(body);
+          if (!match || body.includes('"errors"')) return false;
+          (tag as Chain).refreshToken = match[1]!;
+          available.push(tag as Chain);
+          return true;
+        },
       },
-      check: (body, tag) => {
-        const match = /"refreshToken":"([^"]+)"/.exec(body);
-        if (!match || body.includes('"errors"')) return false;
-        (tag as Chain).refreshToken = match[1]!;
-        available.push(tag as Chain);
-        return true;
-      },
-    }, pid);
-    Object.assign(phases, await interleaved([
-      ...(want('baseline') ? [baselineMeasure, leanBaselineMeasure] : []),
-      ...(want('me') ? [meMeasure] : []),
-      ...(want('refresh') ? [refreshMeasure] : []),
-    ]));
+      pid,
+      database,
+    );
+    Object.assign(
+      phases,
+      await interleaved([
+        ...(want('baseline') ? [baselineMeasure, leanBaselineMeasure] : []),
+        ...(want('me') ? [meMeasure] : []),
+        ...(want('refresh') ? [refreshMeasure] : []),
+      ]),
+    );
 
     let nextUser = 0;
     const loginWorkload: Workload = {
@@ -477,10 +598,13 @@ async function main() {
     };
     const rawArgon2 = want('rawArgon2') ? rawArgon2Measure(seeded.passwordHash, env) : null;
     try {
-      Object.assign(phases, await interleaved([
-        ...(want('login') ? [httpMeasure('login', 'login with the right password, a new session each', loginWorkload, pid)] : []),
-        ...(rawArgon2 ? [rawArgon2] : []),
-      ]));
+      Object.assign(
+        phases,
+        await interleaved([
+          ...(want('login') ? [httpMeasure('login', 'login with the right password, a new session each', loginWorkload, pid, database)] : []),
+          ...(rawArgon2 ? [rawArgon2] : []),
+        ]),
+      );
     } finally {
       rawArgon2?.close();
     }
@@ -490,18 +614,30 @@ async function main() {
     const pacedRate = settings.pacedRate ?? Math.max(20, Math.round((phases.me?.median.rps ?? 800) * 0.25));
     if (want('storm')) {
       const loginStorm: RoundResult[] = [];
-      const idle = httpMeasure('mePacedIdle', `me at ${pacedRate} req/s, nothing else running`, meWorkload(settings.pacedConnections, pacedRate), pid);
+      const idle = httpMeasure(
+        'mePacedIdle',
+        `me at ${pacedRate} req/s, nothing else running`,
+        meWorkload(settings.pacedConnections, pacedRate),
+        pid,
+        database,
+      );
       const probe = httpMeasure('mePacedStorm', `me at ${pacedRate} req/s during a login storm`, meWorkload(settings.pacedConnections, pacedRate), pid);
       const storm = httpMeasure('loginStorm', 'the login storm itself', loginWorkload, pid);
-      Object.assign(phases, await interleaved([idle, {
-        ...probe,
-        async round(seconds) {
-          const [stormRound, probeRound] = await Promise.all([storm.round(seconds), probe.round(seconds)]);
-          // Both load the same server at once: its CPU cannot be split between them.
-          loginStorm.push({ ...stormRound, cpu: null });
-          return { ...probeRound, cpu: null };
-        },
-      }]));
+      Object.assign(
+        phases,
+        await interleaved([
+          idle,
+          {
+            ...probe,
+            async round(seconds) {
+              const [stormRound, probeRound] = await Promise.all([storm.round(seconds), probe.round(seconds)]);
+              // Both load the same server at once: its CPU cannot be split between them.
+              loginStorm.push({ ...stormRound, cpu: null });
+              return { ...probeRound, cpu: null };
+            },
+          },
+        ]),
+      );
       // The first storm round (if any) was the warm-up.
       phases.loginStorm = summarise(storm.description, storm.connections, loginStorm.slice(-settings.rounds));
     }
@@ -525,57 +661,183 @@ async function main() {
         .filter(([name]) => name !== 'baseline' && name !== 'rawArgon2')
         .map(([name, result]) => [name, result.rounds.map((r) => r.rssMB)]),
     );
-    const results = {
-      startedAt: startedAt.toISOString(),
-      machine: {
-        cpus: os.availableParallelism(),
-        model: os.cpus()[0]?.model ?? 'unknown',
-        node: process.version,
-        platform: `${os.platform()} ${os.release()}`,
-        memoryGB: Math.round(os.totalmem() / 2 ** 30),
-        // Other work on the machine skews every figure; a load well above 0 at the start means a noisy run.
-        loadAverage: { atStart: loadAtStart, atEnd: os.loadavg().map((n) => Number(n.toFixed(2))) },
-      },
-      settings: { ...settings, pacedRate, argon2: 'argon2id m=19456 t=2 p=1', nodeEnv: 'production' },
+    return {
       phases,
-      ratios: Object.fromEntries(
-        Object.entries(ratios).map(([name, r]) => [
-          name,
-          { value: r.value, target: r.target, met: metTarget(r) },
-        ]),
-      ),
+      ratios: Object.fromEntries(Object.entries(ratios).map(([name, r]) => [name, { value: r.value, target: r.target, met: metTarget(r) }])),
       rss: { afterSetupMB: rssAfterSetup, perRoundMB: rssPerRound },
+      pacedRate,
     };
-
-    printTable(results);
-    const json = `${JSON.stringify(results, null, 2)}\n`;
-    if (args.stdout) {
-      process.stdout.write(json);
-    } else {
-      mkdirSync(path.dirname(path.resolve(args.json!)), { recursive: true });
-      writeFileSync(path.resolve(args.json!), json);
-      log(`results written to ${path.resolve(args.json!)}`);
-    }
-
-    const failed = Object.entries(phases).filter(([, p]) => p.errors > 0);
-    if (failed.length > 0) {
-      for (const [name, p] of failed) {
-        console.error(`ERROR: phase ${name} had ${p.errors} failed responses, e.g.\n  ${p.rounds.flatMap((r) => r.errorSamples).slice(0, 3).join('\n  ')}`);
-      }
-      process.exitCode = 1;
-    }
   } finally {
     for (const server of servers) await server.stop();
     if (!args['keep-data']) rmSync(dataDir, { recursive: true, force: true });
+    dataDirs.delete(dataDir);
+    if (postgresUrl) await dropPostgresDatabase(new URL(postgresUrl).pathname.slice(1));
   }
 }
 
-function metTarget(r: { value: number | null; min?: number; max?: number }): boolean | null {
+/** CPU per request (Gatehouse's main and other threads and, on PostgreSQL, the database's backends), in ms; null when a phase did not run or /proc was unreadable. */
+const cpuMs = (phase: PhaseResult | undefined) =>
+  phase?.median.cpu ? phase.median.cpu.mainMs + phase.median.cpu.otherMs + (phase.median.cpu.databaseMs ?? 0) : null;
+/** Requests per second one fully used core sustains: 1000 ms over the server's CPU per request. */
+const perCore = (phase: PhaseResult | undefined) => {
+  const ms = cpuMs(phase);
+  return ms && ms > 0 ? 1000 / ms : null;
+};
+
+async function main() {
+  const startedAt = new Date();
+  const loadAtStart = os.loadavg().map((n) => Number(n.toFixed(2)));
+  const byEngine: Partial<Record<Engine, EngineResult>> = {};
+  // One engine after the other: each gets the whole machine, and its own server and database.
+  for (const engine of engines) byEngine[engine] = await runEngine(engine);
+  const first = byEngine[engines[0]!]!;
+
+  const sqlite = byEngine.sqlite;
+  const postgres = byEngine.postgres;
+  // The engines ran minutes apart, so these are ratios of medians, not of paired rounds.
+  const over = (phase: string) => {
+    const a = postgres?.phases[phase]?.median.rps;
+    const b = sqlite?.phases[phase]?.median.rps;
+    return a !== undefined && b !== undefined && b > 0 ? a / b : null;
+  };
+  const engineTargets = {
+    mePostgresOverSqlite: { value: over('me'), target: '>= 0.9', min: 0.9 },
+    refreshPostgresOverSqlite: { value: over('refresh'), target: '>= 0.5', min: 0.5 },
+    loginPostgresOverSqlite: { value: over('login'), target: '>= 0.95', min: 0.95 },
+    // The hash runs on libuv's pool; everything else a login costs runs on the main thread.
+    loginMainThreadMsSqlite: { value: sqlite?.phases.login?.median.cpu?.mainMs ?? null, target: '< 2.5', below: 2.5 },
+  };
+  const sizing = Object.fromEntries(
+    engines.map((engine) => {
+      const phases = byEngine[engine]!.phases;
+      return [engine, { loginsPerCore: perCore(phases.login), refreshesPerCore: perCore(phases.refresh), mePerCore: perCore(phases.me) }];
+    }),
+  );
+
+  const results = {
+    startedAt: startedAt.toISOString(),
+    machine: {
+      cpus: os.availableParallelism(),
+      model: os.cpus()[0]?.model ?? 'unknown',
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+      memoryGB: Math.round(os.totalmem() / 2 ** 30),
+      // Other work on the machine skews every figure; a load well above 0 at the start means a noisy run.
+      loadAverage: { atStart: loadAtStart, atEnd: os.loadavg().map((n) => Number(n.toFixed(2))) },
+    },
+    settings: { ...settings, engines, pacedRate: first.pacedRate, argon2: 'argon2id m=19456 t=2 p=1', nodeEnv: 'production' },
+    // The first engine's figures (SQLite unless --engine postgres), where a single-engine run always had them.
+    phases: first.phases,
+    ratios: first.ratios,
+    rss: first.rss,
+    engines: byEngine,
+    engineTargets: Object.fromEntries(
+      Object.entries(engineTargets).map(([name, r]) => [name, { value: r.value, target: r.target, met: r.value === null ? null : metTarget(r) }]),
+    ),
+    // Requests per second per fully used core, from the CPU per request (Gatehouse's threads and, on PostgreSQL, its backends).
+    sizingPerCore: sizing,
+  };
+
+  for (const engine of engines) {
+    if (engines.length > 1) console.log(`\n${ENGINE_NAMES[engine]}\n`);
+    printTable(byEngine[engine]!);
+  }
+  if (engines.length > 1) printSideBySide(byEngine as Record<Engine, EngineResult>, results.engineTargets);
+  printSizing(sizing);
+  const json = `${JSON.stringify(results, null, 2)}\n`;
+  if (args.stdout) {
+    process.stdout.write(json);
+  } else {
+    mkdirSync(path.dirname(path.resolve(args.json!)), { recursive: true });
+    writeFileSync(path.resolve(args.json!), json);
+    log(`results written to ${path.resolve(args.json!)}`);
+  }
+
+  for (const engine of engines) {
+    const failed = Object.entries(byEngine[engine]!.phases).filter(([, p]) => p.errors > 0);
+    for (const [name, p] of failed) {
+      console.error(
+        `ERROR: ${ENGINE_NAMES[engine]} phase ${name} had ${p.errors} failed responses, e.g.\n  ${p.rounds
+          .flatMap((r) => r.errorSamples)
+          .slice(0, 3)
+          .join('\n  ')}`,
+      );
+      process.exitCode = 1;
+    }
+  }
+}
+
+function metTarget(r: { value: number | null; min?: number; max?: number; below?: number }): boolean | null {
+  if (r.value !== null && r.below !== undefined) return r.value < r.below;
   if (r.min === undefined && r.max === undefined) return null;
   return r.value !== null && (r.min !== undefined ? r.value >= r.min : r.value <= r.max!);
 }
 
-function printTable(results: { phases: Record<string, PhaseResult>; ratios: Record<string, { value: number | null; target: string; met: boolean | null }>; machine: object }) {
+function markdownTable(header: string[], rows: string[][], rightAligned: (column: number) => boolean): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (rightAligned(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
+  return [line(header), `|${widths.map((w, i) => `${'-'.repeat(w + 1)}${rightAligned(i) ? ':' : '-'}`).join('|')}|`, ...rows.map(line)];
+}
+
+const fixed = (value: number | null | undefined, digits: number) => (value === null || value === undefined ? '-' : value.toFixed(digits));
+const rate = (value: number | null | undefined) => (value === null || value === undefined ? '-' : value.toFixed(value < 100 ? 1 : 0));
+
+/** Both engines' medians per phase, with CPU per request split by thread, then the issue's engine targets. */
+function printSideBySide(byEngine: Record<Engine, EngineResult>, targets: Record<string, Ratio>) {
+  const names = [...new Set([...Object.keys(byEngine.sqlite.phases), ...Object.keys(byEngine.postgres.phases)])];
+  const rows = names.map((name) => {
+    const s = byEngine.sqlite.phases[name];
+    const p = byEngine.postgres.phases[name];
+    return [
+      name,
+      rate(s?.median.rps),
+      rate(p?.median.rps),
+      s && p && s.median.rps > 0 ? (p.median.rps / s.median.rps).toFixed(2) : '-',
+      fixed(s?.median.p99, 1),
+      fixed(p?.median.p99, 1),
+      fixed(s?.median.cpu?.mainMs, 2),
+      fixed(p?.median.cpu?.mainMs, 2),
+      fixed(s?.median.cpu?.otherMs, 2),
+      fixed(p?.median.cpu?.otherMs, 2),
+      fixed(p?.median.cpu?.databaseMs, 2),
+    ];
+  });
+  const header = [
+    'phase',
+    'SQLite req/s',
+    'PostgreSQL req/s',
+    'PG/SQLite',
+    'SQLite p99 ms',
+    'PG p99 ms',
+    'SQLite CPU main ms',
+    'PG CPU main ms',
+    'SQLite CPU other ms',
+    'PG CPU other ms',
+    'PG backends CPU ms',
+  ];
+  const out = ['', 'SQLite and PostgreSQL side by side (medians; CPU per request)', '', ...markdownTable(header, rows, (i) => i > 0), ''];
+  const targetRows = Object.entries(targets).map(([name, r]) => [name, fixed(r.value, 2), r.target, r.met === null ? '' : r.met ? 'yes' : 'NO']);
+  out.push(...markdownTable(['engine target', 'value', 'target', 'met'], targetRows, () => false));
+  console.log(out.join('\n'));
+}
+
+function printSizing(sizing: Record<string, { loginsPerCore: number | null; refreshesPerCore: number | null; mePerCore: number | null }>) {
+  const rows = Object.entries(sizing).map(([engine, s]) => [
+    ENGINE_NAMES[engine as Engine],
+    rate(s.loginsPerCore),
+    rate(s.refreshesPerCore),
+    rate(s.mePerCore),
+  ]);
+  const out = [
+    '',
+    'Per core: 1000 ms / CPU per request (Gatehouse main + other threads; PostgreSQL also its backends)',
+    '',
+    ...markdownTable(['engine', 'logins/s', 'refreshes/s', 'me/s'], rows, (i) => i > 0),
+  ];
+  console.log(out.join('\n'));
+}
+
+function printTable(results: { phases: Record<string, PhaseResult>; ratios: Record<string, Ratio> }) {
   const rows = Object.entries(results.phases).map(([name, p]) => [
     name,
     String(p.connections),
@@ -592,7 +854,12 @@ function printTable(results: { phases: Record<string, PhaseResult>; ratios: Reco
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
   const out = [line(header), `|${widths.map((w, i) => (i === 0 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line), ''];
   const ratioHeader = ['ratio', 'value', 'target', 'met'];
-  const ratioRows = Object.entries(results.ratios).map(([name, r]) => [name, r.value === null ? '-' : r.value.toFixed(2), r.target, r.met === null ? '' : r.met ? 'yes' : 'NO']);
+  const ratioRows = Object.entries(results.ratios).map(([name, r]) => [
+    name,
+    r.value === null ? '-' : r.value.toFixed(2),
+    r.target,
+    r.met === null ? '' : r.met ? 'yes' : 'NO',
+  ]);
   const rw = ratioHeader.map((h, i) => Math.max(h.length, ...ratioRows.map((r) => r[i]!.length)));
   const rline = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(rw[i]!)).join(' | ')} |`;
   out.push(rline(ratioHeader), `|${rw.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...ratioRows.map(rline));

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 
 // `npm run bench` end to end, for one very short round on a small database. It checks that the script runs
@@ -9,37 +10,43 @@ import { describe, expect, it } from 'vitest';
 
 const root = path.resolve(import.meta.dirname, '..');
 
+async function runBench(extra: string[]): Promise<{ code: number | null; stdout: string; stderr: string; json: string }> {
+  const json = path.join(mkdtempSync(path.join(tmpdir(), 'gatehouse-bench-test-')), 'results.json');
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'bench/run.ts',
+      '--rounds',
+      '1',
+      '--duration',
+      '1',
+      '--warmup',
+      '0',
+      '--users',
+      '60',
+      '--sessions',
+      '40',
+      '--connections',
+      '4',
+      '--json',
+      json,
+      ...extra,
+    ],
+    { cwd: root, env: { ...process.env, NODE_ENV: undefined, BENCH_ENGINE: undefined }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { code, stdout, stderr, json };
+}
+
 describe('npm run bench', () => {
   it('runs one short round, prints the table and writes every phase and ratio as JSON', async () => {
-    const json = path.join(mkdtempSync(path.join(tmpdir(), 'gatehouse-bench-test-')), 'results.json');
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'bench/run.ts',
-        '--rounds',
-        '1',
-        '--duration',
-        '1',
-        '--warmup',
-        '0',
-        '--users',
-        '60',
-        '--sessions',
-        '40',
-        '--connections',
-        '4',
-        '--json',
-        json,
-      ],
-      { cwd: root, env: { ...process.env, NODE_ENV: undefined }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const { code, stdout, stderr, json } = await runBench([]);
     expect(code, stderr).toBe(0);
 
     const phases = ['baseline', 'baselineNoBodyLimit', 'me', 'login', 'rawArgon2', 'refresh', 'mePacedIdle', 'mePacedStorm', 'loginStorm'];
@@ -68,5 +75,48 @@ describe('npm run bench', () => {
     }
     expect(results.machine.cpus).toBeGreaterThan(0);
     expect(results.rss.perRoundMB.me).toHaveLength(1);
+  }, 120_000);
+
+  // The same on PostgreSQL, side by side with SQLite, for the phases the issue's engine targets compare.
+  it('runs one short round of me, refresh and login on both engines, side by side, and drops its PostgreSQL database', async () => {
+    const { code, stdout, stderr, json } = await runBench(['--engine', 'both', '--phases', 'me,refresh,login']);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toContain('| phase   | SQLite req/s | PostgreSQL req/s | PG/SQLite |');
+    const targets = ['mePostgresOverSqlite', 'refreshPostgresOverSqlite', 'loginPostgresOverSqlite', 'loginMainThreadMsSqlite'];
+    for (const name of targets) expect(stdout).toContain(`| ${name} `);
+    expect(stdout).toMatch(/\| PostgreSQL \|\s+[\d.]+ \|\s+[\d.]+ \|\s+[\d.]+ \|/);
+
+    const results = JSON.parse(readFileSync(json, 'utf8'));
+    expect(results.settings.engines).toEqual(['sqlite', 'postgres']);
+    for (const engine of ['sqlite', 'postgres']) {
+      expect(Object.keys(results.engines[engine].phases).sort()).toEqual(['login', 'me', 'refresh']);
+      for (const phase of ['me', 'refresh', 'login']) {
+        const result = results.engines[engine].phases[phase];
+        expect(result.errors).toBe(0);
+        expect(result.median.rps).toBeGreaterThan(0);
+        expect(result.median.cpu.mainMs).toBeGreaterThanOrEqual(0);
+        expect(result.median.cpu.otherMs).toBeGreaterThanOrEqual(0);
+        // PostgreSQL's backends' CPU, on PostgreSQL only.
+        if (engine === 'postgres') expect(result.median.cpu.databaseMs).toBeGreaterThanOrEqual(0);
+        else expect(result.median.cpu.databaseMs).toBeUndefined();
+      }
+      for (const figure of ['loginsPerCore', 'refreshesPerCore', 'mePerCore']) expect(results.sizingPerCore[engine][figure]).toBeGreaterThan(0);
+    }
+    for (const name of targets) {
+      expect(typeof results.engineTargets[name].value).toBe('number');
+      expect(typeof results.engineTargets[name].met).toBe('boolean');
+    }
+
+    // The run made its own database and dropped it.
+    const name = /seeding \d+ users into postgresql:\/\/[^/]+\/(gatehouse_bench_[0-9a-f]+)/.exec(stderr)?.[1];
+    expect(name, stderr).toBeDefined();
+    const admin = new pg.Client({ connectionString: process.env.BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres' });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+      expect(rows).toEqual([]);
+    } finally {
+      await admin.end();
+    }
   }, 120_000);
 });
