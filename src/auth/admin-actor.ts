@@ -32,7 +32,7 @@ export class ActorNotAuthorizedError extends Error {
 /**
  * Authorization decided where the change commits: called inside the change's transaction, so a demotion,
  * disable or logout that committed after the request's first check (made from caches, at the start of the
- * request) still stops it. Transactions are serialized (db/serialized-adapter.ts): whatever committed
+ * request) still stops it. Transactions behave as if run one at a time (Database.transaction): whatever committed
  * before this transaction is visible here, and nothing can commit between this check and the change.
  * Expiry is not looked at again: the request's own authentication checked it moments ago, and what an
  * author can lose mid-request is the role, the account or a revocation.

@@ -74,7 +74,7 @@ export class SessionService {
    * Starts a session for a login whose password was checked against `verifiedVersion` of the user's
    * credentials, in one transaction that first re-reads the account: if a password change, disable,
    * deletion or logout-everywhere committed after the check, no session is inserted and the reason is
-   * returned instead. Transactions are serialized (db/serialized-adapter.ts), so a change either
+   * returned instead. Transactions behave as if run one at a time (Database.transaction), so a change either
    * committed before this one (and the version moved) or commits after it (and ends this session).
    */
   async startIfCurrent(userId: string, meta: ClientMeta, verifiedVersion: number): Promise<IssuedSession | 'disabled' | 'credentials_changed'> {

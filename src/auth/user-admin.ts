@@ -27,8 +27,8 @@ const MAX_SEARCH_LENGTH = 100;
 
 /**
  * What administrators do to accounts. Every change that could remove the last active administrator is
- * checked inside the same transaction as the change itself (transactions run one at a time, see
- * db/serialized-adapter.ts), so two admins cannot demote, disable or delete each other into a system
+ * checked inside the same transaction as the change itself (transactions behave as if run one at a time,
+ * see Database.transaction), so two admins cannot demote, disable or delete each other into a system
  * nobody can administer. The same transaction checks the change's author again (admin-actor.ts): an
  * administrator demoted, disabled or logged out after their request was let in cannot complete it.
  */

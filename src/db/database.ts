@@ -17,8 +17,8 @@ export interface DatabaseSettings {
 
 /**
  * The data layer as the auth services see it: one store per kind of row, and transactions. Nothing
- * above src/db/ sees Prisma or SQL. Each engine provides one (SQLite today); test/db/store-contract.ts
- * is the behaviour every engine must show. See stores/README.md for the pattern new stores follow.
+ * above src/db/ sees Prisma or SQL. Each engine provides one (SqliteDatabase, PostgresDatabase);
+ * test/db/store-contract.ts is the behaviour every engine must show. See stores/README.md for the pattern new stores follow.
  */
 export interface Database {
   /** Which engine holds the data (for /health and engine-specific checks; never for rules). */
@@ -26,7 +26,13 @@ export interface Database {
   readonly users: UserStore;
   readonly sessions: SessionStore;
   readonly apiTokens: ApiTokenStore;
-  /** Runs `work` in one transaction: all of it commits, or none of it. */
+  /**
+   * Runs `work` in one transaction: all of it commits, or none of it. The rules in src/auth rely on
+   * transactions behaving as if run one at a time (a check and the change it guards cannot be split by
+   * another commit): SQLite runs them one at a time (serialized-adapter.ts); PostgreSQL runs them
+   * SERIALIZABLE and runs `work` again when PostgreSQL aborts it, so whatever `work` does outside the
+   * database must be safe to do twice (the stores only mark cached entries ended or drop them).
+   */
   transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
   /** Whether a trivial statement answers. */
   isReachable(): Promise<boolean>;
