@@ -72,13 +72,14 @@ describe('shutdown on SIGTERM', { timeout: 120_000 }, () => {
     server.child.kill('SIGTERM');
     await until(() => /Shutdown: SIGTERM received/.test(server.output()), 'the shutdown to start');
 
-    // A new connection is refused while accepted requests are still running.
+    // A new connection is not served while accepted requests are still running: refused once the listening
+    // socket is closed, or reset when it reached the kernel's queue just before that.
     const fresh = await fetch(`${server.base}/live`).then(
       (response) => `answered ${response.status}`,
       (error: Error) => String((error.cause as NodeJS.ErrnoException | undefined)?.code ?? error),
     );
     const stillRunning = requests.filter((r) => !r.settled).length;
-    expect(fresh).toBe('ECONNREFUSED');
+    expect(['ECONNREFUSED', 'ECONNRESET']).toContain(fresh);
     expect(runningAtSignal).toBeGreaterThan(0);
     expect(stillRunning).toBeGreaterThan(0);
     // The idle keep-alive connection is closed by the server, not left to hold the shutdown.
