@@ -33,7 +33,11 @@ describe('login does not tell an unknown user from a wrong password', { timeout:
     expect(app.services.config.argon2).toMatchObject({ memoryKiB: 19456, timeCost: 2, parallelism: 1 });
   });
 
-  it('gives identical answers, and median times within 25% of each other over 30 tries each', async () => {
+  // A timing check on a shared 2-core machine: other test files load it in bursts. Each try measures one
+  // login of each kind back to back, and the test compares the median of those paired differences, so a
+  // burst hits both sides of a pair alike. A real leak (a skipped hash) shows in every run; a noisy run
+  // gets another chance.
+  it('gives identical answers, and times whose paired median difference is under 25% of a login', { retry: 2 }, async () => {
     const { username } = await registerUser(app);
     const unknown = (i: number) => `nobody_${i}_${Math.random().toString(36).slice(2, 8)}`;
 
@@ -48,6 +52,7 @@ describe('login does not tell an unknown user from a wrong password', { timeout:
     }
 
     const times = { unknown: [] as number[], wrongPassword: [] as number[] };
+    const differences: number[] = [];
     for (let i = 0; i < TRIES; i++) {
       // Interleaved, alternating which goes first, so drift in machine load hits both kinds alike.
       const order = i % 2 === 0 ? (['unknown', 'wrongPassword'] as const) : (['wrongPassword', 'unknown'] as const);
@@ -57,11 +62,15 @@ describe('login does not tell an unknown user from a wrong password', { timeout:
         expect(answer).toEqual(expected);
         times[kind].push(ms);
       }
+      differences.push(times.wrongPassword[i]! - times.unknown[i]!);
     }
 
     const unknownMedian = median(times.unknown);
     const wrongMedian = median(times.wrongPassword);
-    console.log(`login medians over ${TRIES} tries: unknown user ${unknownMedian.toFixed(1)} ms, wrong password ${wrongMedian.toFixed(1)} ms`);
-    expect(Math.abs(unknownMedian - wrongMedian) / Math.max(unknownMedian, wrongMedian)).toBeLessThan(0.25);
+    const medianDifference = median(differences);
+    console.log(
+      `login medians over ${TRIES} tries: unknown user ${unknownMedian.toFixed(1)} ms, wrong password ${wrongMedian.toFixed(1)} ms, paired difference ${medianDifference.toFixed(1)} ms`,
+    );
+    expect(Math.abs(medianDifference) / Math.min(unknownMedian, wrongMedian)).toBeLessThan(0.25);
   });
 });
