@@ -56,6 +56,14 @@ const environmentSchema = z.object({
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     }),
   KEYS_FILE: z.string().min(1).optional(),
+  REDIS_URL: z
+    .string()
+    .optional()
+    .refine((url) => url === undefined || /^rediss?:\/\/[^\s]+$/.test(url), 'must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379'),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1 to 64 letters, digits or _ . : -')
+    .default('gatehouse:'),
   ALLOW_NEW_KEYS: flag(false),
   SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('FULL'),
   TRUST_PROXY: flag(false),
@@ -174,6 +182,8 @@ export interface Config {
   readonly keysFile: string;
   /** Whether a missing key file may be replaced by new keys although the database has users or sessions. */
   readonly allowNewKeys: boolean;
+  /** Redis for several instances (change feed, shared limits); undefined runs without it. */
+  readonly redis: { readonly url: string; readonly keyPrefix: string } | undefined;
   readonly jwt: {
     readonly issuer: string;
     readonly audience: string;
@@ -294,6 +304,7 @@ export function loadConfig(environment: Environment): Config {
     sqliteSynchronous: e.SQLITE_SYNCHRONOUS,
     keysFile: path.resolve(e.KEYS_FILE ?? path.join(dataDir, 'keys.json')),
     allowNewKeys: e.ALLOW_NEW_KEYS,
+    redis: e.REDIS_URL === undefined ? undefined : { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX },
     jwt: {
       issuer: e.JWT_ISSUER,
       audience: e.JWT_AUDIENCE,
