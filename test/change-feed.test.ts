@@ -1,8 +1,10 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import pg from 'pg';
 import { OPERATOR } from '../src/auth/admin-actor.js';
 import { bearer, createTestApp, LOGIN, ME, registerUser, type TestApp } from './support/app.js';
 import { onPostgres } from './support/db.js';
+import { rawDb } from './support/raw-db.js';
+import { OwnRedis } from './support/redis-server.js';
 
 // Two servers on one database (in one process here; test/multi-instance runs real processes): a change
 // made through one must reach the other's caches within a second. Each case first makes B cache what A
@@ -108,3 +110,45 @@ describe.runIf(onPostgres)('when the listening connection breaks (PostgreSQL)', 
     expect(await (await b.yoga.fetch('http://gatehouse.test/health')).json()).toMatchObject({ status: 'ok', changeFeed: 'live' });
   });
 });
+
+describe.runIf(onPostgres)('with Redis, when Redis stops (PostgreSQL)', { timeout: 90_000 }, async () => {
+  const redis = await OwnRedis.start();
+  afterAll(() => redis.stop());
+  const withRedis = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `gh-test-${process.pid}:` };
+  const c = await createTestApp(withRedis);
+  const d = await createTestApp({ ...withRedis, DATABASE_URL: c.services.config.databaseUrl, KEYS_FILE: c.services.config.keysFile });
+
+  it('carries changes through Redis, refuses revocations at once while it is down, and recovers', async () => {
+    expect(d.services.db.changes.transportNames).toEqual(['postgresql', 'redis']);
+    const user = await registerUser(c);
+    expect((await d.gql(ME, {}, bearer(user.accessToken))).data?.me?.id).toBe(user.user.id);
+
+    await redis.stop();
+    await expect.poll(() => d.services.db.changes.state, { timeout: 10_000, interval: 20 }).toBe('degraded');
+    expect(await (await d.yoga.fetch('http://gatehouse.test/health')).json()).toMatchObject({ status: 'degraded', changeFeed: 'degraded' });
+    // Still answers, from the database on every request: the session works, and its end counts on the
+    // very next request.
+    const reads = vi.spyOn(rawDb(d.services).session, 'findUnique');
+    try {
+      for (let i = 0; i < 3; i++) expect((await d.gql(ME, {}, bearer(user.accessToken))).data?.me?.id).toBe(user.user.id);
+      expect(reads).toHaveBeenCalledTimes(3);
+    } finally {
+      reads.mockRestore();
+    }
+    expect((await c.gql('mutation { logout }', {}, bearer(user.accessToken))).data?.logout).toBe(true);
+    expect(await meRefused(d, user.accessToken)()).toBe(true);
+
+    await redis.start();
+    await expect.poll(() => d.services.db.changes.state, { timeout: 15_000, interval: 50 }).toBe('live');
+    expect(await (await d.yoga.fetch('http://gatehouse.test/health')).json()).toMatchObject({ status: 'ok', changeFeed: 'live' });
+    const again = await userCachedOnBOf(c, d);
+    await c.gql('mutation { logout }', {}, bearer(again.accessToken));
+    expect(await msUntil(meRefused(d, again.accessToken))).toBeLessThan(1_000);
+  });
+});
+
+async function userCachedOnBOf(first: TestApp, second: TestApp) {
+  const user = await registerUser(first);
+  expect((await second.gql(ME, {}, bearer(user.accessToken))).data?.me?.id).toBe(user.user.id);
+  return user;
+}
