@@ -61,8 +61,9 @@ export class SqliteDatabase implements Database {
   /** Builds the stores over an open client (openDatabase); the stores' caches live on `clock`'s monotonic time. */
   constructor(client: SqliteClient, clock: StoreClock, { sessionIdleTimeoutMs }: Pick<DatabaseSettings, 'sessionIdleTimeoutMs'>) {
     this.#client = client;
-    this.users = new UserStore(client, clock, 'sqlite');
-    this.sessions = new SessionStore(client, clock, { idleTimeoutMs: sessionIdleTimeoutMs, prepared: preparedStatementsOf(client) });
+    const prepared = preparedStatementsOf(client);
+    this.users = new UserStore(client, clock, 'sqlite', { prepared });
+    this.sessions = new SessionStore(client, clock, { idleTimeoutMs: sessionIdleTimeoutMs, transaction: (work) => this.transaction(work), prepared });
     this.apiTokens = new ApiTokenStore(client, clock);
   }
 
