@@ -72,10 +72,10 @@ export interface LoginLockout {
  * Checks still running count against the threshold as if they had failed: otherwise every guess of a
  * parallel burst passed the lock check before any of them was counted, and a burst of any size got
  * through. A check beyond the threshold while others run is refused with a short retry, not a lock, so
- * a burst of correct logins does not lock anyone out. A success clears both levels. State is in memory,
- * bounded (LRU), and forgotten an hour after the last failure (LOCKOUT_STATE_TTL_MS). Every duration here is monotonic time
- * (the clock's `monotonicMs`), so setting the wall clock back neither extends a lock nor keeps a counter
- * alive longer.
+ * a burst of correct logins does not lock anyone out. A success clears both levels. State is in this
+ * process's memory, bounded (LRU), and forgotten an hour after the last failure. Every duration here is
+ * monotonic time (the clock's `monotonicMs`), so setting the wall clock back neither extends a lock nor
+ * keeps a counter alive longer. SharedLoginLockout (lockout-shared.ts) keeps the same rules in Redis.
  */
 export class MemoryLoginLockout implements LoginLockout {
   readonly #counters: LRUCache<string, Counter>;
