@@ -97,11 +97,7 @@ async function createLimits(config: Config, clock: Clock, options: ServiceOption
   const limits: LimitsStore = {
     shared: true,
     sharedStoreAvailable: () => status.available(),
-    close: async () => {
-      // quit() waits for Redis to answer; while it is down, just drop the connection.
-      if (status.redis.status === 'ready') await status.redis.quit().catch(() => status.redis.disconnect());
-      else status.redis.disconnect();
-    },
+    close: () => status.close(),
   };
   return {
     rateLimiter: new RateLimiter(config.rateLimits.rules, localWindows, { status, keyPrefix }),

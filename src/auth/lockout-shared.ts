@@ -36,11 +36,10 @@ interface SharedAttempt extends LockoutAttempt {
  * when that reading refuses it; a failure sets the lock before it gives back its running slot, so no
  * check can slip between "threshold reached" and "locked". Plain commands in MULTI blocks, no script.
  *
- * The in-process MemoryLoginLockout counts every check as well, whatever Redis does: while Redis is down
- * (SharedStoreStatus logs it once), the lockout per account and address keeps working on each instance
- * from what that instance saw, instead of starting from nothing. It refuses only what this instance saw
- * reach the rules, which the shared count reached too — except that a success on another instance
- * does not clear this instance's count, so a name can stay locked here a little longer.
+ * The in-process MemoryLoginLockout counts every check as well, but only decides while Redis does not
+ * answer (SharedStoreStatus logs that once): then the lockout per account and address keeps working on
+ * each instance from what that instance saw, instead of starting from nothing. While Redis answers, its
+ * counts alone decide, so a success on one instance clears the name for all of them.
  */
 export class SharedLoginLockout implements LoginLockout {
   readonly #prefix: string;
@@ -55,10 +54,8 @@ export class SharedLoginLockout implements LoginLockout {
   }
 
   async beginAttempt(name: string, source: string): Promise<LockoutAttempt | { readonly retryAfterMs: number }> {
-    const local = this.local.beginAttemptNow(name, source);
     const pair = this.#keys(pairLevel(name, source));
     const whole = this.#keys(nameLevel(name));
-    if ('retryAfterMs' in local) return { retryAfterMs: Math.max(local.retryAfterMs, await this.#sharedLockMs(pair, whole)) };
     const sources = this.#sourcesKey(name);
     let reply: unknown[];
     try {
@@ -73,36 +70,40 @@ export class SharedLoginLockout implements LoginLockout {
           .get(whole.failures)
           .pttl(pair.lock)
           .pttl(whole.lock)
-          .sismember(sources, source)
-          .scard(sources),
+          // Added in the same step as the check: parallel checks from new addresses each see the others.
+          .sadd(sources, source)
+          .scard(sources)
+          .pexpire(sources, LOCKOUT_STATE_TTL_MS),
       );
       this.status.noteSuccess();
     } catch (error) {
+      // Redis does not answer: this instance's own counts decide.
       this.status.noteFailure(error);
+      const local = this.local.beginAttemptNow(name, source);
+      if ('retryAfterMs' in local) return local;
       const localOnly: SharedAttempt = { name, source, local, shared: false };
       return localOnly;
     }
-    const [pairRunning, , wholeRunning, , pairFailures, wholeFailures, pairLockMs, wholeLockMs, isKnownSource, sourceCount] = reply.map(Number) as number[];
+    const [pairRunning, , wholeRunning, , pairFailures, wholeFailures, pairLockMs, wholeLockMs, sourceAdded, wholeSources] = reply.map(Number) as number[];
     const { threshold, minSources } = this.settings;
     // As many checks may run at once as failures are left before a lock; after a lock ran out, one.
     const room = (running: number, failures: number) => running <= Math.max(1, threshold - failures);
-    const wholeSources = sourceCount! + (isKnownSource ? 0 : 1);
     const lockedMs = Math.max(pairLockMs!, wholeLockMs!, 0);
     const refusal =
       lockedMs > 0
         ? lockedMs
-        : !room(pairRunning!, pairFailures!) || (wholeSources >= minSources && !room(wholeRunning!, wholeFailures!))
+        : !room(pairRunning!, pairFailures!) || (wholeSources! >= minSources && !room(wholeRunning!, wholeFailures!))
           ? IN_FLIGHT_RETRY_MS
           : 0;
+    // A refused check adds no address (as in memory), and the set keeps at most MAX_SOURCES_TRACKED.
+    const dropSource = sourceAdded === 1 && (refusal > 0 || wholeSources! > MAX_SOURCES_TRACKED);
     if (refusal > 0) {
-      this.local.finishAttemptNow(local, 'abandoned');
-      await this.#release(this.status.redis.multi(), pair.running, whole.running);
+      await this.#release(dropSource ? this.status.redis.multi().srem(sources, source) : this.status.redis.multi(), pair.running, whole.running);
       return { retryAfterMs: refusal };
     }
-    if (!isKnownSource && sourceCount! < MAX_SOURCES_TRACKED) {
-      await this.#ignoreOutage(this.status.redis.multi().sadd(sources, source).pexpire(sources, LOCKOUT_STATE_TTL_MS));
-    }
-    const counted: SharedAttempt = { name, source, local, shared: true };
+    if (dropSource) await this.#ignoreOutage(this.status.redis.multi().srem(sources, source));
+    // Counted in process too (not enforced while Redis answers), for the next outage.
+    const counted: SharedAttempt = { name, source, local: this.local.countAttempt(name, source), shared: true };
     return counted;
   }
 
@@ -148,17 +149,6 @@ export class SharedLoginLockout implements LoginLockout {
     if (pairFailures! >= threshold) this.#lock(multi, pair, pairLocks!);
     if (wholeFailures! >= threshold && sourceCount! >= minSources) this.#lock(multi, whole, wholeLocks!);
     await this.#release(multi, pair.running, whole.running);
-  }
-
-  /** How long the shared lock still lasts (0 when none, or Redis does not answer): the longer one is told. */
-  async #sharedLockMs(pair: LevelKeys, whole: LevelKeys): Promise<number> {
-    try {
-      const [pairMs, wholeMs] = (await exec(this.status.redis.multi().pttl(pair.lock).pttl(whole.lock))).map(Number) as [number, number];
-      return Math.max(0, pairMs, wholeMs);
-    } catch (error) {
-      this.status.noteFailure(error);
-      return 0;
-    }
   }
 
   #lock(multi: ChainableCommander, level: LevelKeys, locksSoFar: number): void {

@@ -112,7 +112,12 @@ export class MemoryLoginLockout implements LoginLockout {
     const room = (counter: Counter) => counter.inFlight < Math.max(1, threshold - counter.failures);
     const wholeSources = whole.sources.size + (whole.sources.has(source) ? 0 : 1);
     if (!room(pair) || (wholeSources >= minSources && !room(whole))) return { retryAfterMs: IN_FLIGHT_RETRY_MS };
-    for (const counter of [pair, whole]) {
+    return this.countAttempt(name, source);
+  }
+
+  /** Counts a check as running without asking whether it may run (someone else decided). */
+  countAttempt(name: string, source: string): LockoutAttempt {
+    for (const counter of [this.#counter(pairKey(name, source)), this.#counter(nameKey(name))]) {
       counter.inFlight += 1;
       if (counter.sources.size < MAX_SOURCES_TRACKED) counter.sources.add(source);
     }

@@ -29,6 +29,17 @@ export class SharedStoreStatus {
     if (redis.status === 'ready') this.#available = true;
   }
 
+  /** Closes the connection without reporting that as an outage. */
+  async close(): Promise<void> {
+    this.redis.removeAllListeners('close');
+    this.redis.removeAllListeners('error');
+    this.redis.on('error', () => {});
+    this.#available = false;
+    // quit() waits for Redis to answer; while it is down, just drop the connection.
+    if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
+    else this.redis.disconnect();
+  }
+
   available(): boolean {
     return this.#available;
   }

@@ -66,6 +66,16 @@ describe('login lockout shared by two instances', () => {
     expect(await check(b.lockout, 'bob', '10.0.1.1')).toBeGreaterThan(25_000);
   });
 
+  it('lets a burst from four addresses over both instances run barely more checks than the threshold', async () => {
+    const prefix = uniquePrefix('lockout-spread');
+    const [a, b] = [await instance(SHARED_REDIS_URL, prefix), await instance(SHARED_REDIS_URL, prefix)];
+    const waits = await Promise.all(Array.from({ length: 40 }, (_, i) => check(i % 2 ? a.lockout : b.lockout, 'bert', `10.0.7.${(i % 4) + 1}`, 'failure', 30)));
+    // The account-wide limit applies once three addresses are seen: one check past the threshold at most.
+    const checked = waits.filter((wait) => wait === 0).length;
+    expect(checked).toBeGreaterThanOrEqual(10);
+    expect(checked).toBeLessThanOrEqual(11);
+  });
+
   it('locks the name for everybody only after failures from minSources addresses, across instances', async () => {
     const prefix = uniquePrefix('lockout-sources');
     const [a, b] = [await instance(SHARED_REDIS_URL, prefix), await instance(SHARED_REDIS_URL, prefix)];
@@ -111,6 +121,11 @@ describe('login lockout shared by two instances', () => {
       expect(outcome).toBe(0);
     }
     expect(delays).toEqual([1, 2, 2]);
+    // That last guess locked again; once it ran out, a success resets the count and the delay, on both.
+    await expect.poll(() => check(b.lockout, 'frank', '10.0.5.1', 'success'), { timeout: 15_000, interval: 200 }).toBe(0);
+    await fail(a.lockout, 'frank', '10.0.5.1', 1);
+    await fail(b.lockout, 'frank', '10.0.5.1', 1);
+    expect(Math.ceil((await check(a.lockout, 'frank', '10.0.5.1')) / 1000)).toBe(1);
   });
 });
 

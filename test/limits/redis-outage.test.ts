@@ -57,5 +57,9 @@ describe('shared limits and a Redis outage', () => {
     await expect.poll(() => a.services.limits.sharedStoreAvailable() && b.services.limits.sharedStoreAvailable(), { timeout: 15_000 }).toBe(true);
     expect(outcomes()).toEqual(['redis_unavailable', 'redis_available']);
     expect(await burst([a, b], 30, '192.0.2.5')).toEqual({ answered: 5, limited: 25 });
+    // Shutting down is not an outage.
+    await a.services.limits.close();
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the connection's 'close' event comes after quit()
+    expect(outcomes()).toEqual(['redis_unavailable', 'redis_available']);
   });
 });
