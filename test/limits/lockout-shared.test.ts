@@ -129,9 +129,11 @@ describe('login lockout shared by two instances', () => {
   });
 });
 
+// Started here, not in the test: afterAll (which stops it) only counts at file or describe level.
+const own = await OwnRedis.start();
+
 describe('login lockout while Redis is down', () => {
   it('keeps locking per account on each instance, logs the outage once, and shares again when Redis is back', async () => {
-    const own = await OwnRedis.start();
     const prefix = uniquePrefix('lockout-outage');
     const [a, b] = [await instance(own.url, prefix), await instance(own.url, prefix)];
     await fail(a.lockout, 'grace', '10.0.6.1', 5);

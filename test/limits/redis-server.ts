@@ -42,6 +42,7 @@ export class OwnRedis {
   #process: ChildProcess | undefined;
   private constructor(readonly port: number) {}
 
+  /** Call at file or describe level: the server is stopped after all tests of the file. */
   static async start(): Promise<OwnRedis> {
     const own = new OwnRedis(await freePort());
     await own.start();
