@@ -61,8 +61,13 @@ describe.skipIf(onPostgres)('GET /health when the database cannot be written', {
   // chattr +i: even root cannot create, delete or rename entries in the folder. (Permission bits do not
   // stop root, which these tests run as; the check is access(W_OK), which also covers them for other users.)
   it.skipIf(!canChattr())('answers 503 while the data folder cannot be written to, and 200 again after', async () => {
-    const own = await createTestApp();
-    const dir = path.dirname(databaseFile(own));
+    // A folder of its own: the usual fresh database sits beside the run's template, which every other test
+    // file copies from at the same time, and an immutable folder would refuse those copies.
+    const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-health-immutable-'));
+    const file = path.join(dir, 'gatehouse.db');
+    copyFileSync((await freshDatabaseUrl()).slice('file:'.length), file);
+    const own = await createTestApp({ DATABASE_URL: `file:${file}` });
+    expect(path.dirname(databaseFile(own))).toBe(dir);
     execFileSync('chattr', ['+i', dir]);
     try {
       expect(await status(own)).toBe(503);
