@@ -5,6 +5,7 @@ import { bearer, expectRefusedWithin, meAccepted, REFRESH, REGISTER, register, u
 
 // Two real servers on one PostgreSQL database: what the database decides (refresh-token generations,
 // unique names) holds across instances, whichever instance a request lands on.
+// Only on PostgreSQL (npm run test:postgres): several servers on one database; the SQLite run skips it.
 
 const GRACE_SECONDS = 2;
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { createPostgresDatabase } from './postgres.js';
 
 // Several real Gatehouse servers (`npm start`'s entry point, each its own process) serving one PostgreSQL
@@ -101,6 +101,11 @@ export function useInstances(options: ClusterOptions = {}): Cluster {
   afterAll(async () => {
     await cluster?.stop();
   }, 60_000);
+  // A failed test shows what the servers said (LOG_LEVEL=warn by default: warnings and errors).
+  afterEach(({ task }) => {
+    if (task.result?.state !== 'fail' || !cluster) return;
+    for (const instance of cluster.instances) console.log(`--- instance ${instance.name} output (last 3000 characters) ---\n${instance.output().slice(-3000)}`);
+  });
   const current = () => {
     if (!cluster) throw new Error('useInstances: the instances exist only inside tests (after beforeAll)');
     return cluster;
@@ -189,6 +194,12 @@ interface SpawnedInstance extends Instance {
   stop(): Promise<void>;
 }
 
+// Should the worker end without afterAll (a crash, a timeout kill), no server outlives it.
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 const STARTUP_TIMEOUT_MS = 90_000;
 const STOP_GRACE_MS = 10_000;
 
@@ -198,8 +209,14 @@ async function startInstance(name: string, env: Record<string, string>): Promise
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
   let output = '';
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      running.delete(child);
+      resolve();
+    }),
+  );
   const base = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`instance ${name} did not report listening within ${STARTUP_TIMEOUT_MS} ms:\n${output}`)),
