@@ -10,10 +10,11 @@ const SQLITE_ONLY = [
   'test/migrate.test.ts',
   'test/prisma-cli.test.ts',
   'test/bench.test.ts',
-  // The SQLite stores' contract run, the type-level transaction test (engine-free, runs once) and the
+  // The SQLite stores' contract run, the type-level transaction test and the Redis transport (engine-free, run once) and the
   // engine-specific PostgreSQL tests, which the default run already runs against PostgreSQL.
   'test/db/sqlite-stores.test.ts',
   'test/db/transaction-types.test.ts',
+  'test/db/change-transports.test.ts',
   'test/db/postgres-stores.test.ts',
   'test/postgres/**',
   // Files, locks and crashes of the SQLite database: durability under kill -9, file modes, another

@@ -43,6 +43,17 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   for (const warning of warnings) logger.warn({ event: 'startup_warning' }, warning);
   const limits = config.graphql;
   const databaseIsWritable = databaseWriteProbe(db, config.databaseUrl);
+  // Announced on every transition, so an operator sees when (and why) this instance reads the database
+  // on every request instead of trusting its caches, and when that ends.
+  db.changes.observe({
+    stateChanged: (state, detail) =>
+      state === 'live'
+        ? logger.info({ component: 'change_feed', state, detail }, 'change feed live: caches in use')
+        : logger.warn({ component: 'change_feed', state, detail }, 'change feed degraded: every request reads the database until it is back'),
+    announceFailed: (transport, error) =>
+      logger.error({ component: 'change_feed', transport, err: error }, 'could not announce a committed change; other instances may hold it in cache'),
+  });
+  db.changes.listen();
 
   const yoga = createYoga<ServerContext, UserContext>({
     schema,
@@ -89,7 +100,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     },
     plugins: [
       // Readiness: 503 unless the database answers AND can still take writes (data-files.ts).
-      useGetEndpoint('/health', async ({ Response }) => new Response(null, { status: (await databaseIsWritable()) ? 200 : 503 })),
+      useGetEndpoint('/health', async ({ Response }) => {
+        // 200 while the database takes writes, even with the change feed degraded: the instance then
+        // still answers correctly, only slower (every request reads the database).
+        const writable = await databaseIsWritable();
+        const changeFeed = db.changes.state;
+        const status = !writable ? 'unavailable' : changeFeed === 'live' ? 'ok' : 'degraded';
+        return Response.json({ status, database: writable ? 'writable' : 'unavailable', changeFeed }, { status: writable ? 200 : 503 });
+      }),
       useGetEndpoint('/.well-known/jwks.json', ({ Response }) => Response.json(accessTokens.jwks(), { headers: { 'cache-control': 'public, max-age=300' } })),
       useCors(limits.corsOrigins),
       useCsrfPrevention(),

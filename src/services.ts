@@ -25,7 +25,7 @@ export interface CreatedServices {
 /** Wires the auth services over an already migrated database; shared by the server and the admin CLI. */
 export async function createServices(config: Config, clock: Clock = systemClock): Promise<CreatedServices> {
   const db = await openDatabaseAt(
-    { url: config.databaseUrl, sqliteSynchronous: config.sqliteSynchronous, sessionIdleTimeoutMs: config.sessions.idleTimeoutMs },
+    { url: config.databaseUrl, sqliteSynchronous: config.sqliteSynchronous, sessionIdleTimeoutMs: config.sessions.idleTimeoutMs, redis: config.redis },
     clock,
   );
   let keys: KeyFile;

@@ -307,6 +307,8 @@ describe('per-request session check', () => {
     // A second server on the same database and keys: it has never seen this session, so its first check
     // must read the row (the first server cached it when the session started).
     const other = await createApp(app.services.config);
+    // Until its change feed is live a server reads the database on every request (test/change-feed.test.ts).
+    expect(await other.services.db.changes.whenLive(10_000)).toBe(true);
     const reads = vi.spyOn(rawDb(other.services).session, 'findUnique');
     const otherMe = async () =>
       (

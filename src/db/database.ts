@@ -1,3 +1,5 @@
+import type { RedisSettings } from '../redis.js';
+import { type ChangeFeed, sqliteChangeFeed } from './change-feed/index.js';
 import type { StoreClock } from './clock.js';
 import { isDatabaseReachable, openDatabase, preparedStatementsOf, type SqliteClient } from './client.js';
 import { ApiTokenStore } from './stores/api-tokens.js';
@@ -13,6 +15,8 @@ export interface DatabaseSettings {
   readonly sqliteSynchronous?: 'FULL' | 'NORMAL';
   /** A session unused for this long can no longer be rotated, listed or kept (SessionStore). */
   readonly sessionIdleTimeoutMs: number;
+  /** With PostgreSQL, changes also travel through Redis pub/sub (change-feed/). */
+  readonly redis?: RedisSettings;
 }
 
 /**
@@ -26,6 +30,11 @@ export interface Database {
   readonly users: UserStore;
   readonly sessions: SessionStore;
   readonly apiTokens: ApiTokenStore;
+  /**
+   * Carries changes between processes and decides whether the stores' caches may be used. A server calls
+   * `changes.listen()`; until it does (the admin CLI never does) every read goes to the database.
+   */
+  readonly changes: ChangeFeed;
   /**
    * Runs `work` in one transaction: all of it commits, or none of it. The rules in src/auth rely on
    * transactions behaving as if run one at a time (a check and the change it guards cannot be split by
@@ -56,14 +65,19 @@ export class SqliteDatabase implements Database {
   readonly users: UserStore;
   readonly sessions: SessionStore;
   readonly apiTokens: ApiTokenStore;
+  readonly changes: ChangeFeed;
   readonly #client: SqliteClient;
 
   /** Builds the stores over an open client (openDatabase); the stores' caches live on `clock`'s monotonic time. */
   constructor(client: SqliteClient, clock: StoreClock, { sessionIdleTimeoutMs }: Pick<DatabaseSettings, 'sessionIdleTimeoutMs'>) {
     this.#client = client;
-    this.users = new UserStore(client, clock, 'sqlite');
-    this.sessions = new SessionStore(client, clock, { idleTimeoutMs: sessionIdleTimeoutMs, prepared: preparedStatementsOf(client) });
-    this.apiTokens = new ApiTokenStore(client, clock);
+    this.changes = sqliteChangeFeed(async () => {
+      const [row] = await client.$queryRawUnsafe<{ data_version: number | bigint }[]>('PRAGMA data_version');
+      return Number(row?.data_version);
+    });
+    this.users = new UserStore(client, clock, 'sqlite', this.changes);
+    this.sessions = new SessionStore(client, clock, this.changes, { idleTimeoutMs: sessionIdleTimeoutMs, prepared: preparedStatementsOf(client) });
+    this.apiTokens = new ApiTokenStore(client, clock, this.changes);
   }
 
   /** Opens (but does not migrate) the database at `settings.url`. */
@@ -91,8 +105,9 @@ export class SqliteDatabase implements Database {
   }
 
   /** Finishes what is running (and its fsyncs) and closes the connection. */
-  close(): Promise<void> {
-    return this.#client.$disconnect();
+  async close(): Promise<void> {
+    await this.changes.close();
+    await this.#client.$disconnect();
   }
 }
 

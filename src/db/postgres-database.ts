@@ -1,3 +1,4 @@
+import { type ChangeFeed, postgresChangeFeed } from './change-feed/index.js';
 import type { StoreClock } from './clock.js';
 import type { Database, DatabaseSettings } from './database.js';
 import { closePostgres, openPostgres, type PostgresDatabase as PostgresClient, type PostgresOptions } from './postgres.js';
@@ -38,15 +39,27 @@ export class PostgresDatabase implements Database {
   readonly users: UserStore;
   readonly sessions: SessionStore;
   readonly apiTokens: ApiTokenStore;
+  readonly changes: ChangeFeed;
   readonly #client: PostgresClient;
 
-  constructor(client: PostgresClient, clock: StoreClock, { sessionIdleTimeoutMs }: Pick<DatabaseSettings, 'sessionIdleTimeoutMs'>) {
+  constructor(
+    client: PostgresClient,
+    clock: StoreClock,
+    { url, sessionIdleTimeoutMs, redis }: Pick<DatabaseSettings, 'url' | 'sessionIdleTimeoutMs' | 'redis'>,
+  ) {
     this.#client = client;
     const stores: StoreClient = asStoreClient(client);
-    this.users = new UserStore(stores, clock, 'postgresql');
+    this.changes = postgresChangeFeed(
+      url,
+      async (channel, text) => {
+        await client.$executeRaw`SELECT pg_notify(${channel}, ${text})`;
+      },
+      redis,
+    );
+    this.users = new UserStore(stores, clock, 'postgresql', this.changes);
     // No prepared-statement fast path: that one is SQLite's (better-sqlite3); the rotation goes through $queryRaw.
-    this.sessions = new SessionStore(stores, clock, { idleTimeoutMs: sessionIdleTimeoutMs });
-    this.apiTokens = new ApiTokenStore(stores, clock);
+    this.sessions = new SessionStore(stores, clock, this.changes, { idleTimeoutMs: sessionIdleTimeoutMs });
+    this.apiTokens = new ApiTokenStore(stores, clock, this.changes);
   }
 
   /** Opens the pool to `settings.url` (does not migrate: applyMigrations does). */
@@ -101,8 +114,9 @@ export class PostgresDatabase implements Database {
     return db.#client;
   }
 
-  close(): Promise<void> {
-    return closePostgres(this.#client);
+  async close(): Promise<void> {
+    await this.changes.close();
+    await closePostgres(this.#client);
   }
 }
 

@@ -7,6 +7,9 @@ storeContract('PostgreSQL', async () => {
   const clock = new ManualClock();
   const database = await createPostgresDatabase();
   const db = await PostgresDatabase.open({ url: database.url, sessionIdleTimeoutMs: IDLE_TIMEOUT_MS }, clock);
+  // As a server does: the caches are used only while the change feed listens (and is live).
+  db.changes.listen();
+  await db.changes.whenLive(10_000);
   return {
     db,
     clock,

@@ -1,7 +1,7 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onPostgres } from '../support/db.js';
 import { type Instance, pollUntil, useInstances } from '../support/instances.js';
-import { ownRedisServer } from '../support/redis-server.js';
+import { OwnRedis } from '../support/redis-server.js';
 import { bearer, expectRefusedWithin, login, loginSession, meAccepted, register, type Session, uniqueName } from './operations.js';
 
 // Issue 15: if the change feed breaks (here: Redis killed), no instance keeps trusting its caches; it
@@ -15,7 +15,9 @@ const ADMIN_PASSWORD = 'a long admin password';
 const DISABLE = 'mutation ($id: ID!) { disableUser(id: $id) { __typename } }';
 const CHANGE_PASSWORD = 'mutation ($current: String!, $next: String!) { changePassword(currentPassword: $current, newPassword: $next) { __typename } }';
 
-const redis = onPostgres ? await ownRedisServer() : undefined;
+// Started here (its URL goes into the servers' environment); killed after the file.
+const redis = onPostgres ? await OwnRedis.start() : undefined;
+afterAll(() => redis?.stop());
 
 async function health(instance: Instance): Promise<{ status: number; changeFeed?: string }> {
   const response = await instance.get('/health');
@@ -47,7 +49,6 @@ async function expectHealth(instance: Instance, changeFeed: 'live' | 'degraded',
 }
 
 describe.runIf(onPostgres)('two instances while their Redis is down', { timeout: 180_000 }, () => {
-  beforeAll(() => redis!.start(), 30_000);
   const cluster = useInstances({ count: 2, redisUrl: redis?.url });
 
   let admin: Session;

@@ -42,7 +42,7 @@ await rawDb(app.services).user.createMany({
 });
 
 const url = app.services.config.databaseUrl;
-const settings = { sessionIdleTimeoutMs: app.services.config.sessions.idleTimeoutMs };
+const settings = { url, sessionIdleTimeoutMs: app.services.config.sessions.idleTimeoutMs };
 const log = [{ emit: 'event', level: 'query' }] as const;
 let statements = 0;
 const countStatement = () => {

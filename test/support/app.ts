@@ -62,6 +62,8 @@ export async function createTestApp(overrides: Environment = {}, options: AppOpt
   const database = overrides.DATABASE_URL === undefined ? await freshTestDatabase() : undefined;
   const config = loadConfig({ ...testEnvironment, DATA_DIR: dataDir, ...(database ? { DATABASE_URL: database.url } : {}), ...overrides });
   const app = await createApp(config, options);
+  // Tests start once the caches are in use, as on a server that has been up for a moment.
+  if (!(await app.services.db.changes.whenLive(10_000))) throw new Error('the change feed did not become live within 10 s');
   afterAll(async () => {
     await app.close();
     await database?.drop();

@@ -1,80 +1,64 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { Redis } from 'ioredis';
-import { afterAll } from 'vitest';
 
-// A redis-server of the test's own, for tests that stop Redis in the middle: the shared one at
-// 127.0.0.1:6379 is never stopped or flushed. No persistence, so a restart comes back empty, like a
-// Redis that lost its memory.
-
-export interface OwnRedis {
-  readonly url: string;
-  readonly port: number;
-  /** Starts it (again, on the same port) and waits until it answers PING. */
-  start(): Promise<void>;
-  /** Stops it (SIGKILL: as abrupt as a crash) and waits for the process to end. */
-  stop(): Promise<void>;
-  readonly running: boolean;
-}
-
-async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (the kernel's pick, released at once). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
     });
   });
 }
 
-async function answersPing(url: string): Promise<boolean> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 500, retryStrategy: () => null });
-  redis.on('error', () => {});
-  try {
-    await redis.connect();
-    return (await redis.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    redis.disconnect();
-  }
-}
+/**
+ * A redis-server of the test's own (no persistence), for tests that stop Redis: the shared one at
+ * 127.0.0.1:6379 is never stopped or flushed. `stop()` kills it; `start()` brings it back on the same port.
+ */
+export class OwnRedis {
+  #process: ChildProcess | undefined;
+  private constructor(readonly port: number) {}
 
-/** A stopped-or-running redis-server on a free port; killed after the test file. Call start() to run it. */
-export async function ownRedisServer(): Promise<OwnRedis> {
-  const port = await freePort();
-  const url = `redis://127.0.0.1:${port}`;
-  let child: ChildProcess | undefined;
-  let exited: Promise<void> = Promise.resolve();
-  afterAll(() => {
-    child?.kill('SIGKILL');
-  });
-  return {
-    url,
-    port,
-    get running() {
-      return child !== undefined;
-    },
-    async start() {
-      if (child) return;
+  static async start(): Promise<OwnRedis> {
+    const redis = new OwnRedis(await freePort());
+    await redis.start();
+    return redis;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.#process = child;
+    await new Promise<void>((resolve, reject) => {
       let output = '';
-      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout!.on('data', (chunk) => (output += chunk));
-      child.stderr!.on('data', (chunk) => (output += chunk));
-      const current = child;
-      exited = new Promise((resolve) => current.once('exit', () => resolve()));
-      const deadline = performance.now() + 20_000;
-      while (!(await answersPing(url))) {
-        if (current.exitCode !== null || performance.now() > deadline) throw new Error(`redis-server on port ${port} did not start:\n${output}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    },
-    async stop() {
-      if (!child) return;
-      child.kill('SIGKILL');
-      await exited;
-      child = undefined;
-    },
-  };
+      const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${output}`)), 10_000);
+      child.stdout!.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('Ready to accept connections')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`redis-server exited with ${code}: ${output}`));
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    const child = this.#process;
+    this.#process = undefined;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
 }

@@ -1,4 +1,6 @@
 import { LRUCache } from 'lru-cache';
+import type { Change } from '../change-feed/changes.js';
+import type { ChangeFeed, MirroredCache } from '../change-feed/feed.js';
 import type { StoreClock } from '../clock.js';
 import { cannotBeStored, type ApiTokenRecord } from '../records.js';
 import type { StoreClient } from '../store-client.js';
@@ -34,15 +36,23 @@ const revokedState = (): MutableState => ({ id: '', userId: '', scopes: new Set(
 /** How the stored column spells scopes: space-separated. */
 export const scopesOf = (token: Pick<ApiTokenRecord, 'scopes'>): string[] => token.scopes.split(' ').filter(Boolean);
 
-/** API tokens: every query, and the in-memory mirror of their state, which every write here keeps right. */
-export class ApiTokenStore {
+/**
+ * API tokens: every query, and the in-memory mirror of their state, which every write here keeps right.
+ * Revocations are announced on the change feed, which drops the mirrored state in every other process;
+ * while the feed is not live every use reads the row again.
+ */
+export class ApiTokenStore implements MirroredCache {
   readonly #cache: LRUCache<string, MutableState>;
+  /** Moves on with every dropped entry: a read that began before must not mirror its (possibly older) row. */
+  #generation = 0;
 
   constructor(
     private readonly prisma: StoreClient,
     private readonly clock: StoreClock,
+    private readonly feed: ChangeFeed,
     cache: { maxEntries: number; ttlMs: number } = { maxEntries: 10_000, ttlMs: 30_000 },
   ) {
+    feed.register(this);
     // Lifetime in monotonic time: setting the wall clock back must not keep a revoked token cached.
     this.#cache = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.monotonicMs() } });
   }
@@ -81,6 +91,7 @@ export class ApiTokenStore {
     if (!token) return false;
     const { count } = await this.prisma.apiToken.updateMany({ where: { id: tokenId, revokedAt: null }, data: { revokedAt: now } });
     this.#cache.set(token.secretHash, revokedState());
+    if (count === 1) await this.feed.announce({ kind: 'apiToken', id: tokenId });
     return count === 1;
   }
 
@@ -91,6 +102,21 @@ export class ApiTokenStore {
     // Marked revoked before the commit: this holds even if the transaction rolls back, the safe direction.
     for (const { secretHash } of tokens) this.#cache.set(secretHash, revokedState());
     await prisma.apiToken.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: new Date(this.clock.now()) } });
+    await this.feed.announceIn(tx, { kind: 'user', id: userId });
+  }
+
+  /** For the change feed: another process revoked a token, or changed its owner. */
+  forget(change: Change): void {
+    if (change.kind === 'session') return;
+    this.#generation++;
+    const matches = (state: MutableState) => (change.kind === 'apiToken' ? state.id === change.id : state.userId === change.id);
+    for (const [secretHash, state] of this.#cache.entries()) if (!state.revoked && matches(state)) this.#cache.delete(secretHash);
+  }
+
+  forgetAll(): void {
+    this.#generation++;
+    // This process's own revocations stay: they are final.
+    for (const [secretHash, state] of this.#cache.entries()) if (!state.revoked) this.#cache.delete(secretHash);
   }
 
   /** Deletes tokens that can never be used again (revoked or expired); returns how many. */
@@ -105,13 +131,18 @@ export class ApiTokenStore {
   async findBySecretHash(secretHash: string): Promise<ApiTokenState | null> {
     if (cannotBeStored(secretHash)) return null;
     const cached = this.#cache.get(secretHash);
-    if (cached) return cached;
+    if (cached && (cached.revoked || this.feed.trusted)) return cached;
+    const generation = this.#generation;
     const record = await this.prisma.apiToken.findUnique({ where: { secretHash } });
     if (!record) return null;
     // A parallel request read the row meanwhile and mirrored it (or this process revoked the token): that
     // entry stays, with the use it may already have recorded, or each parallel request would write lastUsedAt.
+    // Without a live feed the row just read decides whether the token still works.
     const existing = this.#cache.peek(secretHash);
-    if (existing) return existing;
+    if (existing) {
+      if (record.revokedAt !== null) existing.revoked = true;
+      return existing;
+    }
     const state: MutableState = {
       id: record.id,
       userId: record.userId,
@@ -120,7 +151,8 @@ export class ApiTokenStore {
       revoked: record.revokedAt !== null,
       lastUsedWrittenAt: record.lastUsedAt?.getTime() ?? 0,
     };
-    this.#cache.set(secretHash, state);
+    // Kept while untrusted too (only to remember lastUsedAt writes): a read never returns it then.
+    if (generation === this.#generation) this.#cache.set(secretHash, state);
     return state;
   }
 

@@ -1,4 +1,6 @@
 import { LRUCache } from 'lru-cache';
+import type { Change } from '../change-feed/changes.js';
+import type { ChangeFeed, MirroredCache } from '../change-feed/feed.js';
 import type { StoreClock } from '../clock.js';
 import type { PreparedStatements } from '../prepared-statements.js';
 import { cannotBeStored, type SessionRecord } from '../records.js';
@@ -50,35 +52,64 @@ export interface SessionStoreOptions {
   readonly prepared?: PreparedStatements;
 }
 
-/** Sessions: every query, and the in-memory mirror of their state, which every write here keeps right. */
-export class SessionStore {
-  // Bounded, and short-lived so that changes made by another process (the admin CLI) are seen soon.
+/**
+ * Sessions: every query, and the in-memory mirror of their state, which every write here keeps right.
+ * Ends are announced on the change feed, which drops the mirrored state in every other process; while
+ * the feed is not live the mirror is not used (only this process's own ENDED marks, which are final).
+ */
+export class SessionStore implements MirroredCache {
+  // Bounded and short-lived: a safety net under the change feed.
   readonly #snapshots: LRUCache<string, SessionSnapshot>;
+  /** Moves on with every dropped entry: a read that began before must not mirror its (possibly older) row. */
+  #generation = 0;
   readonly #rotations: SessionRotations;
   readonly #idleTimeoutMs: number;
 
   constructor(
     private readonly prisma: StoreClient,
     private readonly clock: StoreClock,
+    private readonly feed: ChangeFeed,
     { idleTimeoutMs, cache = { maxEntries: 50_000, ttlMs: 30_000 }, prepared }: SessionStoreOptions,
   ) {
+    feed.register(this);
     this.#idleTimeoutMs = idleTimeoutMs;
     // Lifetime in monotonic time: setting the wall clock back must not keep a revoked session cached.
     this.#snapshots = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.monotonicMs() } });
     this.#rotations = new SessionRotations(prisma, () => clock.now(), idleTimeoutMs, prepared);
   }
 
-  /** The mirrored state, if this process has it; never reads the database. */
+  /** The mirrored state, if this process has it and may use it; never reads the database. */
   cached(sessionId: string): SessionSnapshot | undefined {
-    return this.#snapshots.get(sessionId);
+    const cached = this.#snapshots.get(sessionId);
+    return cached?.ended || this.feed.trusted ? cached : undefined;
   }
 
   /** The state from memory, or read once and mirrored; null when no such session exists. */
   async snapshot(sessionId: string): Promise<SessionSnapshot | null> {
-    const cached = this.#snapshots.get(sessionId);
+    const cached = this.cached(sessionId);
     if (cached) return cached;
+    const generation = this.#generation;
     const session = await this.find(sessionId);
-    return session ? this.#keep(sessionId, snapshotOf(session)) : null;
+    if (!session) return null;
+    const snapshot = snapshotOf(session);
+    return this.feed.trusted && generation === this.#generation ? this.#keep(sessionId, snapshot) : snapshot;
+  }
+
+  /** For the change feed: another process ended a session, or changed its owner. */
+  forget(change: Change): void {
+    if (change.kind === 'apiToken') return;
+    this.#generation++;
+    if (change.kind === 'session') {
+      this.#snapshots.delete(change.id);
+      return;
+    }
+    // A rare event (the account changed): a walk over the mirror beats keeping an index per user.
+    for (const [sessionId, snapshot] of this.#snapshots.entries()) if (snapshot.userId === change.id) this.#snapshots.delete(sessionId);
+  }
+
+  forgetAll(): void {
+    this.#generation++;
+    this.#snapshots.clear();
   }
 
   /** The row as the database has it now (not from memory). */
@@ -128,8 +159,10 @@ export class SessionStore {
       where: { id: sessionId, revokedAt: null, ...(userId === undefined ? {} : { userId }) },
       data: { revokedAt: new Date(this.clock.now()), revokedReason: reason },
     });
-    if (count === 1) this.#snapshots.set(sessionId, ENDED);
-    return count === 1;
+    if (count !== 1) return false;
+    this.#snapshots.set(sessionId, ENDED);
+    await this.feed.announce({ kind: 'session', id: sessionId });
+    return true;
   }
 
   /** Ends every session of a user but `exceptSessionId`; returns how many. */
@@ -147,6 +180,7 @@ export class SessionStore {
       where: { id: { in: ids }, revokedAt: null },
       data: { revokedAt: new Date(this.clock.now()), revokedReason: reason },
     });
+    await this.feed.announceIn(tx, { kind: 'user', id: userId });
     return count;
   }
 

@@ -1,4 +1,6 @@
 import { LRUCache } from 'lru-cache';
+import type { Change } from '../change-feed/changes.js';
+import type { ChangeFeed, MirroredCache } from '../change-feed/feed.js';
 import type { StoreClock } from '../clock.js';
 import { isPrismaRecordGone, translateUniqueViolation } from '../errors.js';
 import type { User } from '../generated/sqlite/client.js';
@@ -32,11 +34,11 @@ const toRecordOrNull = (user: User | null): UserRecord | null => user as UserRec
 
 /**
  * Users: every query, and the in-memory copy of rows read on every request (`me`, the admin role check).
- * Every write here drops the cached copy, inside the transaction and again once it committed; a read that
- * raced a write does not cache what it saw. Changes made by another process (the admin CLI) are seen when
- * the entry expires, after `ttlMs` of monotonic time.
+ * Every write here drops the cached copy, inside the transaction and again once it committed, and is
+ * announced on the change feed, which drops it in every other process; a read that raced a write or an
+ * announcement does not cache what it saw. While the feed is not live the copy is not used at all.
  */
-export class UserStore {
+export class UserStore implements MirroredCache {
   readonly #cache: LRUCache<string, UserRecord>;
   /** Moves on with every write: a read that began before it must not cache its (possibly older) row. */
   #writes = 0;
@@ -46,13 +48,16 @@ export class UserStore {
     clock: StoreClock,
     /** The dialect of the admin search's statement (user-search.ts). */
     private readonly engine: Engine,
+    private readonly feed: ChangeFeed,
     cache: { maxEntries: number; ttlMs: number } = { maxEntries: 10_000, ttlMs: 30_000 },
   ) {
     this.#cache = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, perf: { now: () => clock.monotonicMs() } });
+    feed.register(this);
   }
 
-  /** The user, from memory when this process read it recently (at most the cache lifetime old). */
+  /** The user, from memory when this process read it recently and the change feed is live. */
   async findCached(id: string): Promise<UserRecord | null> {
+    if (!this.feed.trusted) return this.find(id);
     const cached = this.#cache.get(id);
     if (cached) return cached;
     const writesBefore = this.#writes;
@@ -111,7 +116,9 @@ export class UserStore {
   async updateProfile(id: string, changes: ProfileChanges): Promise<UserRecord | null> {
     this.#forget(id);
     try {
-      return toRecord(await this.prisma.user.update({ where: { id }, data: changes }));
+      const user = toRecord(await this.prisma.user.update({ where: { id }, data: changes }));
+      await this.feed.announce({ kind: 'user', id });
+      return user;
     } catch (error) {
       if (isPrismaRecordGone(error)) return null;
       translateUniqueViolation(error);
@@ -122,32 +129,32 @@ export class UserStore {
 
   /** Replaces the password hash if the credentials are still at `credentialsVersion`; false when they moved on. */
   async setPasswordIfCurrent(tx: Transaction, id: string, credentialsVersion: number, passwordHash: string): Promise<boolean> {
-    this.#forgetIn(tx, id);
+    await this.#forgetIn(tx, id);
     const { count } = await prismaIn(tx).user.updateMany({ where: { id, credentialsVersion }, data: { passwordHash } });
     return count === 1;
   }
 
   /** Moves the credentials version on, so a login checked against the old one cannot start a session. */
   async bumpCredentialsVersion(tx: Transaction, id: string): Promise<void> {
-    this.#forgetIn(tx, id);
+    await this.#forgetIn(tx, id);
     // updateMany: a user deleted meanwhile is not an error here; there is nothing left to protect.
     await prismaIn(tx).user.updateMany({ where: { id }, data: { credentialsVersion: { increment: 1 } } });
   }
 
   async setRole(tx: Transaction, id: string, role: UserRole): Promise<UserRecord> {
-    this.#forgetIn(tx, id);
+    await this.#forgetIn(tx, id);
     return toRecord(await prismaIn(tx).user.update({ where: { id }, data: { role } }));
   }
 
   /** Disables (a date) or enables (null) the account. */
   async setDisabledAt(tx: Transaction, id: string, disabledAt: Date | null): Promise<UserRecord> {
-    this.#forgetIn(tx, id);
+    await this.#forgetIn(tx, id);
     return toRecord(await prismaIn(tx).user.update({ where: { id }, data: { disabledAt } }));
   }
 
   /** Deletes the user; their sessions and API tokens go with them (cascade). */
   async delete(tx: Transaction, id: string): Promise<void> {
-    this.#forgetIn(tx, id);
+    await this.#forgetIn(tx, id);
     await prismaIn(tx).user.delete({ where: { id } });
   }
 
@@ -183,14 +190,28 @@ export class UserStore {
     return this.prisma.user.count();
   }
 
+  /** For the change feed: another process changed the user (or ended their sessions or tokens). */
+  forget(change: Change): void {
+    if (change.kind === 'user') this.#forget(change.id);
+  }
+
+  forgetAll(): void {
+    this.#writes++;
+    this.#cache.clear();
+  }
+
   #forget(id: string): void {
     this.#writes++;
     this.#cache.delete(id);
   }
 
-  /** Dropped now (reads outside the transaction wait for it) and again once it committed. */
-  #forgetIn(tx: Transaction, id: string): void {
+  /**
+   * Dropped now (reads outside the transaction wait for it) and again once it committed, and announced to
+   * the other processes with the commit.
+   */
+  async #forgetIn(tx: Transaction, id: string): Promise<void> {
     this.#forget(id);
     afterCommit(tx, () => this.#forget(id));
+    await this.feed.announceIn(tx, { kind: 'user', id });
   }
 }
