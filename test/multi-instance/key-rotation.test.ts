@@ -47,7 +47,7 @@ describe.runIf(onPostgres)('rotate-keys with two instances on one key file', { t
     const bHadReloaded = watcherReloads(b!) > 0;
     expect(await meAccepted(b!, token)).toBe(true);
     console.log(
-      `[multi-instance] A signed with the new key ${waited!.toFixed(0)} ms after rotate-keys; B's watcher had ${bHadReloaded ? '' : 'not '}fired yet`,
+      `[multi-instance] A signed with the new key ${waited!.toFixed(0)} ms after rotate-keys; B's watcher had ${bHadReloaded ? 'already' : 'not yet'} read the file`,
     );
 
     for (const instance of cluster.instances) {
@@ -79,7 +79,7 @@ describe.runIf(onPostgres)('rotate-keys with two instances on one key file', { t
       .sign(await importJWK({ ...stored.privateJwk, alg: 'EdDSA' }, 'EdDSA'));
     expect(await meAccepted(b!, token)).toBe(true);
     const bHadReloaded = watcherReloads(b!) > before;
-    console.log(`[multi-instance] token of a key rotated in just now: accepted by B; B's watcher had ${bHadReloaded ? '' : 'not '}fired yet`);
+    console.log(`[multi-instance] token of a key rotated in just now: accepted by B; B's watcher had ${bHadReloaded ? 'already' : 'not yet'} read the file`);
     // A made-up kid of the same shape is refused (and costs B at most one read of the file a second).
     const forged = await new SignJWT({ sid: claims.sid })
       .setProtectedHeader({ alg: 'EdDSA', kid: 'A'.repeat(43), typ: 'JWT' })
