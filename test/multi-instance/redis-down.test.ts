@@ -100,7 +100,9 @@ describe.runIf(onPostgres)('two instances while their Redis is down', { timeout:
 
     const cliStarted = performance.now();
     const cli = await cluster.admin(['disable', cliDisabled.username]);
-    console.log(`[multi-instance] admin CLI disable with Redis down: exit ${cli.code} after ${(performance.now() - cliStarted).toFixed(0)} ms; stderr: ${cli.stderr.trim().slice(0, 300)}`);
+    console.log(
+      `[multi-instance] admin CLI disable with Redis down: exit ${cli.code} after ${(performance.now() - cliStarted).toFixed(0)} ms; stderr: ${cli.stderr.trim().slice(0, 300)}`,
+    );
     expect(cli.code, cli.stderr).toBe(0);
     for (const instance of cluster.instances)
       expect(await meAccepted(instance, cliDisabled.accessToken), `CLI disable, refused by ${instance.name}`).toBe(false);
