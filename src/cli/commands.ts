@@ -27,7 +27,7 @@ const USAGE = `Usage: npm run admin -- <command>
                                                 user (or root)
   purge                                         delete expired and revoked sessions and API tokens
 
-Changes reach a running server's caches within 30 seconds.`;
+Changes reach every running server's caches within a second (the change feed).`;
 
 class UsageError extends Error {}
 
