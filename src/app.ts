@@ -37,9 +37,9 @@ export interface AppOptions {
 
 /** Builds the whole application against an already migrated database. Listening is main.ts's job. */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
-  const { services, keysCreated, warnings } = await createServices(config, options.clock);
-  const { db, accessTokens } = services;
   const logger = options.logger ?? createLogger(config.logLevel);
+  const { services, keysCreated, warnings } = await createServices(config, options.clock, { logger });
+  const { db, accessTokens } = services;
   for (const warning of warnings) logger.warn({ event: 'startup_warning' }, warning);
   const limits = config.graphql;
   const databaseIsWritable = databaseWriteProbe(db, config.databaseUrl);
@@ -149,6 +149,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     keysCreated,
     close: async () => {
       unwatchFile(config.keysFile, reloadKeys);
+      await services.limits.close();
       await db.close();
     },
   };
