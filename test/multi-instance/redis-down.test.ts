@@ -108,9 +108,7 @@ describe.runIf(onPostgres)('two instances while their Redis is down', { timeout:
       expect(await meAccepted(instance, cliDisabled.accessToken), `CLI disable, refused by ${instance.name}`).toBe(false);
     acknowledged.disabled.push(cliDisabled);
 
-    // Registration keeps working on the database alone.
-    // TODO(shared limits): this assumes the Redis-backed rate limits fail open while Redis is down; if the
-    // limits helper decides to fail closed, expect its documented refusal here instead.
+    // Registration keeps working on the database alone (the limits fall back to in-process counters, README).
     const registered = await register(b!);
     expect(await meAccepted(a!, registered.accessToken)).toBe(true);
     acknowledged.registered.push(registered);
