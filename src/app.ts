@@ -103,10 +103,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       useGetEndpoint('/health', async ({ Response }) => {
         // 200 while the database takes writes, even with the change feed degraded: the instance then
         // still answers correctly, only slower (every request reads the database).
+        // Likewise with Redis down: limits are then counted per instance (README, Rate limits).
         const writable = await databaseIsWritable();
         const changeFeed = db.changes.state;
-        const status = !writable ? 'unavailable' : changeFeed === 'live' ? 'ok' : 'degraded';
-        return Response.json({ status, database: writable ? 'writable' : 'unavailable', changeFeed }, { status: writable ? 200 : 503 });
+        const limits = !services.limits.shared ? 'per-instance' : services.limits.sharedStoreAvailable() ? 'shared' : 'degraded';
+        const status = !writable ? 'unavailable' : changeFeed === 'live' && limits !== 'degraded' ? 'ok' : 'degraded';
+        return Response.json({ status, database: writable ? 'writable' : 'unavailable', changeFeed, limits }, { status: writable ? 200 : 503 });
       }),
       useGetEndpoint('/.well-known/jwks.json', ({ Response }) => Response.json(accessTokens.jwks(), { headers: { 'cache-control': 'public, max-age=300' } })),
       useCors(limits.corsOrigins),

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryRateWindows } from '../src/auth/rate-limit-memory.js';
 import { parseRateLimit, RateLimiter, RateLimitExceededError, type RateLimitRule } from '../src/auth/rate-limit.js';
 import { SharedStoreStatus } from '../src/auth/shared-store.js';
-import { connect, SHARED_REDIS_URL, uniquePrefix, whenReady } from './limits/redis-server.js';
+import { connect, SHARED_REDIS_URL, uniquePrefix, whenReady } from './support/redis.js';
 import { ManualClock } from './support/app.js';
 
 // The same rules on both engines: in process (MemoryRateWindows) and shared through Redis

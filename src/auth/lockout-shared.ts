@@ -59,6 +59,8 @@ export class SharedLoginLockout implements LoginLockout {
     const sources = this.#sourcesKey(name);
     let reply: unknown[];
     try {
+      // While Redis does not answer, this instance's counts decide at once (SharedStoreStatus probes it).
+      if (!this.status.available()) throw new Error('Redis unavailable');
       reply = await exec(
         this.status.redis
           .multi()

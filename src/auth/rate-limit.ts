@@ -88,7 +88,8 @@ export class RateLimiter {
   /** Counts one call of `rule` for `key`; throws RateLimitExceededError when it is over the limit. */
   async consume(rule: RateLimitRuleName, key: string): Promise<void> {
     const limiter = this.#shared?.get(rule);
-    if (limiter && this.shared) {
+    // While Redis does not answer, straight to the in-process counters (SharedStoreStatus probes it).
+    if (limiter && this.shared?.status.available()) {
       try {
         await limiter.consume(key);
         this.shared.status.noteSuccess();

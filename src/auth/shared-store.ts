@@ -10,11 +10,16 @@ export interface SharedStoreLog {
  * both fall back to their in-process counters (see RateLimiter and SharedLoginLockout), which is logged
  * once when the outage starts and once when it ends, never per request; `/health` can ask `available()`.
  *
- * Down as soon as a command fails or the connection closes; up again when the connection is ready and
- * a command succeeds, so an idle server also notices that Redis is back.
+ * Down as soon as a command fails (or times out: src/redis.ts) or the connection closes; up again when the
+ * connection is ready and a command succeeds. While down, callers send Redis nothing (`available()`) and
+ * a PING every PROBE_MS finds out when it answers again: a Redis that stopped answering without closing
+ * the connection would otherwise cost every request the command timeout.
  */
+const PROBE_MS = 1_000;
+
 export class SharedStoreStatus {
   #available = false;
+  #probe: NodeJS.Timeout | undefined;
   /** Whether the current outage has been logged. */
   #outageLogged = false;
 
@@ -31,6 +36,8 @@ export class SharedStoreStatus {
 
   /** Closes the connection without reporting that as an outage. */
   async close(): Promise<void> {
+    clearInterval(this.#probe);
+    this.#probe = undefined;
     this.redis.removeAllListeners('close');
     this.redis.removeAllListeners('error');
     this.redis.on('error', () => {});
@@ -62,6 +69,8 @@ export class SharedStoreStatus {
   noteSuccess(): void {
     if (this.#available || this.redis.status !== 'ready') return;
     this.#available = true;
+    clearInterval(this.#probe);
+    this.#probe = undefined;
     if (this.#outageLogged) {
       this.log.info(
         { event: 'shared_limits', outcome: 'redis_available' },
@@ -76,6 +85,14 @@ export class SharedStoreStatus {
     if (!this.#available && this.#outageLogged) return;
     this.#available = false;
     this.#outageLogged = true;
+    this.#probe ??= setInterval(() => {
+      if (this.redis.status !== 'ready') return;
+      this.redis.ping().then(
+        () => this.noteSuccess(),
+        // Still no answer on a connection that looks open: start a fresh one.
+        () => this.redis.disconnect(true),
+      );
+    }, PROBE_MS).unref();
     this.log.warn(
       { event: 'shared_limits', outcome: 'redis_unavailable', error: error instanceof Error ? error.message : String(error) },
       'Redis is unavailable: rate limits and the login lockout count per instance until it is back (limits multiply by the number of instances).',

@@ -56,6 +56,8 @@ export class PostgresDatabase implements Database {
       },
       redis,
     );
+    // A change made by a single statement (a logout) travels in that statement's transaction.
+    this.changes.useTransactions((work) => this.transaction(work));
     this.users = new UserStore(stores, clock, 'postgresql', this.changes);
     // No prepared-statement fast path: that one is SQLite's (better-sqlite3); the rotation goes through $queryRaw,
     // a login's look-up and insert through Prisma (the insert in a SERIALIZABLE transaction).

@@ -3,7 +3,7 @@ import { systemClock } from '../../src/auth/clock.js';
 import { type LockoutSettings, type LoginLockout, MemoryLoginLockout } from '../../src/auth/lockout.js';
 import { SharedLoginLockout } from '../../src/auth/lockout-shared.js';
 import { SharedStoreStatus } from '../../src/auth/shared-store.js';
-import { connect, OwnRedis, SHARED_REDIS_URL, uniquePrefix, whenReady } from './redis-server.js';
+import { connect, OwnRedis, SHARED_REDIS_URL, uniquePrefix, whenReady } from '../support/redis.js';
 
 // The login lockout shared through Redis: two SharedLoginLockout objects on two connections with one key
 // prefix are two instances of the server. (test/hardening/lockout.test.ts has the rules through the API.)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { createTestApp, LOGIN, registerUser, type TestApp, uniqueName } from '../support/app.js';
-import { OwnRedis, uniquePrefix } from './redis-server.js';
+import { OwnRedis, uniquePrefix } from '../support/redis.js';
 
 // Two app instances sharing limits through a private redis-server, which is stopped in the middle:
 // limits fall back to each instance's own counters (logged once), login stays locked out per account,

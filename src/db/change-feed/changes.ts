@@ -2,15 +2,19 @@
  * What one process tells the others when it changed something their caches may mirror. Only ids travel:
  * a receiver drops what it mirrors of them and reads the database again on next use.
  *
- * - `user`: the account changed (role, password, disabled, deleted, credentials version) or all of its
- *   sessions or API tokens ended; receivers drop the user and everything of theirs they mirror.
+ * - `user`: the account's row changed (profile, role, password, disabled, deleted, credentials version);
+ *   receivers drop the row.
+ * - `userAccess`: every session or every API token of the user ended (logout everywhere, a password
+ *   change, a disable); receivers drop what they mirror of the user's sessions and tokens. Kept apart from
+ *   `user` because it costs receivers a walk over their mirrors, which a profile edit must not trigger.
  * - `session`: one session ended.
- * - `apiToken`: one API token was revoked.
+ * - `apiToken`: one API token was revoked; the id is the hash of its secret (what the database stores),
+ *   under which every process mirrors it.
  *
  * A refresh rotation is not announced: a stale generation in another process's memory cannot make a
  * rotation succeed (the compare-and-set in the database decides) and does not keep an ended session alive.
  */
-export type Change = { readonly kind: 'user' | 'session' | 'apiToken'; readonly id: string };
+export type Change = { readonly kind: 'user' | 'userAccess' | 'session' | 'apiToken'; readonly id: string };
 
 /** On the wire: the announcing process's id (so it can skip its own) and the change. */
 export interface ChangeMessage {
@@ -18,7 +22,7 @@ export interface ChangeMessage {
   readonly change: Change;
 }
 
-const KINDS = new Set(['user', 'session', 'apiToken']);
+const KINDS = new Set(['user', 'userAccess', 'session', 'apiToken']);
 // Ids are UUIDs; the bound keeps a hostile or garbled message from costing anything.
 const MAX_ID_LENGTH = 64;
 

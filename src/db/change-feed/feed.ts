@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { afterCommit, type Transaction } from '../transaction.js';
+import type { StoreTransactionClient } from '../store-client.js';
+import { afterCommit, prismaIn, type RunInTransaction, type Transaction } from '../transaction.js';
 import { type Change, decodeChange, encodeChange } from './changes.js';
 
 /** A cache of rows that another process may change: the stores' in-memory mirrors. */
@@ -33,6 +34,9 @@ export interface ChangeTransport {
 
 export type FeedState = 'live' | 'degraded';
 
+/** What a single-statement write needs: the model delegates, inside a transaction or not. */
+export type WriteClient = Pick<StoreTransactionClient, 'user' | 'session' | 'apiToken'>;
+
 export interface FeedObserver {
   stateChanged?(state: FeedState, detail: string): void;
   announceFailed?(transport: string, error: unknown): void;
@@ -57,10 +61,40 @@ export class ChangeFeed {
   readonly #caches: MirroredCache[] = [];
   readonly #live = new Map<string, boolean>();
   readonly #observers: FeedObserver[] = [];
+  /** Texts already announced in each open transaction: one announcement per change and commit. */
+  readonly #announcedIn = new WeakMap<Transaction, Set<string>>();
   #listening = false;
   #trusted = false;
+  #transaction: RunInTransaction | undefined;
 
   constructor(private readonly transports: readonly ChangeTransport[]) {}
+
+  /** The database's transactions, for single-statement writes whose change travels with the commit. */
+  useTransactions(transaction: RunInTransaction): void {
+    this.#transaction = transaction;
+  }
+
+  /**
+   * Runs one write and announces its change (if `changeOf` names one). Where a transport delivers with
+   * the commit (PostgreSQL's NOTIFY), the write and the announcement are one transaction: no crash or
+   * failed statement in between can leave the write committed and unannounced. Elsewhere the change is
+   * announced right after the write (SQLite needs no announcement: the commit itself is one).
+   */
+  async write<T>(plain: WriteClient, write: (client: WriteClient) => Promise<T>, changeOf: (result: T) => Change | null): Promise<T> {
+    const inTransaction = this.#transaction !== undefined && this.transports.some((transport) => transport.announceIn);
+    if (inTransaction) {
+      return this.#transaction!(async (tx) => {
+        const result = await write(prismaIn(tx));
+        const change = changeOf(result);
+        if (change) await this.announceIn(tx, change);
+        return result;
+      });
+    }
+    const result = await write(plain);
+    const change = changeOf(result);
+    if (change) await this.announce(change);
+    return result;
+  }
 
   register(cache: MirroredCache): void {
     this.#caches.push(cache);
@@ -105,6 +139,10 @@ export class ChangeFeed {
    */
   async announceIn(tx: Transaction, change: Change): Promise<void> {
     const text = encodeChange({ origin: this.origin, change });
+    const announced = this.#announcedIn.get(tx) ?? new Set<string>();
+    if (announced.has(text)) return;
+    announced.add(text);
+    this.#announcedIn.set(tx, announced);
     for (const transport of this.transports) {
       if (transport.announceIn) await transport.announceIn(tx, text);
       else if (transport.announce) afterCommit(tx, () => void this.#send(transport, text));
@@ -121,7 +159,7 @@ export class ChangeFeed {
   whenLive(timeoutMs: number): Promise<boolean> {
     if (this.#trusted) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs);
+      const timer = setTimeout(() => resolve(false), timeoutMs).unref();
       this.#observers.push({
         stateChanged: (state) => {
           if (state !== 'live') return;

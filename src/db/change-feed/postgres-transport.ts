@@ -4,9 +4,10 @@ import type { ChangeTransport, TransportListener } from './feed.js';
 
 /** The NOTIFY channel; one per database, so deployments on separate databases never hear each other. */
 export const POSTGRES_CHANNEL = 'gatehouse_changes';
-// How often the listening connection proves it is alive (a half-open TCP connection reports nothing).
-const HEARTBEAT_MS = 2_000;
-const HEARTBEAT_TIMEOUT_MS = 2_000;
+// How often the listening connection proves it is alive (a half-open TCP connection reports nothing):
+// a connection gone deaf stops being trusted within HEARTBEAT_MS + HEARTBEAT_TIMEOUT_MS, a second.
+export const HEARTBEAT_MS = 400;
+export const HEARTBEAT_TIMEOUT_MS = 600;
 
 /** Runs a statement on the pool, outside any transaction. */
 export type RunStatement = (text: string) => Promise<void>;

@@ -1,15 +1,13 @@
 import type { Redis } from 'ioredis';
 import { openRedis, type RedisSettings } from '../../redis.js';
 import type { ChangeTransport, TransportListener } from './feed.js';
-
-const HEARTBEAT_MS = 2_000;
-const HEARTBEAT_TIMEOUT_MS = 2_000;
+import { HEARTBEAT_MS, HEARTBEAT_TIMEOUT_MS } from './postgres-transport.js';
 
 /**
  * Changes through Redis pub/sub on `<prefix>changes`. Published after the commit, so a process that dies
  * between its commit and the publish leaves the others unaware (the database change stands; see
  * README "Running several instances" for why PostgreSQL's NOTIFY runs alongside). The subscriber counts
- * as live only while subscribed and answering a PING every HEARTBEAT_MS.
+ * as live only while subscribed and answering a PING every HEARTBEAT_MS (postgres-transport.ts).
  */
 export class RedisPubSubTransport implements ChangeTransport {
   readonly name = 'redis';
@@ -40,7 +38,11 @@ export class RedisPubSubTransport implements ChangeTransport {
     subscriber.on('ready', () => {
       subscriber.subscribe(this.#channel).then(
         () => listener.live(true),
-        (error: Error) => listener.live(false, `cannot subscribe (${error.message})`),
+        (error: Error) => {
+          listener.live(false, `cannot subscribe (${error.message})`);
+          // Connects again, and so subscribes again, rather than staying untrusted on a live connection.
+          subscriber.disconnect(true);
+        },
       );
     });
     this.#heartbeat = setInterval(() => {

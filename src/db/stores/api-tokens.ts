@@ -89,9 +89,13 @@ export class ApiTokenStore implements MirroredCache {
       select: { secretHash: true },
     });
     if (!token) return false;
-    const { count } = await this.prisma.apiToken.updateMany({ where: { id: tokenId, revokedAt: null }, data: { revokedAt: now } });
+    const { count } = await this.feed.write(
+      this.prisma,
+      (client) => client.apiToken.updateMany({ where: { id: tokenId, revokedAt: null }, data: { revokedAt: now } }),
+      // Announced by the secret's hash, under which every process mirrors the token: one look-up to drop it.
+      (revoked) => (revoked.count === 1 ? { kind: 'apiToken', id: token.secretHash } : null),
+    );
     this.#cache.set(token.secretHash, revokedState());
-    if (count === 1) await this.feed.announce({ kind: 'apiToken', id: tokenId });
     return count === 1;
   }
 
@@ -102,15 +106,19 @@ export class ApiTokenStore implements MirroredCache {
     // Marked revoked before the commit: this holds even if the transaction rolls back, the safe direction.
     for (const { secretHash } of tokens) this.#cache.set(secretHash, revokedState());
     await prisma.apiToken.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: new Date(this.clock.now()) } });
-    await this.feed.announceIn(tx, { kind: 'user', id: userId });
+    await this.feed.announceIn(tx, { kind: 'userAccess', id: userId });
   }
 
   /** For the change feed: another process revoked a token, or changed its owner. */
   forget(change: Change): void {
-    if (change.kind === 'session') return;
+    if (change.kind !== 'apiToken' && change.kind !== 'userAccess') return;
     this.#generation++;
-    const matches = (state: MutableState) => (change.kind === 'apiToken' ? state.id === change.id : state.userId === change.id);
-    for (const [secretHash, state] of this.#cache.entries()) if (!state.revoked && matches(state)) this.#cache.delete(secretHash);
+    if (change.kind === 'apiToken') {
+      if (this.#cache.peek(change.id)?.revoked === false) this.#cache.delete(change.id);
+      return;
+    }
+    // A rare event (every token of the user ended: a disable, a delete): a walk beats an index per user.
+    for (const [secretHash, state] of this.#cache.entries()) if (!state.revoked && state.userId === change.id) this.#cache.delete(secretHash);
   }
 
   forgetAll(): void {

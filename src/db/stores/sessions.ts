@@ -109,13 +109,14 @@ export class SessionStore implements MirroredCache {
 
   /** For the change feed: another process ended a session, or changed its owner. */
   forget(change: Change): void {
-    if (change.kind === 'apiToken') return;
+    if (change.kind !== 'session' && change.kind !== 'userAccess') return;
     this.#generation++;
     if (change.kind === 'session') {
       this.#snapshots.delete(change.id);
       return;
     }
-    // A rare event (the account changed): a walk over the mirror beats keeping an index per user.
+    // A rare event (every session of the user ended; limited by the password checks and admin rights that
+    // lead to it): a walk over the mirror beats keeping an index per user.
     for (const [sessionId, snapshot] of this.#snapshots.entries()) if (snapshot.userId === change.id) this.#snapshots.delete(sessionId);
   }
 
@@ -215,13 +216,17 @@ export class SessionStore implements MirroredCache {
   /** Ends one session (of `userId`, if given); false if it did not exist or was already ended. */
   async revoke(sessionId: string, reason: string, userId?: string): Promise<boolean> {
     if (cannotBeStored(sessionId)) return false;
-    const { count } = await this.prisma.session.updateMany({
-      where: { id: sessionId, revokedAt: null, ...(userId === undefined ? {} : { userId }) },
-      data: { revokedAt: new Date(this.clock.now()), revokedReason: reason },
-    });
+    const { count } = await this.feed.write(
+      this.prisma,
+      (client) =>
+        client.session.updateMany({
+          where: { id: sessionId, revokedAt: null, ...(userId === undefined ? {} : { userId }) },
+          data: { revokedAt: new Date(this.clock.now()), revokedReason: reason },
+        }),
+      (ended) => (ended.count === 1 ? { kind: 'session', id: sessionId } : null),
+    );
     if (count !== 1) return false;
     this.#snapshots.set(sessionId, ENDED);
-    await this.feed.announce({ kind: 'session', id: sessionId });
     return true;
   }
 
@@ -240,7 +245,7 @@ export class SessionStore implements MirroredCache {
       where: { id: { in: ids }, revokedAt: null },
       data: { revokedAt: new Date(this.clock.now()), revokedReason: reason },
     });
-    await this.feed.announceIn(tx, { kind: 'user', id: userId });
+    await this.feed.announceIn(tx, { kind: 'userAccess', id: userId });
     return count;
   }
 

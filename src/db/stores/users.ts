@@ -136,9 +136,13 @@ export class UserStore implements MirroredCache {
   async updateProfile(id: string, changes: ProfileChanges): Promise<UserRecord | null> {
     this.#forget(id);
     try {
-      const user = toRecord(await this.prisma.user.update({ where: { id }, data: changes }));
-      await this.feed.announce({ kind: 'user', id });
-      return user;
+      return toRecord(
+        await this.feed.write(
+          this.prisma,
+          (client) => client.user.update({ where: { id }, data: changes }),
+          () => ({ kind: 'user', id }),
+        ),
+      );
     } catch (error) {
       if (isPrismaRecordGone(error)) return null;
       translateUniqueViolation(error);
