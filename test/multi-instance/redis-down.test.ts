@@ -1,23 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { onPostgres } from '../support/db.js';
 import { type Instance, pollUntil, useInstances } from '../support/instances.js';
-import { OwnRedis } from '../support/redis-server.js';
+import { OwnRedis } from '../support/redis.js';
 import { bearer, expectRefusedWithin, login, loginSession, meAccepted, register, type Session, uniqueName } from './operations.js';
 
 // Issue 15: if the change feed breaks (here: Redis killed), no instance keeps trusting its caches; it
 // checks the database on every request until the feed is back, then flushes. Revocation stays immediate,
 // only speed degrades; /health says so (200, changeFeed "degraded"). Nothing a client was told succeeded
 // during the outage is lost, and the feed recovers when Redis returns (empty: no persistence).
-// The test's own redis-server (support/redis-server.ts): the shared one is never stopped.
+// The test's own redis-server (support/redis.ts): the shared one is never stopped.
 // Only on PostgreSQL (npm run test:postgres): several servers on one database; the SQLite run skips it.
 
 const ADMIN_PASSWORD = 'a long admin password';
 const DISABLE = 'mutation ($id: ID!) { disableUser(id: $id) { __typename } }';
 const CHANGE_PASSWORD = 'mutation ($current: String!, $next: String!) { changePassword(currentPassword: $current, newPassword: $next) { __typename } }';
 
-// Started here (its URL goes into the servers' environment); killed after the file.
+// Started here (its URL goes into the servers' environment); OwnRedis.start stops it after the file.
 const redis = onPostgres ? await OwnRedis.start() : undefined;
-afterAll(() => redis?.stop());
 
 async function health(instance: Instance): Promise<{ status: number; changeFeed?: string }> {
   const response = await instance.get('/health');

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { createPostgresDatabase } from './postgres.js';
+import { SHARED_REDIS_URL } from './redis.js';
 
 // Several real Gatehouse servers (`npm start`'s entry point, each its own process) serving one PostgreSQL
 // database, one Redis and one key file, the way issue 15 runs them behind a load balancer; plus the admin
@@ -14,9 +15,6 @@ import { createPostgresDatabase } from './postgres.js';
 // to reach the others through the database, Redis and the key file only.
 
 const root = path.resolve(import.meta.dirname, '../..');
-
-/** The shared Redis every machine and CI runs; tests only ever touch keys under their own prefix. */
-export const SHARED_REDIS_URL = process.env.REDIS_TEST_URL ?? 'redis://127.0.0.1:6379';
 
 /** Cheap argon2, limits and lockout out of the way; a test that is about them sets its own. */
 const BASE_ENV: Record<string, string> = {
