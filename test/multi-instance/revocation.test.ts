@@ -77,10 +77,13 @@ describe.runIf(onPostgres)('revocation across instances', { timeout: 120_000 }, 
       const others = [await loginSession(b!, first.username, first.password), await loginSession(a!, first.username, first.password)];
       for (const session of [first, ...others]) await warm(b!, session.accessToken);
       expect((await mutate(a!, 'mutation { logout(allSessions: true) }', {}, first.accessToken)).logout).toBe(true);
+      // Polled side by side from the one answer: one after another, each would also count the others' polls.
       const answered = performance.now();
-      for (const [i, session] of [first, ...others].entries()) {
-        await expectRefusedWithin(`logout everywhere on A -> session ${i} on B`, refusedBy(b!, session.accessToken), answered);
-      }
+      await Promise.all(
+        [first, ...others].map((session, i) =>
+          expectRefusedWithin(`logout everywhere on A -> session ${i} on B`, refusedBy(b!, session.accessToken), answered),
+        ),
+      );
     });
 
     it('changePassword: the other sessions are refused by B within 1 s; the one that changed it goes on', async () => {
@@ -136,9 +139,11 @@ describe.runIf(onPostgres)('revocation across instances', { timeout: 120_000 }, 
       const result = await cluster.admin(['disable', user.username]);
       expect(result.code, result.stderr).toBe(0);
       const answered = performance.now();
-      for (const instance of [a!, b!]) {
-        for (const session of [user, onB]) await expectRefusedWithin(`CLI disable -> ${instance.name}`, refusedBy(instance, session.accessToken), answered);
-      }
+      await Promise.all(
+        [a!, b!].flatMap((instance) =>
+          [user, onB].map((session) => expectRefusedWithin(`CLI disable -> ${instance.name}`, refusedBy(instance, session.accessToken), answered)),
+        ),
+      );
     });
 
     it('set-role USER: the former administrator is refused administration by A and B within 1 s of the command finishing', async () => {
@@ -148,9 +153,9 @@ describe.runIf(onPostgres)('revocation across instances', { timeout: 120_000 }, 
       const result = await cluster.admin(['set-role', demoted.username, 'USER']);
       expect(result.code, result.stderr).toBe(0);
       const answered = performance.now();
-      for (const instance of [a!, b!]) {
-        await expectRefusedWithin(`CLI set-role USER -> ${instance.name}`, adminRefusedBy(instance, demoted.accessToken), answered);
-      }
+      await Promise.all(
+        [a!, b!].map((instance) => expectRefusedWithin(`CLI set-role USER -> ${instance.name}`, adminRefusedBy(instance, demoted.accessToken), answered)),
+      );
     });
   });
 });
