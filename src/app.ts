@@ -6,7 +6,6 @@ import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Authenticator, Viewer } from './auth/authenticate.js';
 import type { Clock } from './auth/clock.js';
 import { AuthenticationError } from './auth/errors.js';
-import { readKeyFile } from './auth/keys.js';
 import { clientNetwork } from './auth/rate-limit.js';
 import type { Config } from './config.js';
 import type { Audit, ServerContext, Services, UserContext } from './context.js';
@@ -135,14 +134,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   // a second or two. Polling (not fs.watch) survives the file being replaced by a rename. rotate-keys
   // renames a complete, flushed file into place, so a read sees the old file or the new one whole; a file
   // that cannot be read or parsed (e.g. copied over in place, wrong owner) is logged as an error and the
-  // keys in memory stay in use, so a bad file never takes the running server down.
+  // keys in memory stay in use, so a bad file never takes the running server down. A token signed with a
+  // key this process has not read yet (another instance was quicker) makes it read the file at once, at
+  // most once a second (AccessTokenService, unknown kid).
   const reloadKeys = () => {
-    readKeyFile(config.keysFile)
-      .then((keys) => accessTokens.reload(keys))
-      .then(
-        () => logger.info({ event: 'keys_reloaded', kid: accessTokens.signingKeyId }, 'signing keys reloaded'),
-        (error: unknown) => logger.error({ event: 'keys_reloaded', outcome: (error as Error).message }, 'could not reload the key file'),
-      );
+    accessTokens.reloadFromFile().then(
+      () => logger.info({ event: 'keys_reloaded', kid: accessTokens.signingKeyId }, 'signing keys reloaded'),
+      (error: unknown) => logger.error({ event: 'keys_reloaded', outcome: (error as Error).message }, 'could not reload the key file'),
+    );
   };
   if (config.jwt.secret === undefined) watchFile(config.keysFile, { interval: 1000, persistent: false }, reloadKeys);
 

@@ -3,7 +3,7 @@ import { AccountService } from './auth/accounts.js';
 import { ApiTokenService } from './auth/api-tokens.js';
 import { Authenticator } from './auth/authenticate.js';
 import { systemClock, type Clock } from './auth/clock.js';
-import { keyFilePermissionProblem, loadOrCreateKeyFile, type KeyFile } from './auth/keys.js';
+import { keyFilePermissionProblem, loadOrCreateKeyFile, readKeyFile, type KeyFile } from './auth/keys.js';
 import { type LoginLockout, MemoryLoginLockout } from './auth/lockout.js';
 import { SharedLoginLockout } from './auth/lockout-shared.js';
 import { PasswordHasher } from './auth/passwords.js';
@@ -60,7 +60,7 @@ export async function createServices(config: Config, clock: Clock = systemClock,
   }
   const refreshKey = Buffer.from(config.sessions.refreshTokenSecret ?? keys.refreshTokenSecret, 'utf8');
 
-  const accessTokens = await AccessTokenService.create(config.jwt, keys, clock);
+  const accessTokens = await AccessTokenService.create(config.jwt, keys, clock, { loadKeys: () => readKeyFile(config.keysFile) });
   const sessions = new SessionService(db, config.sessions, refreshKey, clock);
   const apiTokens = new ApiTokenService(db, clock);
   const { rateLimiter, lockout, limits } = await createLimits(config, clock, options);

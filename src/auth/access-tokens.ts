@@ -23,6 +23,26 @@ export interface AccessTokenCacheOptions {
   readonly maxEntries: number;
 }
 
+export interface AccessTokenServiceOptions {
+  readonly cache?: AccessTokenCacheOptions;
+  /**
+   * Reads the key file again (keys.ts readKeyFile). Given, the service can take up keys another process
+   * rotated in: reloadFromFile, and a token whose `kid` is unknown (see #reloadForUnknownKid).
+   */
+  readonly loadKeys?: () => Promise<KeyFile>;
+}
+
+/**
+ * Least time between two key-file reads caused by tokens with an unknown `kid`. Anyone can send such a
+ * token without credentials, so this (not the number of requests) bounds the work they cause: one file
+ * read and key import per second per process, however many made-up kids arrive.
+ */
+const UNKNOWN_KID_RELOAD_INTERVAL_MS = 1_000;
+
+// Our kids are RFC 7638 thumbprints (SHA-256, base64url, 43 characters): a token naming anything else
+// was not signed by a key of ours, rotated or not, and does not get to cause a read.
+const KID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
 /** Seconds of clock skew allowed on `exp`, as jose applies it. */
 const CLOCK_TOLERANCE_SECONDS = 5;
 
@@ -72,30 +92,49 @@ export class AccessTokenService {
   readonly #verified: LRUCache<string, AccessClaims> | undefined;
 
   #keyring: Keyring;
+  readonly #loadKeys: (() => Promise<KeyFile>) | undefined;
+  // Reloads run one after another, each reading the file inside its turn: a slow read of the old file
+  // can never land after a newer one and put the old keys back.
+  #reloads: Promise<void> = Promise.resolve();
+  #unknownKidReload: Promise<void> | undefined;
+  #lastUnknownKidReloadAt = Number.NEGATIVE_INFINITY;
 
   private constructor(
     private readonly settings: AccessTokenSettings,
     private readonly clock: Clock,
     keyring: Keyring,
-    cache: AccessTokenCacheOptions,
+    options: AccessTokenServiceOptions,
   ) {
     this.#keyring = keyring;
-    this.#verified = cache.maxEntries > 0 ? new LRUCache({ max: cache.maxEntries }) : undefined;
+    this.#loadKeys = options.loadKeys;
+    const maxEntries = options.cache?.maxEntries ?? 10_000;
+    this.#verified = maxEntries > 0 ? new LRUCache({ max: maxEntries }) : undefined;
   }
 
-  static async create(
-    settings: AccessTokenSettings,
-    keys: KeyFile,
-    clock: Clock,
-    cache: AccessTokenCacheOptions = { maxEntries: 10_000 },
-  ): Promise<AccessTokenService> {
-    return new AccessTokenService(settings, clock, await buildKeyring(settings, keys, new Date(clock.now())), cache);
+  static async create(settings: AccessTokenSettings, keys: KeyFile, clock: Clock, options: AccessTokenServiceOptions = {}): Promise<AccessTokenService> {
+    return new AccessTokenService(settings, clock, await buildKeyring(settings, keys, new Date(clock.now())), options);
   }
 
   /** Takes up a rotated key file (admin CLI `rotate-keys`): its first key signs from now on. */
-  async reload(keys: KeyFile): Promise<void> {
-    if (this.settings.secret !== undefined) return;
-    this.#keyring = await buildKeyring(this.settings, keys, new Date(this.clock.now()));
+  reload(keys: KeyFile): Promise<void> {
+    return this.#reloadWith(async () => keys);
+  }
+
+  /** Reads the key file again and takes it up (the server's watcher on the file); rejects if it cannot be read. */
+  reloadFromFile(): Promise<void> {
+    const load = this.#loadKeys;
+    if (!load) return Promise.reject(new Error('this AccessTokenService was created without loadKeys'));
+    return this.#reloadWith(load);
+  }
+
+  #reloadWith(read: () => Promise<KeyFile>): Promise<void> {
+    if (this.settings.secret !== undefined) return Promise.resolve();
+    const run = this.#reloads.then(async () => {
+      const keys = await read();
+      this.#keyring = await buildKeyring(this.settings, keys, new Date(this.clock.now()));
+    });
+    this.#reloads = run.catch(() => undefined);
+    return run;
   }
 
   get signingKeyId(): string {
@@ -166,9 +205,43 @@ export class AccessTokenService {
     }
   }
 
-  private keyFor(header: JWTHeaderParameters): CryptoKey | Uint8Array {
-    const key = header.kid === undefined ? undefined : this.#keyring.verificationKeys.get(header.kid);
-    if (!key) throw new AuthenticationError('invalid', 'The access token is invalid.');
-    return key.key;
+  private async keyFor(header: JWTHeaderParameters): Promise<CryptoKey | Uint8Array> {
+    const { kid } = header;
+    const key = kid === undefined ? undefined : this.#keyring.verificationKeys.get(kid);
+    if (key) return key.key;
+    if (kid !== undefined && (await this.#reloadForUnknownKid(kid))) {
+      const reloaded = this.#keyring.verificationKeys.get(kid);
+      if (reloaded) return reloaded.key;
+    }
+    throw new AuthenticationError('invalid', 'The access token is invalid.');
+  }
+
+  /**
+   * Another instance may sign with a key that `rotate-keys` put into the shared key file a moment ago,
+   * before this process's watcher (app.ts, every second) has read it: the token would be refused here
+   * although the JWKS of its issuer already lists the key. So an unknown kid of our shape makes the
+   * process read the key file once, and the verification is retried once. Tokens arriving while that
+   * read runs wait for it; after it, further unknown kids cause no read until UNKNOWN_KID_RELOAD_INTERVAL_MS
+   * of monotonic time have passed, so made-up kids cost at most one read per second. A genuine new key
+   * refused in that second is taken up by the watcher shortly after. Returns whether a read was waited for.
+   */
+  async #reloadForUnknownKid(kid: string): Promise<boolean> {
+    if (!this.#loadKeys || this.settings.secret !== undefined || !KID_PATTERN.test(kid)) return false;
+    if (this.#unknownKidReload) {
+      await this.#unknownKidReload;
+      return true;
+    }
+    const now = this.clock.monotonicMs();
+    if (now - this.#lastUnknownKidReloadAt < UNKNOWN_KID_RELOAD_INTERVAL_MS) return false;
+    this.#lastUnknownKidReloadAt = now;
+    // A file that cannot be read leaves the keys in memory in use; the watcher logs why.
+    const reload = this.reloadFromFile().catch(() => undefined);
+    this.#unknownKidReload = reload;
+    try {
+      await reload;
+    } finally {
+      this.#unknownKidReload = undefined;
+    }
+    return true;
   }
 }
