@@ -38,9 +38,9 @@ export interface AppOptions {
 
 /** Builds the whole application against an already migrated database. Listening is main.ts's job. */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
-  const { services, keysCreated, warnings } = await createServices(config, options.clock);
-  const { db, accessTokens } = services;
   const logger = options.logger ?? createLogger(config.logLevel);
+  const { services, keysCreated, warnings } = await createServices(config, options.clock, { logger });
+  const { db, accessTokens } = services;
   for (const warning of warnings) logger.warn({ event: 'startup_warning' }, warning);
   const limits = config.graphql;
   const databaseIsWritable = databaseWriteProbe(db, config.databaseUrl);
@@ -104,10 +104,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       useGetEndpoint('/health', async ({ Response }) => {
         // 200 while the database takes writes, even with the change feed degraded: the instance then
         // still answers correctly, only slower (every request reads the database).
+        // Likewise with Redis down: limits are then counted per instance (README, Rate limits).
         const writable = await databaseIsWritable();
         const changeFeed = db.changes.state;
-        const status = !writable ? 'unavailable' : changeFeed === 'live' ? 'ok' : 'degraded';
-        return Response.json({ status, database: writable ? 'writable' : 'unavailable', changeFeed }, { status: writable ? 200 : 503 });
+        const limits = !services.limits.shared ? 'per-instance' : services.limits.sharedStoreAvailable() ? 'shared' : 'degraded';
+        const status = !writable ? 'unavailable' : changeFeed === 'live' && limits !== 'degraded' ? 'ok' : 'degraded';
+        return Response.json({ status, database: writable ? 'writable' : 'unavailable', changeFeed, limits }, { status: writable ? 200 : 503 });
       }),
       useGetEndpoint('/.well-known/jwks.json', ({ Response }) => Response.json(accessTokens.jwks(), { headers: { 'cache-control': 'public, max-age=300' } })),
       useCors(limits.corsOrigins),
@@ -150,6 +152,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     keysCreated,
     close: async () => {
       unwatchFile(config.keysFile, reloadKeys);
+      await services.limits.close();
       await db.close();
     },
   };

@@ -56,15 +56,15 @@ export function isListenHost(host: string): boolean {
   return isIP(host) !== 0 || HOST_NAME.test(host);
 }
 
-// A window longer than this is almost certainly a typo, and the limiter's counters live in memory: a
-// restart forgets them, so a longer window promises what the process cannot keep.
+// A window longer than this is almost certainly a typo, and without Redis the limiter's counters live in
+// memory: a restart forgets them, so a longer window promises what the process cannot keep.
 const MAX_RATE_LIMIT_WINDOW_MS = 30 * DAY_MS;
-// The limiter keeps up to `max` timestamps per identity and scans them on every call.
+// More calls than this per window is no limit at all: almost certainly a typo.
 const MAX_RATE_LIMIT_CALLS = 1_000_000;
 
 export function rateLimitProblem(rule: RateLimitRule): string | undefined {
-  if (rule.windowMs > MAX_RATE_LIMIT_WINDOW_MS) return 'window must be at most 30d (counters are kept in memory)';
-  if (rule.max > MAX_RATE_LIMIT_CALLS) return `at most ${MAX_RATE_LIMIT_CALLS} calls per window (each call scans the window's calls)`;
+  if (rule.windowMs > MAX_RATE_LIMIT_WINDOW_MS) return 'window must be at most 30d (counters may be kept in memory)';
+  if (rule.max > MAX_RATE_LIMIT_CALLS) return `at most ${MAX_RATE_LIMIT_CALLS} calls per window`;
   return undefined;
 }
 

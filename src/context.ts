@@ -23,6 +23,20 @@ export interface Services {
   readonly accessTokens: AccessTokenService;
   readonly authenticator: Authenticator;
   readonly rateLimiter: RateLimiter;
+  readonly limits: LimitsStore;
+}
+
+/** Where rate limits and the login lockout keep their counts (services.ts createLimits). */
+export interface LimitsStore {
+  /** True with REDIS_URL: every instance counts against the same limits. */
+  readonly shared: boolean;
+  /**
+   * Whether the shared counts are in use right now: false without REDIS_URL, and while Redis does not
+   * answer (each instance then counts alone, so limits multiply by the number of instances).
+   */
+  sharedStoreAvailable(): boolean;
+  /** Closes the Redis connection, if any. */
+  close(): Promise<void>;
 }
 
 /** Present only when served through node:http; absent under yoga.fetch in tests. */

@@ -4,15 +4,19 @@ import { ApiTokenService } from './auth/api-tokens.js';
 import { Authenticator } from './auth/authenticate.js';
 import { systemClock, type Clock } from './auth/clock.js';
 import { keyFilePermissionProblem, loadOrCreateKeyFile, type KeyFile } from './auth/keys.js';
-import { LoginLockout } from './auth/lockout.js';
+import { type LoginLockout, MemoryLoginLockout } from './auth/lockout.js';
+import { SharedLoginLockout } from './auth/lockout-shared.js';
 import { PasswordHasher } from './auth/passwords.js';
-import { BoundedMemoryStore } from './auth/rate-limit-store.js';
+import { MemoryRateWindows } from './auth/rate-limit-memory.js';
 import { RateLimiter } from './auth/rate-limit.js';
+import { type SharedStoreLog, SharedStoreStatus } from './auth/shared-store.js';
 import { SessionService } from './auth/sessions.js';
 import { UserAdministration } from './auth/user-admin.js';
 import type { Config } from './config.js';
-import type { Services } from './context.js';
+import type { LimitsStore, Services } from './context.js';
 import { type Database, openDatabaseAt } from './db/database.js';
+import { createLogger } from './logger.js';
+import { openRedis } from './redis.js';
 
 export interface CreatedServices {
   readonly services: Services;
@@ -22,8 +26,18 @@ export interface CreatedServices {
   readonly warnings: readonly string[];
 }
 
+export interface ServiceOptions {
+  /** Where the shared limits log a Redis outage; by default JSON lines on stdout. */
+  readonly logger?: SharedStoreLog;
+  /** False keeps rate limits and lockout in process even with REDIS_URL (the admin CLI checks no passwords). */
+  readonly sharedLimits?: boolean;
+}
+
+// How long a start waits for Redis before serving with per-instance limits (logged) until it answers.
+const REDIS_START_WAIT_MS = 3_000;
+
 /** Wires the auth services over an already migrated database; shared by the server and the admin CLI. */
-export async function createServices(config: Config, clock: Clock = systemClock): Promise<CreatedServices> {
+export async function createServices(config: Config, clock: Clock = systemClock, options: ServiceOptions = {}): Promise<CreatedServices> {
   const db = await openDatabaseAt(
     { url: config.databaseUrl, sqliteSynchronous: config.sqliteSynchronous, sessionIdleTimeoutMs: config.sessions.idleTimeoutMs, redis: config.redis },
     clock,
@@ -49,6 +63,7 @@ export async function createServices(config: Config, clock: Clock = systemClock)
   const accessTokens = await AccessTokenService.create(config.jwt, keys, clock);
   const sessions = new SessionService(db, config.sessions, refreshKey, clock);
   const apiTokens = new ApiTokenService(db, clock);
+  const { rateLimiter, lockout, limits } = await createLimits(config, clock, options);
   const services: Services = {
     config,
     clock,
@@ -56,12 +71,39 @@ export async function createServices(config: Config, clock: Clock = systemClock)
     accessTokens,
     sessions,
     apiTokens,
-    accounts: new AccountService(db, new PasswordHasher(config.argon2), sessions, accessTokens, new LoginLockout(config.lockout, clock)),
+    accounts: new AccountService(db, new PasswordHasher(config.argon2), sessions, accessTokens, lockout),
     users: new UserAdministration(db, sessions, apiTokens, clock, config.adminSearchScanLimit),
     authenticator: new Authenticator(accessTokens, sessions, apiTokens, db.users),
-    rateLimiter: new RateLimiter(config.rateLimits.rules, new BoundedMemoryStore({ maxIdentities: config.rateLimits.maxKeys })),
+    rateLimiter,
+    limits,
   };
   return { services, keysCreated, warnings };
+}
+
+/**
+ * Rate limits and login lockout: in process, or with REDIS_URL shared by every instance through Redis
+ * with the in-process counters as the fallback while Redis is down (rate-limit.ts, lockout-shared.ts).
+ */
+async function createLimits(config: Config, clock: Clock, options: ServiceOptions) {
+  const localWindows = new MemoryRateWindows(config.rateLimits.maxKeys, clock);
+  const localLockout = new MemoryLoginLockout(config.lockout, clock);
+  if (config.redis === undefined || options.sharedLimits === false) {
+    const limits: LimitsStore = { shared: false, sharedStoreAvailable: () => false, close: async () => {} };
+    return { rateLimiter: new RateLimiter(config.rateLimits.rules, localWindows), lockout: localLockout as LoginLockout, limits };
+  }
+  const { keyPrefix } = config.redis;
+  const status = new SharedStoreStatus(openRedis(config.redis, 'gatehouse-limits'), options.logger ?? createLogger(config.logLevel));
+  await status.whenReady(REDIS_START_WAIT_MS);
+  const limits: LimitsStore = {
+    shared: true,
+    sharedStoreAvailable: () => status.available(),
+    close: () => status.close(),
+  };
+  return {
+    rateLimiter: new RateLimiter(config.rateLimits.rules, localWindows, { status, keyPrefix }),
+    lockout: new SharedLoginLockout(config.lockout, localLockout, status, keyPrefix) as LoginLockout,
+    limits,
+  };
 }
 
 /**

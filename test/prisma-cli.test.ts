@@ -19,13 +19,24 @@ interface CliResult {
   output: string;
 }
 
+// One CLI run starts Node, the CLI and the wasm engine: a few seconds on an idle machine, many times that
+// on a loaded two-core one (other test files run beside this one). The limits only catch a hung run.
+const CLI_TIMEOUT_MS = 180_000;
+// The longest test runs the CLI five times, one after the other.
+const TEST_TIMEOUT_MS = 5 * CLI_TIMEOUT_MS + 60_000;
+
 function prisma(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [prismaCli, ...args],
-      { cwd: repoRoot, env: { ...process.env, CHECKPOINT_DISABLE: '1', ...env }, timeout: 30_000, encoding: 'utf8' },
-      (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, output: stdout + stderr }),
+      { cwd: repoRoot, env: { ...process.env, CHECKPOINT_DISABLE: '1', ...env }, timeout: CLI_TIMEOUT_MS, encoding: 'utf8' },
+      (error, stdout, stderr) =>
+        resolve({
+          code: error ? (typeof error.code === 'number' ? error.code : null) : 0,
+          // Said in the output, which the failing assertion shows: a killed run looks like a crash otherwise.
+          output: stdout + stderr + (error?.killed ? `\n[prisma ${args.join(' ')}: killed after ${CLI_TIMEOUT_MS / 1000} s]` : ''),
+        }),
     );
   });
 }
@@ -60,7 +71,7 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-describe('Prisma CLI through the wasm schema-engine stand-in', { timeout: 120_000 }, () => {
+describe('Prisma CLI through the wasm schema-engine stand-in', { timeout: TEST_TIMEOUT_MS }, () => {
   it('migrate deploy migrates a new database, and migrate status then finds it up to date', async () => {
     const file = path.join(dir, 'deploy.db');
     // Without the variable, prisma.config.ts must point the CLI at the stand-in by itself.

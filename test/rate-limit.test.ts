@@ -1,7 +1,13 @@
-import { InMemoryStore } from 'graphql-rate-limit';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { BoundedMemoryStore } from '../src/auth/rate-limit-store.js';
+import { describe, expect, it } from 'vitest';
+import { MemoryRateWindows } from '../src/auth/rate-limit-memory.js';
 import { parseRateLimit, RateLimiter, RateLimitExceededError, type RateLimitRule } from '../src/auth/rate-limit.js';
+import { SharedStoreStatus } from '../src/auth/shared-store.js';
+import { connect, SHARED_REDIS_URL, uniquePrefix, whenReady } from './support/redis.js';
+import { ManualClock } from './support/app.js';
+
+// The same rules on both engines: in process (MemoryRateWindows) and shared through Redis
+// (rate-limiter-flexible's RateLimiterRedis, each test on its own key prefix). Windows are fixed: the
+// first call opens one, and at most `max` calls are admitted until it ends.
 
 const rules = (login: RateLimitRule) => ({
   register: login,
@@ -13,15 +19,23 @@ const rules = (login: RateLimitRule) => ({
   refresh: login,
 });
 
-async function outcomes(limiter: RateLimiter, calls: number, key = 'ip') {
-  const results = await Promise.allSettled(Array.from({ length: calls }, () => limiter.consume('login', key)));
+const quietLog = { warn: () => {}, info: () => {} };
+
+async function outcomes(limiters: RateLimiter[], calls: number, key = 'ip') {
+  const results = await Promise.allSettled(Array.from({ length: calls }, (_, i) => limiters[i % limiters.length]!.consume('login', key)));
+  const unexpected = results.find((r) => r.status === 'rejected' && !(r.reason instanceof RateLimitExceededError));
+  if (unexpected) throw (unexpected as PromiseRejectedResult).reason;
   return {
     admitted: results.filter((r) => r.status === 'fulfilled').length,
-    refused: results.filter((r) => r.status === 'rejected' && r.reason instanceof RateLimitExceededError).length,
+    refused: results.filter((r) => r.status === 'rejected').length,
   };
 }
 
-afterEach(() => vi.useRealTimers());
+const refusalOf = (promise: Promise<void>) =>
+  promise.then(
+    () => undefined,
+    (error: unknown) => error as RateLimitExceededError,
+  );
 
 describe('parseRateLimit', () => {
   it('reads max and window', () => {
@@ -36,76 +50,112 @@ describe('parseRateLimit', () => {
   });
 });
 
-describe('RateLimiter over BoundedMemoryStore', () => {
-  it('admits exactly max calls of a parallel burst', async () => {
-    const limiter = new RateLimiter(rules({ max: 5, windowMs: 60_000 }), new BoundedMemoryStore({ maxIdentities: 100 }));
-    expect(await outcomes(limiter, 50)).toEqual({ admitted: 5, refused: 45 });
-  });
+const engines = {
+  memory: async (rule: RateLimitRule, clock = new ManualClock()) => new RateLimiter(rules(rule), new MemoryRateWindows(100, clock)),
+  redis: async (rule: RateLimitRule, clock = new ManualClock()) => {
+    const status = new SharedStoreStatus(connect(SHARED_REDIS_URL), quietLog);
+    await whenReady(status.redis);
+    return new RateLimiter(rules(rule), new MemoryRateWindows(100, clock), { status, keyPrefix: uniquePrefix('rate') });
+  },
+};
 
-  it('shows why the store matters: the bundled store lets a burst through', async () => {
-    // Same algorithm, the library's own store: its get→set race admits far more than max.
-    const limiter = new RateLimiter(rules({ max: 5, windowMs: 60_000 }), new InMemoryStore() as unknown as BoundedMemoryStore);
-    const { admitted } = await outcomes(limiter, 50);
-    expect(admitted).toBeGreaterThan(5);
+describe.each(Object.entries(engines))('RateLimiter (%s)', (_engine, create) => {
+  it('admits exactly max calls of a parallel burst', async () => {
+    const limiter = await create({ max: 5, windowMs: 60_000 });
+    expect(await outcomes([limiter], 50)).toEqual({ admitted: 5, refused: 45 });
   });
 
   it('keeps identities and rules apart', async () => {
-    const limiter = new RateLimiter(rules({ max: 2, windowMs: 60_000 }), new BoundedMemoryStore({ maxIdentities: 100 }));
-    expect(await outcomes(limiter, 3, 'a')).toEqual({ admitted: 2, refused: 1 });
-    expect(await outcomes(limiter, 3, 'b')).toEqual({ admitted: 2, refused: 1 });
+    const limiter = await create({ max: 2, windowMs: 60_000 });
+    expect(await outcomes([limiter], 3, 'a')).toEqual({ admitted: 2, refused: 1 });
+    expect(await outcomes([limiter], 3, 'b')).toEqual({ admitted: 2, refused: 1 });
     await expect(limiter.consume('register', 'a')).resolves.toBeUndefined();
   });
 
-  it('slides the window and reports when the next call is admitted', async () => {
-    vi.useFakeTimers({ now: new Date('2026-01-01T00:00:00Z'), toFake: ['Date'] });
-    const limiter = new RateLimiter(rules({ max: 2, windowMs: 60_000 }), new BoundedMemoryStore({ maxIdentities: 100 }));
+  it('refuses with RATE_LIMITED details: the rule and the seconds until the window ends', async () => {
+    const limiter = await create({ max: 2, windowMs: 60_000 });
     await limiter.consume('login', 'ip');
-    vi.advanceTimersByTime(20_000);
     await limiter.consume('login', 'ip');
-    vi.advanceTimersByTime(10_000);
-    const refusal = await limiter.consume('login', 'ip').catch((error: unknown) => error);
+    const refusal = await refusalOf(limiter.consume('login', 'ip'));
     expect(refusal).toBeInstanceOf(RateLimitExceededError);
-    // The first call was 30 s ago in a 60 s window.
-    expect((refusal as RateLimitExceededError).retryAfterSeconds).toBe(30);
-    expect((refusal as RateLimitExceededError).rule).toBe('login');
+    expect(refusal!.rule).toBe('login');
+    expect(refusal!.retryAfterSeconds).toBeGreaterThanOrEqual(58);
+    expect(refusal!.retryAfterSeconds).toBeLessThanOrEqual(60);
+  });
+});
 
-    vi.advanceTimersByTime(30_000);
+describe('fixed windows in process', () => {
+  it('admits max calls again once the window that the first call opened is over, and says when', async () => {
+    const clock = new ManualClock();
+    const limiter = await engines.memory({ max: 2, windowMs: 60_000 }, clock);
+    await limiter.consume('login', 'ip');
+    clock.advance(20_000);
+    await limiter.consume('login', 'ip');
+    clock.advance(10_000);
+    // The window opened 30 s ago: 30 s left, whenever the second call came.
+    expect((await refusalOf(limiter.consume('login', 'ip')))!.retryAfterSeconds).toBe(30);
+    clock.advance(30_000);
+    // A fresh window: both calls again (a sliding window would admit one, the t=20 s call still counting).
     await expect(limiter.consume('login', 'ip')).resolves.toBeUndefined();
-    // The second call (t=20 s) is still inside the window, so one slot only.
+    await expect(limiter.consume('login', 'ip')).resolves.toBeUndefined();
     await expect(limiter.consume('login', 'ip')).rejects.toBeInstanceOf(RateLimitExceededError);
   });
 
   it('does not let refused calls extend the ban', async () => {
-    vi.useFakeTimers({ now: new Date('2026-01-01T00:00:00Z'), toFake: ['Date'] });
-    const limiter = new RateLimiter(rules({ max: 1, windowMs: 10_000 }), new BoundedMemoryStore({ maxIdentities: 100 }));
+    const clock = new ManualClock();
+    const limiter = await engines.memory({ max: 1, windowMs: 10_000 }, clock);
     await limiter.consume('login', 'ip');
     for (let i = 0; i < 9; i += 1) {
-      vi.advanceTimersByTime(1_000);
+      clock.advance(1_000);
       await expect(limiter.consume('login', 'ip')).rejects.toBeInstanceOf(RateLimitExceededError);
     }
-    vi.advanceTimersByTime(1_000);
+    clock.advance(1_000);
     await expect(limiter.consume('login', 'ip')).resolves.toBeUndefined();
   });
-});
 
-describe('BoundedMemoryStore', () => {
-  it('evicts the least recently used identity beyond its bound', async () => {
-    const store = new BoundedMemoryStore({ maxIdentities: 3 });
-    const limiter = new RateLimiter(rules({ max: 1, windowMs: 60_000 }), store);
+  it('holds at most maxKeys windows, forgetting the least recently used first', async () => {
+    const windows = new MemoryRateWindows(3, new ManualClock());
+    const limiter = new RateLimiter(rules({ max: 1, windowMs: 60_000 }), windows);
     for (const key of ['a', 'b', 'c', 'd']) await limiter.consume('login', key);
-    expect(store.size).toBe(3);
+    expect(windows.size).toBe(3);
     // "a" was evicted, so it is admitted again; "d" is remembered.
     await expect(limiter.consume('login', 'a')).resolves.toBeUndefined();
     await expect(limiter.consume('login', 'd')).rejects.toBeInstanceOf(RateLimitExceededError);
   });
+});
 
-  it('forgets an identity once its window is over', async () => {
-    const store = new BoundedMemoryStore({ maxIdentities: 10 });
-    const limiter = new RateLimiter(rules({ max: 1, windowMs: 50 }), store);
-    await limiter.consume('login', 'x');
-    await expect(limiter.consume('login', 'x')).rejects.toBeInstanceOf(RateLimitExceededError);
-    await new Promise((resolve) => setTimeout(resolve, 80));
-    expect(store.msUntilSlotFrees({ contextIdentity: 'x', fieldIdentity: 'login' }, 50)).toBe(0);
-    await expect(limiter.consume('login', 'x')).resolves.toBeUndefined();
+describe('fixed windows in Redis', () => {
+  it('does not let refused calls extend the ban, and admits again once the window is over', async () => {
+    const limiter = await engines.redis({ max: 1, windowMs: 1_000 });
+    await limiter.consume('login', 'ip');
+    const started = Date.now();
+    await expect(limiter.consume('login', 'ip')).rejects.toBeInstanceOf(RateLimitExceededError);
+    // Hammering while refused: admitted again about a second after the first call, not a second after the last.
+    let admittedAt: number | undefined;
+    while (admittedAt === undefined && Date.now() - started < 10_000) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      if ((await refusalOf(limiter.consume('login', 'ip'))) === undefined) admittedAt = Date.now();
+    }
+    expect(admittedAt).toBeDefined();
+    expect(admittedAt! - started).toBeLessThan(5_000);
+  });
+});
+
+describe('limits shared through Redis by several instances', () => {
+  it('a parallel burst spread over two instances (two connections) admits exactly max', async () => {
+    const keyPrefix = uniquePrefix('rate-shared');
+    const instance = async () => {
+      const status = new SharedStoreStatus(connect(SHARED_REDIS_URL), quietLog);
+      await whenReady(status.redis);
+      return new RateLimiter(rules({ max: 7, windowMs: 60_000 }), new MemoryRateWindows(100, new ManualClock()), { status, keyPrefix });
+    };
+    const [a, b] = [await instance(), await instance()];
+    expect(await outcomes([a, b], 60)).toEqual({ admitted: 7, refused: 53 });
+    // Counted together afterwards too, whichever instance is asked.
+    await expect(a.consume('login', 'ip')).rejects.toBeInstanceOf(RateLimitExceededError);
+    await expect(b.consume('login', 'ip')).rejects.toBeInstanceOf(RateLimitExceededError);
+    // Without Redis, each instance counts alone: the same burst gets max per instance.
+    const alone = [await engines.memory({ max: 7, windowMs: 60_000 }), await engines.memory({ max: 7, windowMs: 60_000 })];
+    expect(await outcomes(alone, 60)).toEqual({ admitted: 14, refused: 46 });
   });
 });

@@ -1,41 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { spawnServer } from './support/server-process.js';
 
 // The real thing: `npm start`'s entry point as a child process on a fresh data directory, over HTTP.
-
-const root = path.resolve(import.meta.dirname, '..');
-const children: ChildProcess[] = [];
-afterAll(() => {
-  for (const child of children) child.kill('SIGKILL');
-});
-
-function startServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH, NODE_ENV: 'test', ARGON2_MEMORY_KIB: '1024', ARGON2_TIME_COST: '1', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk) => (stdout += chunk));
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const listening = new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', () => {
-      const match = /listening on (http:\/\/\S+)/.exec(stdout);
-      if (match) resolve(match[1]!);
-    });
-    void exited.then((code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
-  });
-  // A server expected to fail never listens; only a test that awaits `listening` should see that.
-  listening.catch(() => undefined);
-  return { child, listening, exited, output: () => stdout + stderr };
-}
 
 async function post(base: string, query: string, variables: object = {}, headers: Record<string, string> = {}) {
   const response = await fetch(`${base}/graphql`, {
@@ -49,7 +19,7 @@ async function post(base: string, query: string, variables: object = {}, headers
 describe('npm start', { timeout: 120_000 }, () => {
   it('migrates, creates keys, serves GraphiQL and the register → login → me flow over HTTP', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-server-'));
-    const server = startServer({ DATA_DIR: dataDir });
+    const server = spawnServer({ env: { DATA_DIR: dataDir } });
     const base = await server.listening;
 
     const page = await fetch(`${base}/graphql`, { headers: { accept: 'text/html' } });
@@ -88,11 +58,10 @@ describe('npm start', { timeout: 120_000 }, () => {
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
 
-    server.child.kill('SIGTERM');
-    expect(await server.exited).toBe(0);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
 
     // A second start on the same data keeps the keys, so tokens issued before stay valid.
-    const again = startServer({ DATA_DIR: dataDir });
+    const again = spawnServer({ env: { DATA_DIR: dataDir } });
     const base2 = await again.listening;
     const meAgain = await post(base2, '{ me { username } }', {}, { authorization: `Bearer ${loggedIn.data.login.accessToken}` });
     expect(meAgain).toEqual({ data: { me: { username: 'alice' } } });
@@ -100,8 +69,8 @@ describe('npm start', { timeout: 120_000 }, () => {
   });
 
   it('exits non-zero with a readable list of every configuration problem', async () => {
-    const server = startServer({ PORT: 'eighty', JWT_SECRET: 'too short', SESSION_IDLE_TIMEOUT_DAYS: '-1' });
-    expect(await server.exited).toBe(1);
+    const server = spawnServer({ env: { PORT: 'eighty', JWT_SECRET: 'too short', SESSION_IDLE_TIMEOUT_DAYS: '-1' } });
+    expect((await server.exited).code).toBe(1);
     const output = server.output();
     expect(output).toContain('Invalid configuration');
     for (const name of ['PORT', 'JWT_SECRET', 'SESSION_IDLE_TIMEOUT_DAYS']) expect(output).toContain(name);

@@ -166,14 +166,14 @@ export class AccountService {
    * many checks are already running as could lock it), otherwise counted by its outcome (lockout.ts).
    */
   async #checkPassword(lockKey: string, source: string, check: () => Promise<boolean>): Promise<boolean> {
-    const attempt = this.lockout.beginAttempt(lockKey, source);
+    const attempt = await this.lockout.beginAttempt(lockKey, source);
     if ('retryAfterMs' in attempt) throw InvalidCredentialsError.locked(Math.ceil(attempt.retryAfterMs / 1000));
     let matches: boolean | undefined;
     try {
       matches = await check();
       return matches;
     } finally {
-      this.lockout.finishAttempt(attempt, matches === undefined ? 'abandoned' : matches ? 'success' : 'failure');
+      await this.lockout.finishAttempt(attempt, matches === undefined ? 'abandoned' : matches ? 'success' : 'failure');
     }
   }
 

@@ -23,15 +23,38 @@ interface Counter {
   readonly sources: Set<string>;
 }
 
-const MAX_SOURCES_TRACKED = 32;
+export const MAX_SOURCES_TRACKED = 32;
 
 // What a check refused only because others are still running is told to wait: they end within a hash.
-const IN_FLIGHT_RETRY_MS = 1000;
+export const IN_FLIGHT_RETRY_MS = 1000;
+
+/** How long lockout state outlives the last failure (LOCKOUT_MAX_SECONDS is capped to fit in it). */
+export const LOCKOUT_STATE_TTL_MS = 3_600_000;
 
 /** A password check let through by beginAttempt; finishAttempt must be called with its outcome. */
 export interface LockoutAttempt {
   readonly name: string;
   readonly source: string;
+}
+
+export type AttemptOutcome = 'success' | 'failure' | 'abandoned';
+
+/**
+ * What AccountService asks before and after every password check. Two implementations with the same
+ * rules: MemoryLoginLockout (one process) and SharedLoginLockout (lockout-shared.ts, all instances
+ * through Redis).
+ */
+export interface LoginLockout {
+  /**
+   * Lets one password check for `name` from `source` begin, or refuses it: `{ retryAfterMs }` while the
+   * name is locked, or while the checks already running could bring it to the threshold.
+   */
+  beginAttempt(name: string, source: string): Promise<LockoutAttempt | { readonly retryAfterMs: number }>;
+  /**
+   * Ends a check begun with beginAttempt. A failure counts (and may lock); a success clears the name; an
+   * abandoned check (the hash itself failed) counts for nothing.
+   */
+  finishAttempt(attempt: LockoutAttempt, outcome: AttemptOutcome): Promise<void>;
 }
 
 /**
@@ -49,19 +72,19 @@ export interface LockoutAttempt {
  * Checks still running count against the threshold as if they had failed: otherwise every guess of a
  * parallel burst passed the lock check before any of them was counted, and a burst of any size got
  * through. A check beyond the threshold while others run is refused with a short retry, not a lock, so
- * a burst of correct logins does not lock anyone out. A success clears both levels. State is in memory,
- * bounded (LRU), and forgotten an hour after the last failure. Every duration here is monotonic time
- * (the clock's `monotonicMs`), so setting the wall clock back neither extends a lock nor keeps a counter
- * alive longer.
+ * a burst of correct logins does not lock anyone out. A success clears both levels. State is in this
+ * process's memory, bounded (LRU), and forgotten an hour after the last failure. Every duration here is
+ * monotonic time (the clock's `monotonicMs`), so setting the wall clock back neither extends a lock nor
+ * keeps a counter alive longer. SharedLoginLockout (lockout-shared.ts) keeps the same rules in Redis.
  */
-export class LoginLockout {
+export class MemoryLoginLockout implements LoginLockout {
   readonly #counters: LRUCache<string, Counter>;
 
   constructor(
     private readonly settings: LockoutSettings,
     private readonly clock: Clock,
   ) {
-    this.#counters = new LRUCache({ max: settings.maxEntries, ttl: 3_600_000, perf: { now: () => clock.monotonicMs() } });
+    this.#counters = new LRUCache({ max: settings.maxEntries, ttl: LOCKOUT_STATE_TTL_MS, perf: { now: () => clock.monotonicMs() } });
   }
 
   /** Milliseconds until `name` may be tried again from `source`; 0 when it may be tried now. */
@@ -71,12 +94,15 @@ export class LoginLockout {
     return Math.max(0, until - now);
   }
 
+  async beginAttempt(name: string, source: string): Promise<LockoutAttempt | { readonly retryAfterMs: number }> {
+    return this.beginAttemptNow(name, source);
+  }
+
   /**
-   * Lets one password check for `name` from `source` begin, or refuses it: `{ retryAfterMs }` while the
-   * name is locked, or while the checks already running could bring it to the threshold. The lock test
-   * and the count are one synchronous step, so parallel requests cannot all pass before any is counted.
+   * beginAttempt without a promise. The lock test and the count are one synchronous step, so parallel
+   * requests cannot all pass before any is counted.
    */
-  beginAttempt(name: string, source: string): LockoutAttempt | { readonly retryAfterMs: number } {
+  beginAttemptNow(name: string, source: string): LockoutAttempt | { readonly retryAfterMs: number } {
     const lockedMs = this.lockedFor(name, source);
     if (lockedMs > 0) return { retryAfterMs: lockedMs };
     const pair = this.#counter(pairKey(name, source));
@@ -86,18 +112,23 @@ export class LoginLockout {
     const room = (counter: Counter) => counter.inFlight < Math.max(1, threshold - counter.failures);
     const wholeSources = whole.sources.size + (whole.sources.has(source) ? 0 : 1);
     if (!room(pair) || (wholeSources >= minSources && !room(whole))) return { retryAfterMs: IN_FLIGHT_RETRY_MS };
-    for (const counter of [pair, whole]) {
+    return this.countAttempt(name, source);
+  }
+
+  /** Counts a check as running without asking whether it may run (someone else decided). */
+  countAttempt(name: string, source: string): LockoutAttempt {
+    for (const counter of [this.#counter(pairKey(name, source)), this.#counter(nameKey(name))]) {
       counter.inFlight += 1;
       if (counter.sources.size < MAX_SOURCES_TRACKED) counter.sources.add(source);
     }
     return { name, source };
   }
 
-  /**
-   * Ends a check begun with beginAttempt. A failure counts (and may lock); a success clears the name; an
-   * abandoned check (the hash itself failed) counts for nothing.
-   */
-  finishAttempt({ name, source }: LockoutAttempt, outcome: 'success' | 'failure' | 'abandoned'): void {
+  async finishAttempt(attempt: LockoutAttempt, outcome: AttemptOutcome): Promise<void> {
+    this.finishAttemptNow(attempt, outcome);
+  }
+
+  finishAttemptNow({ name, source }: LockoutAttempt, outcome: AttemptOutcome): void {
     const now = this.clock.monotonicMs();
     const pairKeyText = pairKey(name, source);
     const wholeKeyText = nameKey(name);

@@ -1,7 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import type { GraphQLResolveInfo } from 'graphql';
-import { getGraphQLRateLimiter } from 'graphql-rate-limit';
-import type { BoundedMemoryStore } from './rate-limit-store.js';
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { MemoryRateWindows } from './rate-limit-memory.js';
+import type { SharedStoreStatus } from './shared-store.js';
 
 export type RateLimitRuleName =
   | 'register'
@@ -42,40 +42,69 @@ export function parseRateLimit(spec: string): RateLimitRule {
   return { max, windowMs };
 }
 
-interface LimiterContext {
-  readonly key: string;
+/** The shared counters: one rate-limiter-flexible limiter per rule, all on one Redis connection. */
+export interface SharedRateLimits {
+  readonly status: SharedStoreStatus;
+  /** Prefix of every key (config.redis.keyPrefix). */
+  readonly keyPrefix: string;
 }
 
 /**
- * Sliding-window limits for the auth mutations, counted by graphql-rate-limit's own algorithm over
- * our store. Called from resolvers rather than as a directive, because Pothos is code-first and
- * each field chooses its keys (IP, IP + account) itself.
+ * Fixed-window limits for the auth mutations. Called from resolvers rather than as a directive, because
+ * Pothos is code-first and each field chooses its keys (IP, IP + account) itself.
+ *
+ * Without Redis the counters are this process's (MemoryRateWindows), so N instances admit N times each
+ * limit. With Redis they are rate-limiter-flexible's RateLimiterRedis: one atomic Lua step per call, so a
+ * parallel burst across all instances admits exactly `max`. While Redis does not answer, every call is
+ * counted in process instead (as rate-limiter-flexible's insuranceLimiter would, but with a bounded map)
+ * and SharedStoreStatus logs the outage once; the calls counted during the outage are not carried over.
  */
 export class RateLimiter {
-  private readonly limit: ReturnType<typeof getGraphQLRateLimiter>;
+  readonly #shared: ReadonlyMap<RateLimitRuleName, RateLimiterRedis> | undefined;
 
   constructor(
     private readonly rules: Readonly<Record<RateLimitRuleName, RateLimitRule>>,
-    private readonly store: BoundedMemoryStore,
+    private readonly local: MemoryRateWindows,
+    private readonly shared?: SharedRateLimits,
   ) {
-    this.limit = getGraphQLRateLimiter({ identifyContext: (context: LimiterContext) => context.key, store });
+    if (shared) {
+      this.#shared = new Map(
+        (Object.entries(rules) as [RateLimitRuleName, RateLimitRule][]).map(([rule, { max, windowMs }]) => [
+          rule,
+          new RateLimiterRedis({
+            storeClient: shared.status.redis,
+            keyPrefix: `${shared.keyPrefix}rate:${rule}`,
+            points: max,
+            // Whole seconds: parseRateLimit's smallest unit is the second.
+            duration: Math.max(1, Math.round(windowMs / 1000)),
+            // Straight to the in-process fallback while the connection is down, not after a timeout.
+            rejectIfRedisNotReady: true,
+          }),
+        ]),
+      );
+    }
   }
 
   /** Counts one call of `rule` for `key`; throws RateLimitExceededError when it is over the limit. */
   async consume(rule: RateLimitRuleName, key: string): Promise<void> {
+    const limiter = this.#shared?.get(rule);
+    if (limiter && this.shared) {
+      try {
+        await limiter.consume(key);
+        this.shared.status.noteSuccess();
+        return;
+      } catch (refusal) {
+        if (refusal instanceof RateLimiterRes) throw new RateLimitExceededError(rule, retryAfterSeconds(refusal.msBeforeNext));
+        this.shared.status.noteFailure(refusal);
+      }
+    }
     const { max, windowMs } = this.rules[rule];
-    const context: LimiterContext = { key };
-    const refusal = await this.limit(
-      { parent: undefined, args: {}, context, info: { fieldName: rule } as GraphQLResolveInfo },
-      // Refused calls are not recorded: a flood cannot extend its own ban, and every identity's log
-      // stays at most `max` timestamps long, which keeps each call O(max) and memory bounded.
-      { max, window: `${windowMs}ms`, identityArgs: [], uncountRejected: true },
-    );
-    if (refusal === undefined) return;
-    const retryAfterMs = this.store.msUntilSlotFrees({ contextIdentity: key, fieldIdentity: rule }, windowMs);
-    throw new RateLimitExceededError(rule, Math.max(1, Math.ceil(retryAfterMs / 1000)));
+    const waitMs = this.local.take(`${rule}\u0000${key}`, max, windowMs);
+    if (waitMs > 0) throw new RateLimitExceededError(rule, retryAfterSeconds(waitMs));
   }
 }
+
+const retryAfterSeconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
 /**
  * The network a client address is limited as: the address itself for IPv4, its first `ipv6Prefix` bits

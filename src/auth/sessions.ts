@@ -1,6 +1,6 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Database, SessionRecord, Transaction, UserRecord } from '../db/database.js';
-import type { SessionSnapshot } from '../db/stores/sessions.js';
+import type { NewSession, SessionSnapshot } from '../db/stores/sessions.js';
 import type { Clock } from './clock.js';
 import { InvalidRefreshTokenError } from './errors.js';
 
@@ -58,32 +58,37 @@ export class SessionService {
 
   /** Creates a session, inside `tx`, for a user who just proved who they are. */
   async start(tx: Transaction, userId: string, meta: ClientMeta): Promise<IssuedSession> {
+    const session = await this.db.sessions.create(tx, this.#newSession(userId, meta));
+    return this.#issued(session.id);
+  }
+
+  /**
+   * Starts a session for a login whose password was checked against `verifiedVersion` of the user's
+   * credentials, in one commit that first re-checks the account: if a password change, disable,
+   * deletion or logout-everywhere committed after the check, no session is inserted and the reason is
+   * returned instead. Transactions behave as if run one at a time (Database.transaction), and the store
+   * makes the check and the insert one commit (SessionStore.createIfCredentialsCurrent), so a change
+   * either committed before it (and the version moved) or commits after it (and ends this session).
+   */
+  async startIfCurrent(userId: string, meta: ClientMeta, verifiedVersion: number): Promise<IssuedSession | 'disabled' | 'credentials_changed'> {
+    const created = await this.db.sessions.createIfCredentialsCurrent(this.#newSession(userId, meta), verifiedVersion);
+    return typeof created === 'string' ? created : this.#issued(created.id);
+  }
+
+  #newSession(userId: string, meta: ClientMeta): NewSession {
     const now = this.clock.now();
-    const session = await this.db.sessions.create(tx, {
+    return {
       id: randomUUID(),
       userId,
       createdAt: new Date(now),
       expiresAt: new Date(now + this.settings.absoluteLifetimeMs),
       userAgent: meta.userAgent?.slice(0, MAX_USER_AGENT_LENGTH) ?? null,
       ip: meta.ip,
-    });
-    return { sessionId: session.id, refreshToken: this.#tokenFor(session.id, 0) };
+    };
   }
 
-  /**
-   * Starts a session for a login whose password was checked against `verifiedVersion` of the user's
-   * credentials, in one transaction that first re-reads the account: if a password change, disable,
-   * deletion or logout-everywhere committed after the check, no session is inserted and the reason is
-   * returned instead. Transactions behave as if run one at a time (Database.transaction), so a change either
-   * committed before this one (and the version moved) or commits after it (and ends this session).
-   */
-  async startIfCurrent(userId: string, meta: ClientMeta, verifiedVersion: number): Promise<IssuedSession | 'disabled' | 'credentials_changed'> {
-    return this.db.transaction(async (tx) => {
-      const account = await this.db.users.findIn(tx, userId);
-      if (account?.disabledAt) return 'disabled';
-      if (!account || account.credentialsVersion !== verifiedVersion) return 'credentials_changed';
-      return this.start(tx, userId, meta);
-    });
+  #issued(sessionId: string): IssuedSession {
+    return { sessionId, refreshToken: this.#tokenFor(sessionId, 0) };
   }
 
   /**

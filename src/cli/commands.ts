@@ -50,7 +50,8 @@ export async function runAdminCommand(argv: readonly string[], config: Config, i
   // Like the server: a private folder and database file before the migration can create them (data-files.ts).
   for (const warning of prepareDataFiles(config.databaseUrl, config.keysFile)) io.err(`Warning: ${warning}`);
   await applyMigrations(config.databaseUrl);
-  const { services } = await createServices(config);
+  // The CLI checks no passwords and counts no requests: no Redis connection for the limits.
+  const { services } = await createServices(config, undefined, { sharedLimits: false });
   try {
     switch (command) {
       case 'create-admin': {

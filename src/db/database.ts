@@ -75,8 +75,13 @@ export class SqliteDatabase implements Database {
       const [row] = await client.$queryRawUnsafe<{ data_version: number | bigint }[]>('PRAGMA data_version');
       return Number(row?.data_version);
     });
-    this.users = new UserStore(client, clock, 'sqlite', this.changes);
-    this.sessions = new SessionStore(client, clock, this.changes, { idleTimeoutMs: sessionIdleTimeoutMs, prepared: preparedStatementsOf(client) });
+    const prepared = preparedStatementsOf(client);
+    this.users = new UserStore(client, clock, 'sqlite', this.changes, { prepared });
+    this.sessions = new SessionStore(client, clock, this.changes, {
+      idleTimeoutMs: sessionIdleTimeoutMs,
+      transaction: (work) => this.transaction(work),
+      prepared,
+    });
     this.apiTokens = new ApiTokenStore(client, clock, this.changes);
   }
 

@@ -57,8 +57,9 @@ export class PostgresDatabase implements Database {
       redis,
     );
     this.users = new UserStore(stores, clock, 'postgresql', this.changes);
-    // No prepared-statement fast path: that one is SQLite's (better-sqlite3); the rotation goes through $queryRaw.
-    this.sessions = new SessionStore(stores, clock, this.changes, { idleTimeoutMs: sessionIdleTimeoutMs });
+    // No prepared-statement fast path: that one is SQLite's (better-sqlite3); the rotation goes through $queryRaw,
+    // a login's look-up and insert through Prisma (the insert in a SERIALIZABLE transaction).
+    this.sessions = new SessionStore(stores, clock, this.changes, { idleTimeoutMs: sessionIdleTimeoutMs, transaction: (work) => this.transaction(work) });
     this.apiTokens = new ApiTokenStore(stores, clock, this.changes);
   }
 

@@ -3,15 +3,20 @@ import { LRUCache } from 'lru-cache';
 
 export type SqlArgument = string | number | bigint | null;
 
-/** Runs a write on the shared connection, under the same gate and durability rules as Prisma's queries. */
-export type StatementRunner = <T>(sql: string, args: readonly SqlArgument[]) => Promise<T[]>;
+/**
+ * Runs a statement on the shared connection, under the same gate and durability rules as Prisma's
+ * queries: `writes` marks it as a write (its caller waits for the fsync that covers it); a read waits for
+ * every write before it to be durable, like any other read.
+ */
+export type StatementRunner = <T>(sql: string, args: readonly SqlArgument[], writes: boolean) => Promise<T[]>;
 
 /**
- * The hottest statement (the refresh-token rotation) as a cached prepared statement on the adapter's own
- * better-sqlite3 connection, instead of through Prisma's `$queryRaw`.
+ * The hottest statements (the refresh-token rotation, and a login's user read and session insert) as
+ * cached prepared statements on the adapter's own better-sqlite3 connection, instead of through Prisma.
  *
- * Prisma's better-sqlite3 adapter prepares every statement anew and maps every argument and row; for
- * the rotation that cost several times the CPU of a statement prepared once (README, Performance).
+ * Prisma's better-sqlite3 adapter prepares every statement anew and maps every argument and row, and
+ * Prisma's query builder and interactive transactions add more on top; for these statements that cost
+ * several times the CPU of a statement prepared once (README, Performance).
  *
  * Only plain values go in: dates are passed as text in the adapter's own format (`sqliteTimestamp`),
  * which a test checks against what Prisma writes. The runner is attached per connection; without one
@@ -38,8 +43,24 @@ export class PreparedStatements {
   /** Runs a statement that writes and returns rows (`… RETURNING`). */
   writeReturning<T>(sql: string, args: readonly SqlArgument[]): Promise<T[]> {
     if (!this.#runner) throw new Error('no prepared-statement connection attached');
-    return this.#runner<T>(sql, args);
+    return this.#runner<T>(sql, args, true);
   }
+
+  /** Runs a SELECT. */
+  read<T>(sql: string, args: readonly SqlArgument[]): Promise<T[]> {
+    if (!this.#runner) throw new Error('no prepared-statement connection attached');
+    return this.#runner<T>(sql, args, false);
+  }
+}
+
+/**
+ * A DateTime column as read straight from the connection: text in the adapter's `iso8601` format (what
+ * Prisma writes), SQLite's own `YYYY-MM-DD HH:MM:SS` (a column default; UTC, as Prisma reads it), or
+ * epoch milliseconds.
+ */
+export function sqliteDate(value: string | number | bigint): Date {
+  if (typeof value !== 'string') return new Date(Number(value));
+  return new Date(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$/.test(value) ? `${value.replace(' ', 'T')}Z` : value);
 }
 
 /** A date as Prisma's better-sqlite3 adapter stores a DateTime in its default `iso8601` format, which

@@ -123,12 +123,12 @@ function gatedAdapter(
   const prepare = prepared && connection && statementCache(connection);
   const runner: StatementRunner | undefined =
     prepare &&
-    (<T>(sql: string, args: readonly unknown[]) =>
+    (<T>(sql: string, args: readonly unknown[], writes: boolean) =>
       statement(async () => {
         // Raw better-sqlite3 errors (SqliteError), not Prisma's: callers only tell success from failure.
         if (!connection.open) throw new Error('the database connection is closed');
         return prepare(sql).all(...args) as T[];
-      }, true));
+      }, writes));
   if (runner) prepared?.attach(runner);
   const run = (sql: string) => adapter.executeRaw({ sql, args: [], argTypes: [] });
   return {

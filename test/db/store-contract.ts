@@ -98,6 +98,21 @@ export function storeContract(engine: string, open: () => Promise<StoreFixture>)
         await db.users.updateProfile(user.id, { email: 'Someone@Example.com', emailKey: `${user.usernameKey}@example.com` });
         expect(await db.users.idByEmailKey(`${user.usernameKey}@example.com`)).toBe(user.id);
         expect((await db.users.findByEmailKey(`${user.usernameKey}@example.com`))?.email).toBe('Someone@Example.com');
+        expect(await db.users.findByUsernameKey(`${user.usernameKey}-nobody`)).toBeNull();
+        expect(await db.users.findByEmailKey(`nobody-${user.usernameKey}@example.com`)).toBeNull();
+      });
+
+      it("reads the same record by name (a login's look-up, a prepared statement on SQLite) as by id", async () => {
+        const user = await newUser('ADMIN');
+        await db.users.updateProfile(user.id, { fullname: 'Full Name', email: 'Mixed@Example.com', emailKey: `${user.usernameKey}@example.com` });
+        await db.transaction(async (tx) => {
+          await db.users.bumpCredentialsVersion(tx, user.id);
+          await db.users.setDisabledAt(tx, user.id, new Date(clock.now()));
+        });
+        const byId = await db.users.find(user.id);
+        expect(byId).toMatchObject({ role: 'ADMIN', fullname: 'Full Name', credentialsVersion: 1, disabledAt: new Date(clock.now()) });
+        expect(await db.users.findByUsernameKey(user.usernameKey)).toEqual(byId);
+        expect(await db.users.findByEmailKey(`${user.usernameKey}@example.com`)).toEqual(byId);
       });
 
       it('refuses a taken username key with UniqueConstraintError', async () => {
@@ -178,6 +193,42 @@ export function storeContract(engine: string, open: () => Promise<StoreFixture>)
         expect(db.sessions.cached(session.id)?.refreshCounter).toBe(1);
         expect(await db.sessions.find(session.id)).toMatchObject({ refreshCounter: 1, rotatedAt: new Date(clock.now()) });
         expect(await db.sessions.claimRotation(claim)).toBeNull();
+      });
+
+      it("inserts a login's session only at the credentials version checked, for an enabled account, and mirrors it", async () => {
+        const user = await newUser();
+        const login = () => ({
+          id: randomUUID(),
+          userId: user.id,
+          createdAt: new Date(clock.now()),
+          expiresAt: new Date(clock.now() + LIFETIME_MS),
+          userAgent: 'agent',
+          ip: '192.0.2.1',
+        });
+        const first = login();
+        const created = await db.sessions.createIfCredentialsCurrent(first, 0);
+        const stored = await db.sessions.find(first.id);
+        expect(stored).toEqual({ ...first, lastUsedAt: first.createdAt, rotatedAt: first.createdAt, refreshCounter: 0, revokedAt: null, revokedReason: null });
+        expect(created).toEqual(stored);
+        expect(db.sessions.cached(first.id)).toMatchObject({ userId: user.id, ended: false, refreshCounter: 0, expiresAt: first.expiresAt.getTime() });
+
+        await db.transaction((tx) => db.users.bumpCredentialsVersion(tx, user.id));
+        const stale = login();
+        expect(await db.sessions.createIfCredentialsCurrent(stale, 0)).toBe('credentials_changed');
+        expect(await db.sessions.find(stale.id)).toBeNull();
+        expect(db.sessions.cached(stale.id)).toBeUndefined();
+        const current = login();
+        expect(await db.sessions.createIfCredentialsCurrent(current, 1)).toMatchObject({ id: current.id });
+
+        await db.transaction((tx) => db.users.setDisabledAt(tx, user.id, new Date(clock.now())));
+        const disabled = login();
+        expect(await db.sessions.createIfCredentialsCurrent(disabled, 1)).toBe('disabled');
+        expect(await db.sessions.find(disabled.id)).toBeNull();
+
+        await db.transaction((tx) => db.users.delete(tx, user.id));
+        const deleted = login();
+        expect(await db.sessions.createIfCredentialsCurrent(deleted, 1)).toBe('credentials_changed');
+        expect(await db.sessions.find(deleted.id)).toBeNull();
       });
 
       it('refuses to rotate a revoked, expired or idle session', async () => {

@@ -6,7 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { LOGIN, REGISTER } from '../support/app.js';
-import { CHEAP_SERVER_ENV, httpGql, startServer } from '../security/support.js';
+import { httpGql } from '../security/support.js';
+import { CHEAP_SERVER_ENV, startServer } from '../support/server-process.js';
 
 // Admin changes while the server is busy writing: from the admin CLI (another process on the same file)
 // and from a second server on the same file. Their transactions read, then write; begun as readers they

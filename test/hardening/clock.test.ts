@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RateLimiter } from '../../src/auth/rate-limit.js';
-import { BoundedMemoryStore } from '../../src/auth/rate-limit-store.js';
+import { MemoryRateWindows } from '../../src/auth/rate-limit-memory.js';
 import { bearer, createTestApp, ManualClock, REFRESH, registerUser, type TestApp } from '../support/app.js';
 import { createApiToken, me } from '../support/accounts.js';
 import { fromIp } from './operations.js';
@@ -9,6 +9,11 @@ import { rawDb } from '../support/raw-db.js';
 // The wall clock jumping back (an NTP step, an operator fixing the date, a VM resumed) must not bend
 // the rules that measure time: refresh reuse grace, lockouts and cache lifetimes. ManualClock's
 // `advance` is time passing (wall and monotonic), `jumpWallClock` the wall clock alone being set.
+
+// With TEST_REDIS_URL the lockout is shared through Redis, whose locks end with Redis's own TTLs, not with
+// the test's ManualClock: the tests that let a lock run out by advancing that clock run in memory only.
+// test/limits/lockout-shared.test.ts checks the same rules on Redis in real time.
+const withManualClockLocks = it.skipIf(Boolean(process.env.TEST_REDIS_URL));
 
 const SECOND = 1000;
 const HOUR = 3_600_000;
@@ -61,7 +66,7 @@ describe('lockout across a backward wall-clock jump', () => {
   const login = async (username: string, password: string, ip: string) =>
     (await app.gql(LOGIN, { input: { username, password } }, fromIp(ip))).data.login as { __typename: string; code?: string; retryAfter?: number | null };
 
-  it('is not extended by the jump: it ends after its own length of elapsed time', async () => {
+  withManualClockLocks('is not extended by the jump: it ends after its own length of elapsed time', async () => {
     const { username, password } = await registerUser(app);
     for (let i = 0; i < 10; i += 1) expect((await login(username, `wrong ${i}`, '10.9.0.1')).code).toBe('INVALID_CREDENTIALS');
     expect(await login(username, password, '10.9.0.1')).toMatchObject({ code: 'LOGIN_LOCKED', retryAfter: 30 });
@@ -127,24 +132,21 @@ describe('cache lifetimes across a backward wall-clock jump (30 s of elapsed tim
 });
 
 describe('rate limits across a backward wall-clock jump', () => {
-  afterEach(() => vi.useRealTimers());
-
-  // graphql-rate-limit reads Date.now() itself, so the wall clock is set with fake timers here.
-  it('count a call made before the jump for one window from the jump, not for the window plus the jump', async () => {
-    vi.useFakeTimers({ toFake: ['Date'] });
-    const start = Date.now();
+  // The in-process windows run on the monotonic clock; Redis's windows are Redis's own TTLs.
+  it('end a window after its length in elapsed time, whatever the wall clock did', async () => {
+    const ownClock = new ManualClock();
     const rule = { max: 1, windowMs: 60 * SECOND };
     const limiter = new RateLimiter(
       { register: rule, login: rule, loginAccount: rule, userExists: rule, refresh: rule, availabilityProbe: rule, availabilityProbeAccount: rule },
-      new BoundedMemoryStore({ maxIdentities: 10 }),
+      new MemoryRateWindows(10, ownClock),
     );
     await limiter.consume('login', 'client');
     await expect(limiter.consume('login', 'client')).rejects.toMatchObject({ retryAfterSeconds: 60 });
-    vi.setSystemTime(start - HOUR);
-    // Still refused at once (the call is remembered)…
-    await expect(limiter.consume('login', 'client')).rejects.toMatchObject({ name: 'RateLimitExceededError' });
-    // …but a window later it is admitted, instead of an hour and a window later.
-    vi.setSystemTime(start - HOUR + 61 * SECOND);
+    ownClock.jumpWallClock(-HOUR);
+    // Still refused at once, for the rest of the window only…
+    await expect(limiter.consume('login', 'client')).rejects.toMatchObject({ retryAfterSeconds: 60 });
+    // …and a window later admitted, instead of an hour and a window later.
+    ownClock.advance(61 * SECOND);
     await expect(limiter.consume('login', 'client')).resolves.toBeUndefined();
   });
 });

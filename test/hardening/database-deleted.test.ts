@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { prepareDataFiles } from '../../src/db/data-files.js';
-import { capturingLogger, startServer } from '../security/support.js';
+import { capturingLogger } from '../security/support.js';
+import { startServer } from '../support/server-process.js';
 import { bearer, createTestApp, REGISTER, registerUser, uniqueName, type TestApp } from '../support/app.js';
 
 // A database file deleted or replaced under a running server: SQLite keeps writing into the file it has

@@ -4,7 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/client.js';
 import { REGISTER } from '../support/app.js';
 import { freshDatabaseUrl } from '../support/db.js';
-import { httpGql, startServer, type SpawnedServer } from '../security/support.js';
+import { httpGql } from '../security/support.js';
+import { startServer, type SpawnedServer } from '../support/server-process.js';
 
 // Another process (the admin CLI, a second server, an operator's sqlite3 shell) holding the database's
 // write lock: this process must keep answering what needs no lock, make writes wait off the event loop,

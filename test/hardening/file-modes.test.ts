@@ -1,48 +1,20 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { spawnServer } from '../support/server-process.js';
 
 // DATA_DIR 0700 and every database file 0600 whatever the umask: the server and the admin CLI are started
 // under umask 000, where anything created with default modes would be readable and writable by everyone.
 
 const root = path.resolve(import.meta.dirname, '../..');
-const children = new Set<ChildProcess>();
-afterAll(() => {
-  for (const child of children) child.kill('SIGKILL');
-});
 
 const CHEAP = { NODE_ENV: 'test', ARGON2_MEMORY_KIB: '1024', ARGON2_TIME_COST: '1', LOG_LEVEL: 'warn' };
 // `sh -c 'umask 000; exec …'`: the umask is per process and inherited.
 const UNDER_UMASK_000 = ['-c', 'umask 000 && exec "$0" "$@"', process.execPath, '--import', 'tsx'];
 
-function startServer(dataDir: string) {
-  const child = spawn('/bin/sh', [...UNDER_UMASK_000, 'src/main.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH, ...CHEAP, PORT: '0', DATA_DIR: dataDir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let output = '';
-  const exited = new Promise<number | null>((resolve) =>
-    child.on('exit', (code) => {
-      children.delete(child);
-      resolve(code);
-    }),
-  );
-  const listening = new Promise<string>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk;
-      const match = /listening on (http:\/\/\S+)/.exec(output);
-      if (match) resolve(match[1]!);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    void exited.then((code) => reject(new Error(`server exited with ${code}: ${output}`)));
-  });
-  return { child, listening, exited, output: () => output };
-}
+const startServer = (dataDir: string) => spawnServer({ env: { LOG_LEVEL: 'warn', DATA_DIR: dataDir }, umask: '000' });
 
 function admin(dataDir: string, args: string[], stdin = ''): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -77,8 +49,7 @@ describe('file modes under umask 000', { timeout: 120_000 }, () => {
     expect(modeOf(path.join(parent, 'nested'))).toBe('700');
     for (const suffix of ['-wal', '-shm']) expect(existsSync(path.join(dataDir, `gatehouse.db${suffix}`))).toBe(true);
     expect(server.output()).not.toContain('startup_warning');
-    server.child.kill('SIGTERM');
-    await server.exited;
+    await server.stop();
   });
 
   it('the admin CLI on a fresh DATA_DIR does the same', async () => {
@@ -97,8 +68,7 @@ describe('file modes under umask 000', { timeout: 120_000 }, () => {
     expect(modeOf(dataDir)).toBe('755');
     // The database file it created itself is private all the same.
     expect(modeOf(path.join(dataDir, 'gatehouse.db'))).toBe('600');
-    server.child.kill('SIGTERM');
-    await server.exited;
+    await server.stop();
 
     const cli = await admin(dataDir, ['purge']);
     expect(cli.code, cli.stderr).toBe(0);

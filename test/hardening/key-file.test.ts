@@ -11,7 +11,8 @@ import { createLogger } from '../../src/logger.js';
 import { createServices } from '../../src/services.js';
 import { freshDatabaseUrl } from '../support/db.js';
 import { REGISTER, uniqueName } from '../support/app.js';
-import { httpGql, startServer } from '../security/support.js';
+import { httpGql } from '../security/support.js';
+import { startServer } from '../support/server-process.js';
 
 // The key file (signing keys and the refresh-token key) as an operator meets it: lost, created by two
 // servers at once, rotated by someone else, left readable.
@@ -37,8 +38,7 @@ describe('a missing key file', { timeout: 120_000 }, () => {
     const first = await startServer({}, dataDir);
     const registered = await httpGql(first.base, REGISTER, { input: { username: uniqueName(), password: 'a long enough password' } });
     expect(registered.data.register.__typename).toBe('AuthPayload');
-    first.child.kill('SIGTERM');
-    await first.exited;
+    await first.stop();
 
     rmSync(first.keysFile); // a lost volume, a wrong KEYS_FILE, a restore that forgot the file
     await expect(startServer({}, dataDir)).rejects.toThrow(

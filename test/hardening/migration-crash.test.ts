@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { applyMigrations, pendingMigrations } from '../../src/db/migrate.js';
-import { startServer } from '../security/support.js';
+import { startServer } from '../support/server-process.js';
 
 // A migration that fails or is killed halfway must not leave a database that no later start accepts
 // (Prisma's P3009 "found failed migrations"): the next start applies it again, or says exactly what to do.
@@ -143,7 +143,6 @@ describe('a migration that fails or is killed halfway', { timeout: 120_000 }, ()
     const server = await startServer({}, dataDir);
     expect((await fetch(`${server.base}/live`)).status).toBe(200);
     expect(inspect(file).tables).toContain('ApiToken');
-    server.child.kill('SIGTERM');
-    await server.exited;
+    await server.stop();
   });
 });

@@ -1,33 +1,13 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestApp, LOGIN, ME, REFRESH, registerUser } from '../support/app.js';
+import { runServerToExit } from '../support/server-process.js';
 
 // Operator traps: settings and situations that used to start a server that then failed every request,
 // or failed only after writing to DATA_DIR.
-
-const root = path.resolve(import.meta.dirname, '../..');
-
-function runServer(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH, NODE_ENV: 'test', ARGON2_MEMORY_KIB: '1024', ARGON2_TIME_COST: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) =>
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    }),
-  );
-}
 
 describe('PORT in use', { timeout: 120_000 }, () => {
   let occupant: Server;
@@ -40,7 +20,7 @@ describe('PORT in use', { timeout: 120_000 }, () => {
     const parent = mkdtempSync(path.join(tmpdir(), 'gatehouse-port-'));
     const dataDir = path.join(parent, 'data');
 
-    const { code, output } = await runServer({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir });
+    const { code, output } = await runServerToExit({ env: { PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir } });
     expect(code).not.toBe(0);
     // Not even the folder: nothing was created.
     expect(existsSync(dataDir), readdirSync(parent).join(',')).toBe(false);

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { REGISTER } from '../support/app.js';
-import { startServer, type SpawnedServer } from '../security/support.js';
+import { startServer, type SpawnedServer } from '../support/server-process.js';
 
 // SIGTERM/SIGINT with requests in flight: every request the server accepted gets its whole answer, new
 // connections are refused, the database is closed and the process exits 0 (bounded by

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { httpGql, startServer } from './support.js';
+import { httpGql } from './support.js';
+import { startServer } from '../support/server-process.js';
 
 // An acknowledged registration is a promise: the account exists. The real server is killed with SIGKILL
 // (no shutdown, no flush) while registrations are in flight, then started again on the same data.
@@ -71,7 +72,6 @@ describe('durability', { timeout: 120_000 }, () => {
       const me = await httpGql(again.base, '{ me { id } }', {}, { authorization: `Bearer ${accessToken}` });
       expect(me.data).toEqual({ me: { id } });
     }
-    again.child.kill('SIGTERM');
-    await again.exited;
+    await again.stop();
   });
 });

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SignJWT, decodeJwt, exportJWK, generateKeyPair, importJWK, type JWK, type JWTPayload } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { httpGql, startServer, type HttpAnswer, type SpawnedServer } from './support.js';
+import { httpGql, type HttpAnswer } from './support.js';
+import { startServer, type SpawnedServer } from '../support/server-process.js';
 
 // Every forged or dead credential, presented over real HTTP to `npm start`'s server. Each forgery signed
 // with the server's real key differs from a working token (checked first) in exactly one respect.

@@ -1,81 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, expect } from 'vitest';
 import { createLogger, type Logger } from '../../src/logger.js';
 import type { TestApp } from '../support/app.js';
 import { readTable } from '../support/accounts.js';
 
-// Shared by the adversarial suite: the real server as a child process, raw HTTP, database snapshots and
-// the "nothing leaked" checks every answer must pass.
-
-const root = path.resolve(import.meta.dirname, '../..');
-const children = new Set<ChildProcess>();
-afterAll(() => {
-  for (const child of children) child.kill('SIGKILL');
-});
-
-export interface SpawnedServer {
-  readonly child: ChildProcess;
-  readonly dataDir: string;
-  readonly base: string;
-  readonly dbPath: string;
-  readonly keysFile: string;
-  /** Everything the process wrote so far. */
-  output(): string;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Cheap argon2 and rate limits out of the way: what these tests attack is not the throttling. */
-export const CHEAP_SERVER_ENV: Record<string, string> = {
-  ARGON2_MEMORY_KIB: '1024',
-  ARGON2_TIME_COST: '1',
-  RATE_LIMIT_REGISTER: '100000/1m',
-  RATE_LIMIT_LOGIN: '100000/1m',
-  RATE_LIMIT_LOGIN_ACCOUNT: '100000/1m',
-  RATE_LIMIT_USER_EXISTS: '100000/1m',
-  RATE_LIMIT_REFRESH: '100000/1m',
-  LOCKOUT_THRESHOLD: '100000',
-};
-
-/** `npm start`'s entry point on `dataDir` (a fresh one by default), listening on a free port. */
-export async function startServer(env: Record<string, string> = {}, dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-sec-'))): Promise<SpawnedServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH, NODE_ENV: 'test', LOG_LEVEL: 'warn', PORT: '0', DATA_DIR: dataDir, ...CHEAP_SERVER_ENV, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let output = '';
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal });
-    }),
-  );
-  const base = await new Promise<string>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk;
-      const match = /listening on (http:\/\/\S+)/.exec(output);
-      if (match) resolve(match[1]!);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    void exited.then(({ code }) => reject(new Error(`server exited with ${code}: ${output}`)));
-  });
-  return {
-    child,
-    dataDir,
-    base,
-    dbPath: path.join(dataDir, 'gatehouse.db'),
-    keysFile: path.join(dataDir, 'keys.json'),
-    output: () => output,
-    exited,
-  };
-}
+// Shared by the adversarial suite: raw HTTP, database snapshots and the "nothing leaked" checks every
+// answer must pass. The real server as a child process is test/support/server-process.ts.
 
 export interface HttpAnswer<T = any> {
   status: number;

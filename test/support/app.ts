@@ -55,12 +55,29 @@ const testEnvironment: Environment = {
   LOG_LEVEL: 'silent',
 };
 
+/**
+ * TEST_REDIS_URL=redis://127.0.0.1:6379 runs a suite with the limits shared through Redis: each app gets
+ * its own key prefix, so it starts from zero like an in-memory app (never a FLUSHDB on the shared Redis).
+ */
+function sharedLimitsEnvironment(): Environment {
+  const url = process.env.TEST_REDIS_URL;
+  if (!url) return {};
+  counter += 1;
+  return { REDIS_URL: url, REDIS_KEY_PREFIX: `gh-test:${process.pid}-${counter}-${Math.random().toString(36).slice(2, 8)}:` };
+}
+
 /** A fully wired app on its own freshly migrated database and key file; closed after the test file. */
 export async function createTestApp(overrides: Environment = {}, options: AppOptions = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-test-'));
   // On the engine TEST_DATABASE names (support/db.ts), unless the test brings its own DATABASE_URL.
   const database = overrides.DATABASE_URL === undefined ? await freshTestDatabase() : undefined;
-  const config = loadConfig({ ...testEnvironment, DATA_DIR: dataDir, ...(database ? { DATABASE_URL: database.url } : {}), ...overrides });
+  const config = loadConfig({
+    ...testEnvironment,
+    ...sharedLimitsEnvironment(),
+    DATA_DIR: dataDir,
+    ...(database ? { DATABASE_URL: database.url } : {}),
+    ...overrides,
+  });
   const app = await createApp(config, options);
   // Tests start once the caches are in use, as on a server that has been up for a moment.
   if (!(await app.services.db.changes.whenLive(10_000))) throw new Error('the change feed did not become live within 10 s');

@@ -2,10 +2,10 @@ import { LRUCache } from 'lru-cache';
 import type { Change } from '../change-feed/changes.js';
 import type { ChangeFeed, MirroredCache } from '../change-feed/feed.js';
 import type { StoreClock } from '../clock.js';
-import type { PreparedStatements } from '../prepared-statements.js';
+import { type PreparedStatements, sqliteTimestamp } from '../prepared-statements.js';
 import { cannotBeStored, type SessionRecord } from '../records.js';
 import type { StoreClient } from '../store-client.js';
-import { prismaIn, type Transaction } from '../transaction.js';
+import { prismaIn, type RunInTransaction, type Transaction } from '../transaction.js';
 import { SessionRotations } from './session-rotation.js';
 
 /**
@@ -48,9 +48,17 @@ export interface SessionStoreOptions {
   /** A session unused for this long can no longer be rotated, listed or kept. */
   readonly idleTimeoutMs: number;
   readonly cache?: { readonly maxEntries: number; readonly ttlMs: number };
-  /** The SQLite prepared-statement path for the rotation; without it the rotation goes through Prisma. */
+  /** The database's transactions (Database.transaction), for the login's insert without `prepared`. */
+  readonly transaction: RunInTransaction;
+  /**
+   * The SQLite prepared-statement path for the rotation and the login's insert; without it both go
+   * through Prisma.
+   */
   readonly prepared?: PreparedStatements;
 }
+
+/** Why a login's session was not inserted: the account is disabled, or its credentials are no longer those checked. */
+export type SessionRefusal = 'disabled' | 'credentials_changed';
 
 /**
  * Sessions: every query, and the in-memory mirror of their state, which every write here keeps right.
@@ -64,15 +72,19 @@ export class SessionStore implements MirroredCache {
   #generation = 0;
   readonly #rotations: SessionRotations;
   readonly #idleTimeoutMs: number;
+  readonly #transaction: RunInTransaction;
+  readonly #prepared: PreparedStatements | undefined;
 
   constructor(
     private readonly prisma: StoreClient,
     private readonly clock: StoreClock,
     private readonly feed: ChangeFeed,
-    { idleTimeoutMs, cache = { maxEntries: 50_000, ttlMs: 30_000 }, prepared }: SessionStoreOptions,
+    { idleTimeoutMs, transaction, cache = { maxEntries: 50_000, ttlMs: 30_000 }, prepared }: SessionStoreOptions,
   ) {
     feed.register(this);
     this.#idleTimeoutMs = idleTimeoutMs;
+    this.#transaction = transaction;
+    this.#prepared = prepared;
     // Lifetime in monotonic time: setting the wall clock back must not keep a revoked session cached.
     this.#snapshots = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.monotonicMs() } });
     this.#rotations = new SessionRotations(prisma, () => clock.now(), idleTimeoutMs, prepared);
@@ -129,6 +141,54 @@ export class SessionStore implements MirroredCache {
     const created = await prismaIn(tx).session.create({
       data: { ...session, lastUsedAt: session.createdAt, rotatedAt: session.createdAt, refreshCounter: 0 },
     });
+    this.#keep(created.id, snapshotOf(created));
+    return created;
+  }
+
+  /**
+   * Inserts a session at generation 0 for a login whose password was checked against `credentialsVersion`
+   * of the user's credentials, only if that is still the version and the account is not disabled; the
+   * check and the insert are one commit, so a change committed in between refuses the session (its
+   * reason is returned) and a change committed after it ends the session with the others.
+   *
+   * On SQLite (`prepared`) that commit is ONE statement, `INSERT … SELECT … FROM "User" WHERE "id" = ? AND
+   * "credentialsVersion" = ? AND "disabledAt" IS NULL`: a statement is atomic and runs at the gate like
+   * any other (serialized-adapter.ts), and it is acknowledged once durable. Prisma's interactive
+   * transaction (BEGIN IMMEDIATE, read, insert, COMMIT, each through the query engine) cost the login
+   * most of its main-thread time beyond the hash. Elsewhere it is that transaction (SERIALIZABLE on
+   * PostgreSQL, Database.transaction).
+   */
+  async createIfCredentialsCurrent(session: NewSession, credentialsVersion: number): Promise<SessionRecord | SessionRefusal> {
+    if (this.#prepared?.available) return this.#preparedCreateIfCurrent(this.#prepared, session, credentialsVersion);
+    return this.#transaction(async (tx) => {
+      const account = await prismaIn(tx).user.findUnique({ where: { id: session.userId }, select: { disabledAt: true, credentialsVersion: true } });
+      if (account?.disabledAt) return 'disabled';
+      if (!account || account.credentialsVersion !== credentialsVersion) return 'credentials_changed';
+      return this.create(tx, session);
+    });
+  }
+
+  async #preparedCreateIfCurrent(prepared: PreparedStatements, session: NewSession, credentialsVersion: number): Promise<SessionRecord | SessionRefusal> {
+    const createdAt = sqliteTimestamp(session.createdAt);
+    const inserted = await prepared.writeReturning<{ id: string }>(
+      `INSERT INTO "Session" ("id", "userId", "createdAt", "lastUsedAt", "expiresAt", "refreshCounter", "rotatedAt", "userAgent", "ip")
+        SELECT ?, "id", ?, ?, ?, 0, ?, ?, ? FROM "User" WHERE "id" = ? AND "credentialsVersion" = ? AND "disabledAt" IS NULL
+        RETURNING "id"`,
+      [session.id, createdAt, createdAt, sqliteTimestamp(session.expiresAt), createdAt, session.userAgent, session.ip, session.userId, credentialsVersion],
+    );
+    if (inserted.length === 0) {
+      // Refused: only the answer depends on why, read after the fact (a disable also moves the version).
+      const [account] = await prepared.read<{ disabledAt: unknown }>('SELECT "disabledAt" FROM "User" WHERE "id" = ?', [session.userId]);
+      return account && account.disabledAt !== null ? 'disabled' : 'credentials_changed';
+    }
+    const created: SessionRecord = {
+      ...session,
+      lastUsedAt: session.createdAt,
+      rotatedAt: session.createdAt,
+      refreshCounter: 0,
+      revokedAt: null,
+      revokedReason: null,
+    };
     this.#keep(created.id, snapshotOf(created));
     return created;
   }

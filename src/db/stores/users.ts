@@ -4,6 +4,7 @@ import type { ChangeFeed, MirroredCache } from '../change-feed/feed.js';
 import type { StoreClock } from '../clock.js';
 import { isPrismaRecordGone, translateUniqueViolation } from '../errors.js';
 import type { User } from '../generated/sqlite/client.js';
+import { type PreparedStatements, type SqlArgument, sqliteDate } from '../prepared-statements.js';
 import { cannotBeStored, type UserRole, type UserRecord } from '../records.js';
 import type { Engine, StoreClient } from '../store-client.js';
 import { afterCommit, prismaIn, type Transaction } from '../transaction.js';
@@ -28,6 +29,12 @@ export interface UserPageQuery {
   readonly descending: boolean;
 }
 
+export interface UserStoreOptions {
+  readonly cache?: { readonly maxEntries: number; readonly ttlMs: number };
+  /** The SQLite prepared-statement path for a login's look-up by name; without it the look-up goes through Prisma. */
+  readonly prepared?: PreparedStatements;
+}
+
 /** The role column holds only what the stores write: USER or ADMIN. */
 const toRecord = (user: User): UserRecord => user as UserRecord;
 const toRecordOrNull = (user: User | null): UserRecord | null => user as UserRecord | null;
@@ -43,15 +50,18 @@ export class UserStore implements MirroredCache {
   /** Moves on with every write: a read that began before it must not cache its (possibly older) row. */
   #writes = 0;
 
+  readonly #prepared: PreparedStatements | undefined;
+
   constructor(
     private readonly prisma: StoreClient,
     clock: StoreClock,
     /** The dialect of the admin search's statement (user-search.ts). */
     private readonly engine: Engine,
     private readonly feed: ChangeFeed,
-    cache: { maxEntries: number; ttlMs: number } = { maxEntries: 10_000, ttlMs: 30_000 },
+    { cache = { maxEntries: 10_000, ttlMs: 30_000 }, prepared }: UserStoreOptions = {},
   ) {
     this.#cache = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, perf: { now: () => clock.monotonicMs() } });
+    this.#prepared = prepared;
     feed.register(this);
   }
 
@@ -78,14 +88,24 @@ export class UserStore implements MirroredCache {
     return toRecordOrNull(await prismaIn(tx).user.findUnique({ where: { id } }));
   }
 
+  /** The row as the database has it now (a login checks the password against it). */
   async findByUsernameKey(usernameKey: string): Promise<UserRecord | null> {
     if (cannotBeStored(usernameKey)) return null;
+    if (this.#prepared?.available) return this.#preparedFind('usernameKey', usernameKey);
     return toRecordOrNull(await this.prisma.user.findUnique({ where: { usernameKey } }));
   }
 
+  /** The row as the database has it now (a login checks the password against it). */
   async findByEmailKey(emailKey: string): Promise<UserRecord | null> {
     if (cannotBeStored(emailKey)) return null;
+    if (this.#prepared?.available) return this.#preparedFind('emailKey', emailKey);
     return toRecordOrNull(await this.prisma.user.findUnique({ where: { emailKey } }));
+  }
+
+  /** The same look-up as the Prisma call beside it, as a prepared statement (prepared-statements.ts): every login makes it. */
+  async #preparedFind(column: 'usernameKey' | 'emailKey', key: SqlArgument): Promise<UserRecord | null> {
+    const [row] = await this.#prepared!.read<SqliteUserRow>(`SELECT ${USER_COLUMNS} FROM "User" WHERE "${column}" = ?`, [key]);
+    return row ? userFromSqliteRow(row) : null;
   }
 
   /** The id of the user with this username key, if any; reads nothing else. */
@@ -214,4 +234,55 @@ export class UserStore implements MirroredCache {
     afterCommit(tx, () => this.#forget(id));
     await this.feed.announceIn(tx, { kind: 'user', id });
   }
+}
+
+const USER_COLUMNS = [
+  'id',
+  'username',
+  'usernameKey',
+  'email',
+  'emailKey',
+  'fullname',
+  'passwordHash',
+  'role',
+  'disabledAt',
+  'credentialsVersion',
+  'createdAt',
+  'updatedAt',
+]
+  .map((column) => `"${column}"`)
+  .join(', ');
+
+/** A User row as better-sqlite3 returns it on the adapter's connection (integers as bigint, dates as text). */
+interface SqliteUserRow {
+  id: string;
+  username: string;
+  usernameKey: string;
+  email: string | null;
+  emailKey: string | null;
+  fullname: string | null;
+  passwordHash: string;
+  role: string;
+  disabledAt: string | number | bigint | null;
+  credentialsVersion: number | bigint;
+  createdAt: string | number | bigint;
+  updatedAt: string | number | bigint;
+}
+
+/** The record Prisma's findUnique gives for the same row (a test compares the two). */
+function userFromSqliteRow(row: SqliteUserRow): UserRecord {
+  return {
+    id: row.id,
+    username: row.username,
+    usernameKey: row.usernameKey,
+    email: row.email,
+    emailKey: row.emailKey,
+    fullname: row.fullname,
+    passwordHash: row.passwordHash,
+    role: row.role as UserRole,
+    disabledAt: row.disabledAt === null ? null : sqliteDate(row.disabledAt),
+    credentialsVersion: Number(row.credentialsVersion),
+    createdAt: sqliteDate(row.createdAt),
+    updatedAt: sqliteDate(row.updatedAt),
+  };
 }
