@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { type CpuPerRequest, perRequest, processCpuMs, threadCpuMs } from './cpu.js';
+import { formatInstances, runInstances } from './instances.js';
 import { BENCH_PASSWORD, seedDatabase, usernameOf } from './seed.js';
 
 // `npm run bench`: the real server (`node --import tsx src/main.ts`) on a fresh, seeded SQLite and/or
@@ -33,6 +34,11 @@ const { values: args } = parseArgs({
     'server-node-args': { type: 'string', default: '' },
     engine: { type: 'string', default: process.env.BENCH_ENGINE ?? 'sqlite' },
     'postgres-url': { type: 'string', default: process.env.BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres' },
+    instances: { type: 'string' },
+    'instance-rate': { type: 'string', default: '100' },
+    'instance-login-rate': { type: 'string', default: '5' },
+    'sticky-refresh': { type: 'boolean', default: false },
+    'redis-url': { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -58,7 +64,17 @@ if (args.help) {
                           engine in turn and prints them side by side
   --postgres-url URL      a database on the PostgreSQL server to connect to for CREATE/DROP DATABASE
                           (postgresql://postgres@127.0.0.1:5432/postgres; or BENCH_POSTGRES_URL); each run
-                          makes its own gatehouse_bench_<random> database and drops it at the end`);
+                          makes its own gatehouse_bench_<random> database and drops it at the end
+  --instances N           instead of the phases above (issue 15): N servers on one PostgreSQL database and
+                          Redis against one server on its own database and the same Redis, paced me, refresh
+                          and login taking turns; CPU per request of each server, and each over the single
+  --instance-rate N       req/s per server for me and refresh in --instances (100)
+  --instance-login-rate N logins/s per server in --instances (5); connections per server: --paced-connections
+                          for me and refresh, --login-connections for login
+  --sticky-refresh        in --instances, each refresh chain stays on the server that logged it in (a load
+                          balancer with session affinity); by default any server may take a chain's next refresh
+  --redis-url URL         Redis for --instances (redis://127.0.0.1:6379; or BENCH_REDIS_URL); keys and channels
+                          under gatehouse_bench_<random>_…: prefixes, its keys deleted at the end, never a flush`);
   process.exit(0);
 }
 
@@ -77,6 +93,7 @@ const settings = {
   loginConnections: int('login-connections', args['login-connections'], 1),
   pacedRate: args['paced-rate'] === undefined ? undefined : int('paced-rate', args['paced-rate'], 1),
   pacedConnections: int('paced-connections', args['paced-connections'], 1),
+  instances: args.instances === undefined ? undefined : int('instances', args.instances, 2),
 };
 if (settings.sessions > settings.users) settings.sessions = settings.users;
 // Refresh chains are lost when a round ends with their request in flight; every connection needs one.
@@ -684,9 +701,67 @@ const perCore = (phase: PhaseResult | undefined) => {
   return ms && ms > 0 ? 1000 / ms : null;
 };
 
+const machine = (loadAtStart: number[]) => ({
+  cpus: os.availableParallelism(),
+  model: os.cpus()[0]?.model ?? 'unknown',
+  node: process.version,
+  platform: `${os.platform()} ${os.release()}`,
+  memoryGB: Math.round(os.totalmem() / 2 ** 30),
+  // Other work on the machine skews every figure; a load well above 0 at the start means a noisy run.
+  loadAverage: { atStart: loadAtStart, atEnd: os.loadavg().map((n) => Number(n.toFixed(2))) },
+});
+
+function writeResults(results: object) {
+  const json = `${JSON.stringify(results, null, 2)}\n`;
+  if (args.stdout) {
+    process.stdout.write(json);
+  } else {
+    mkdirSync(path.dirname(path.resolve(args.json!)), { recursive: true });
+    writeFileSync(path.resolve(args.json!), json);
+    log(`results written to ${path.resolve(args.json!)}`);
+  }
+}
+
+/** --instances: bench/instances.ts with this file's servers, databases and load. */
+async function mainInstances(instances: number, startedAt: Date, loadAtStart: number[]) {
+  const result = await runInstances({
+    ...settings,
+    instances,
+    redisUrl: args['redis-url']!,
+    rate: int('instance-rate', args['instance-rate'], 1),
+    loginRate: int('instance-login-rate', args['instance-login-rate'], 1),
+    stickyRefresh: args['sticky-refresh']!,
+    connections: settings.pacedConnections,
+    keepData: args['keep-data']!,
+    dataDirs,
+    log,
+    baseEnvironment,
+    startServer: (script, env) => startServer(script, env, args['server-node-args']!.split(' ').filter(Boolean)),
+    createPostgresDatabase,
+    dropPostgresDatabase,
+    backendCpuMs,
+    logInSessions,
+    load,
+    median,
+    queries: { me: ME, refresh: REFRESH, login: LOGIN },
+  });
+  console.log(formatInstances(result));
+  writeResults({
+    startedAt: startedAt.toISOString(),
+    machine: machine(loadAtStart),
+    settings: { ...settings, argon2: 'argon2id m=19456 t=2 p=1' },
+    instances: result,
+  });
+  if (result.errors > 0) {
+    console.error(`ERROR: --instances had ${result.errors} failed responses, e.g.\n  ${result.errorSamples.slice(0, 3).join('\n  ')}`);
+    process.exitCode = 1;
+  }
+}
+
 async function main() {
   const startedAt = new Date();
   const loadAtStart = os.loadavg().map((n) => Number(n.toFixed(2)));
+  if (settings.instances !== undefined) return mainInstances(settings.instances, startedAt, loadAtStart);
   const byEngine: Partial<Record<Engine, EngineResult>> = {};
   // One engine after the other: each gets the whole machine, and its own server and database.
   for (const engine of engines) byEngine[engine] = await runEngine(engine);
@@ -716,15 +791,7 @@ async function main() {
 
   const results = {
     startedAt: startedAt.toISOString(),
-    machine: {
-      cpus: os.availableParallelism(),
-      model: os.cpus()[0]?.model ?? 'unknown',
-      node: process.version,
-      platform: `${os.platform()} ${os.release()}`,
-      memoryGB: Math.round(os.totalmem() / 2 ** 30),
-      // Other work on the machine skews every figure; a load well above 0 at the start means a noisy run.
-      loadAverage: { atStart: loadAtStart, atEnd: os.loadavg().map((n) => Number(n.toFixed(2))) },
-    },
+    machine: machine(loadAtStart),
     settings: { ...settings, engines, pacedRate: first.pacedRate, argon2: 'argon2id m=19456 t=2 p=1', nodeEnv: 'production' },
     // The first engine's figures (SQLite unless --engine postgres), where a single-engine run always had them.
     phases: first.phases,
@@ -744,14 +811,7 @@ async function main() {
   }
   if (engines.length > 1) printSideBySide(byEngine as Record<Engine, EngineResult>, results.engineTargets);
   printSizing(sizing);
-  const json = `${JSON.stringify(results, null, 2)}\n`;
-  if (args.stdout) {
-    process.stdout.write(json);
-  } else {
-    mkdirSync(path.dirname(path.resolve(args.json!)), { recursive: true });
-    writeFileSync(path.resolve(args.json!), json);
-    log(`results written to ${path.resolve(args.json!)}`);
-  }
+  writeResults(results);
 
   for (const engine of engines) {
     const failed = Object.entries(byEngine[engine]!.phases).filter(([, p]) => p.errors > 0);

@@ -119,4 +119,51 @@ describe('npm run bench', () => {
       await admin.end();
     }
   }, 120_000);
+
+  // Issue 15's phase: two servers on one PostgreSQL database and the shared Redis against one server, at a
+  // low paced rate (the figures of a one-second round mean nothing; the shape of the report does).
+  it('--instances 2 reports CPU per request of each server for me, refresh and login against a single one', async () => {
+    const { code, stdout, stderr, json } = await runBench(['--instances', '2', '--instance-rate', '20', '--instance-login-rate', '2']);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(
+      /\| phase\s+\| process\s+\| req\/s \| p99 ms \| CPU\/req main ms \| other ms \| total ms \| × single \| idle ms\/s \| less idle ms \| × single \| PG backends ms\/req \| errors \|/,
+    );
+    for (const name of ['meInstanceOverSingle', 'refreshInstanceOverSingle', 'loginInstanceOverSingle']) expect(stdout).toContain(`| ${name} `);
+
+    const { instances } = JSON.parse(readFileSync(json, 'utf8'));
+    expect(instances.settings.instances).toBe(2);
+    expect(instances.errors).toBe(0);
+    for (const kind of ['me', 'refresh', 'login']) {
+      const phase = instances.phases[kind];
+      expect(phase.instances).toHaveLength(2);
+      for (const server of [phase.single, ...phase.instances]) {
+        expect(server.rps).toBeGreaterThan(0);
+        expect(server.cpuMs).toBeGreaterThanOrEqual(0);
+        expect(server.netCpuMs).toBeGreaterThanOrEqual(0);
+        expect(server.idleMsPerSecond).toBeGreaterThanOrEqual(0);
+        expect(server.databaseMs).toBeGreaterThanOrEqual(0);
+      }
+      expect(phase.ratios).toHaveLength(2);
+      expect(phase.netRatios).toHaveLength(2);
+      // /proc counts in 10 ms ticks: a one-second round of the single server may show 0, and then no ratio.
+      if (phase.single.cpuMs > 0) for (const ratio of phase.ratios) expect(typeof ratio).toBe('number');
+    }
+    for (const kind of ['me', 'refresh']) {
+      const target = instances.targets[`${kind}InstanceOverSingle`];
+      expect(target.met).toBe(target.value === null ? null : target.value <= 1.2);
+    }
+    expect(instances.targets.loginInstanceOverSingle.met).toBeNull();
+
+    // Both databases dropped.
+    const names = [...stderr.matchAll(/seeding \d+ users into postgresql:\/\/[^/]+\/(gatehouse_bench_[0-9a-f]+)/g)].map((m) => m[1]);
+    expect(names, stderr).toHaveLength(2);
+    const admin = new pg.Client({ connectionString: process.env.BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres' });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query('SELECT datname FROM pg_database WHERE datname = ANY($1)', [names]);
+      expect(rows).toEqual([]);
+    } finally {
+      await admin.end();
+    }
+  }, 240_000);
 });
