@@ -101,10 +101,12 @@ export class SessionService {
     if (!presented) throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
     const { sessionId, counter } = presented;
 
-    // The usual case, from memory: the current token of a live session. Anything else (or a lost
+    // The usual case, from memory: the current token of a live session, or a newer generation than this
+    // process saw (another instance rotated it last), tried as it is: the compare-and-set in the database
+    // decides either way, so a stale memory cannot make a rotation win. Anything else (or a lost
     // compare-and-set) reads the row and applies the rules below.
     const known = this.db.sessions.cached(sessionId);
-    if (known && known.refreshCounter === counter && this.#isLive(known, this.clock.now())) {
+    if (known && counter >= known.refreshCounter && this.#isLive(known, this.clock.now())) {
       const owner = await this.#activeOwner(known.userId);
       const won = owner ? await this.db.sessions.claimRotation({ sessionId, userId: known.userId, expiresAt: known.expiresAt, refreshCounter: counter }) : null;
       if (owner && won) return this.#rotated(sessionId, owner, counter);

@@ -63,6 +63,9 @@ describe.runIf(onPostgres)('rotate-keys with two instances on one key file', { t
     const [a, b] = cluster.instances;
     const user = await register(a!);
     const claims = decodeJwt(user.accessToken);
+    // Unknown kids cause at most one read of the key file a second per process; the test before may have
+    // caused B's last one a moment ago (on a loaded machine this test starts within that second).
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     const before = watcherReloads(b!);
     // In process (the CLI's own function), to sign within milliseconds of the rename: B's watcher polls once a second.
     const { kid } = await rotateSigningKeys(cluster.keysFile, { secret: undefined, accessTokenTtlSeconds: 900 }, new Date());
