@@ -87,12 +87,14 @@ describe('shutdown on SIGTERM', { timeout: 120_000 }, () => {
 
     const answers = await Promise.all(requests.map((r) => r.done));
     // Every request the server had begun when the signal came is answered in full. On a loaded machine a
-    // few may reach their (already accepted) connection only after it: those get a whole 503 and do nothing.
+    // few may reach their (already accepted) connection only after it: those get a whole 503 and do nothing;
+    // and a few may not have connected at all before the port closed: refused, never accepted.
     const accepted = Number(/waiting up to [\d.]+ s for (\d+) request\(s\)/.exec(server.output())?.[1]);
     const registered = answers.filter((a) => a.status === 200 && a.typename === 'AuthPayload').length;
     expect(registered).toBeGreaterThanOrEqual(accepted);
-    expect(answers.filter((a) => !(a.status === 200 && a.typename === 'AuthPayload')).map((a) => a.status)).toEqual(
-      Array.from({ length: 40 - registered }, () => 503),
+    const others = answers.filter((a) => !(a.status === 200 && a.typename === 'AuthPayload'));
+    expect(others.map((a) => (a.status === 0 && /ECONNREFUSED/.test(a.typename ?? '') ? 'refused' : a.status))).toEqual(
+      others.map((a) => (a.status === 0 ? 'refused' : 503)),
     );
     // Those still running when the signal came were told not to reuse their connection.
     expect(answers.filter((a) => a.connection === 'close').length).toBeGreaterThanOrEqual(stillRunning);
