@@ -71,28 +71,23 @@ describe.runIf(onPostgres)('rotate-keys with two instances on one key file', { t
     const { kid } = await rotateSigningKeys(cluster.keysFile, { secret: undefined, accessTokenTtlSeconds: 900 }, new Date());
     const stored = JSON.parse(readFileSync(cluster.keysFile, 'utf8')).signingKeys[0];
     expect(stored.kid).toBe(kid);
-    const token = await new SignJWT({ sid: claims.sid })
-      .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'JWT' })
-      .setIssuer('gatehouse')
-      .setAudience('gatehouse')
-      .setSubject(claims.sub!)
-      .setIssuedAt()
-      .setExpirationTime('5m')
-      .setJti(crypto.randomUUID())
-      .sign(await importJWK({ ...stored.privateJwk, alg: 'EdDSA' }, 'EdDSA'));
+    // Signed as A would, with the new private key, naming `withKid`.
+    const signedAs = async (withKid: string) =>
+      new SignJWT({ sid: claims.sid })
+        .setProtectedHeader({ alg: 'EdDSA', kid: withKid, typ: 'JWT' })
+        .setIssuer('gatehouse')
+        .setAudience('gatehouse')
+        .setSubject(claims.sub!)
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .setJti(crypto.randomUUID())
+        .sign(await importJWK({ ...stored.privateJwk, alg: 'EdDSA' }, 'EdDSA'));
+    const token = await signedAs(kid);
     expect(await meAccepted(b!, token)).toBe(true);
     const bHadReloaded = watcherReloads(b!) > before;
     console.log(`[multi-instance] token of a key rotated in just now: accepted by B; B's watcher had ${bHadReloaded ? 'already' : 'not yet'} read the file`);
     // A made-up kid of the same shape is refused (and costs B at most one read of the file a second).
-    const forged = await new SignJWT({ sid: claims.sid })
-      .setProtectedHeader({ alg: 'EdDSA', kid: 'A'.repeat(43), typ: 'JWT' })
-      .setIssuer('gatehouse')
-      .setAudience('gatehouse')
-      .setSubject(claims.sub!)
-      .setIssuedAt()
-      .setExpirationTime('5m')
-      .setJti(crypto.randomUUID())
-      .sign(await importJWK({ ...stored.privateJwk, alg: 'EdDSA' }, 'EdDSA'));
+    const forged = await signedAs('A'.repeat(43));
     expect(await meAccepted(b!, forged)).toBe(false);
   });
 });
