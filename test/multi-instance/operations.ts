@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import { LOGIN, ME, REFRESH, REGISTER, uniqueName } from '../support/app.js';
-import { type Instance, pollUntil } from '../support/instances.js';
+import { type Cluster, type Instance, pollUntil } from '../support/instances.js';
 
 // What the multi-instance tests do on an instance: GraphQL operations over HTTP, and the one measurement
 // issue 15 asks for, how long after a change's answer another instance stops honouring a token.
@@ -68,4 +68,14 @@ export async function expectRefusedWithin(what: string, refused: () => Promise<b
   expect(delay, `${what}: refused within ${PROPAGATION_DEADLINE_MS} ms`).not.toBeNull();
   expect(delay!).toBeLessThanOrEqual(PROPAGATION_DEADLINE_MS);
   return delay!;
+}
+
+const CLI_ADMIN_PASSWORD = 'a long admin password';
+
+/** An administrator made by the admin CLI while the cluster serves, logged in on the first instance. */
+export async function cliAdminSession(cluster: Cluster): Promise<Session> {
+  const username = uniqueName('root');
+  const created = await cluster.admin(['create-admin', username], `${CLI_ADMIN_PASSWORD}\n`);
+  expect(created.code, created.stderr).toBe(0);
+  return loginSession(cluster.instances[0]!, username, CLI_ADMIN_PASSWORD);
 }

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { onPostgres } from '../support/db.js';
 import { type Instance, pollUntil, useInstances } from '../support/instances.js';
 import { OwnRedis } from '../support/redis.js';
-import { bearer, expectRefusedWithin, login, loginSession, meAccepted, register, type Session, uniqueName } from './operations.js';
+import { bearer, expectRefusedWithin, login, loginSession, meAccepted, register, type Session, cliAdminSession } from './operations.js';
 
 // Issue 15: if the change feed breaks (here: Redis killed), no instance keeps trusting its caches; it
 // checks the database on every request until the feed is back, then flushes. Revocation stays immediate,
@@ -11,7 +11,6 @@ import { bearer, expectRefusedWithin, login, loginSession, meAccepted, register,
 // The test's own redis-server (support/redis.ts): the shared one is never stopped.
 // Only on PostgreSQL (npm run test:postgres): several servers on one database; the SQLite run skips it.
 
-const ADMIN_PASSWORD = 'a long admin password';
 const DISABLE = 'mutation ($id: ID!) { disableUser(id: $id) { __typename } }';
 const CHANGE_PASSWORD = 'mutation ($current: String!, $next: String!) { changePassword(currentPassword: $current, newPassword: $next) { __typename } }';
 
@@ -61,10 +60,7 @@ describe.runIf(onPostgres)('two instances while their Redis is down', { timeout:
   const NEW_PASSWORD = 'a new long enough password';
 
   beforeAll(async () => {
-    const username = uniqueName('root');
-    const created = await cluster.admin(['create-admin', username], `${ADMIN_PASSWORD}\n`);
-    expect(created.code, created.stderr).toBe(0);
-    admin = await loginSession(cluster.instances[0]!, username, ADMIN_PASSWORD);
+    admin = await cliAdminSession(cluster);
   }, 120_000);
 
   it('reports the change feed live while Redis runs', async () => {

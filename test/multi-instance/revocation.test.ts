@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { onPostgres } from '../support/db.js';
 import { type Instance, useInstances } from '../support/instances.js';
-import { adminAccepted, bearer, expectRefusedWithin, loginSession, meAccepted, register, type Session, uniqueName } from './operations.js';
+import { adminAccepted, bearer, expectRefusedWithin, loginSession, meAccepted, register, type Session, cliAdminSession } from './operations.js';
 
 // Issue 15: whatever ends a session or takes a right away, on whichever instance or through the admin CLI,
 // is in force on every other instance within 1 s, although each keeps caches (sessions, users, verified
@@ -14,7 +14,6 @@ const DISABLE = 'mutation ($id: ID!) { disableUser(id: $id) { __typename } }';
 const DELETE = 'mutation ($id: ID!) { deleteUser(id: $id) { __typename } }';
 const CHANGE_PASSWORD = 'mutation ($current: String!, $next: String!) { changePassword(currentPassword: $current, newPassword: $next) { __typename } }';
 const MY_SESSIONS = 'query { mySessions { id current } }';
-const ADMIN_PASSWORD = 'a long admin password';
 
 /** Has `instance` honour the token twice, so whatever it caches about it is in its caches. */
 async function warm(instance: Instance, token: string, check = meAccepted): Promise<void> {
@@ -43,10 +42,7 @@ describe.runIf(onPostgres)('revocation across instances', { timeout: 120_000 }, 
   }
 
   beforeAll(async () => {
-    const username = uniqueName('root');
-    const created = await cluster.admin(['create-admin', username], `${ADMIN_PASSWORD}\n`);
-    expect(created.code, created.stderr).toBe(0);
-    admin = await loginSession(cluster.instances[0]!, username, ADMIN_PASSWORD);
+    admin = await cliAdminSession(cluster);
   }, 120_000);
 
   describe('by the user, on A', () => {
