@@ -1,5 +1,5 @@
 import { ActorNotAuthorizedError } from './auth/admin-actor.js';
-import { AuthenticationError, ExpectedFailure, ValidationError, type AuthenticationFailure, type ErrorCode, type FieldError } from './auth/errors.js';
+import { AuthenticationError, ExpectedFailure, FeatureDisabledError, ValidationError, type AuthenticationFailure, type ErrorCode, type FieldError } from './auth/errors.js';
 import { RateLimitExceededError } from './auth/rate-limit.js';
 import { databaseBusyIn } from './db/busy.js';
 
@@ -11,6 +11,7 @@ export type ServiceFailure =
   | { readonly kind: 'expected'; readonly code: ErrorCode; readonly message: string; readonly fieldErrors: readonly FieldError[] }
   | { readonly kind: 'unauthenticated'; readonly reason: AuthenticationFailure; readonly message: string }
   | { readonly kind: 'forbidden'; readonly message: string }
+  | { readonly kind: 'feature_disabled'; readonly message: string }
   | { readonly kind: 'rate_limited'; readonly message: string; readonly retryAfter: number }
   | { readonly kind: 'service_unavailable'; readonly message: string; readonly retryAfter: number; readonly detail: string };
 
@@ -21,6 +22,7 @@ export function serviceFailureOf(error: unknown): ServiceFailure | undefined {
   }
   if (error instanceof AuthenticationError) return { kind: 'unauthenticated', reason: error.reason, message: error.message };
   if (error instanceof ActorNotAuthorizedError) return { kind: 'forbidden', message: error.message };
+  if (error instanceof FeatureDisabledError) return { kind: 'feature_disabled', message: error.message };
   if (error instanceof RateLimitExceededError) {
     return { kind: 'rate_limited', message: `Too many requests; retry in ${error.retryAfterSeconds} s.`, retryAfter: error.retryAfterSeconds };
   }

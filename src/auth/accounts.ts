@@ -5,8 +5,9 @@ import { UniqueConstraintError } from '../db/errors.js';
 import type { AccessTokenService } from './access-tokens.js';
 import { type AdminActor, assertActorMayAdminister, OPERATOR } from './admin-actor.js';
 import { AccountDisabledError, AuthenticationError, ValidationError, EmailTakenError, InvalidCredentialsError, UsernameTakenError } from './errors.js';
-import type { LoginLockout } from './lockout.js';
+import { accountLockKey, checkUnderLockout, type LoginLockout, nameLockKey } from './lockout.js';
 import type { PasswordHasher } from './passwords.js';
+import { reauthenticate } from './reauthenticate.js';
 import type { ClientMeta, IssuedSession, SessionService } from './sessions.js';
 import { emailSchema, foldCase, fullnameSchema, MAX_EMAIL_LENGTH, passwordSchema, presentedPasswordSchema, usernameSchema, validate } from './validation.js';
 
@@ -70,15 +71,6 @@ const loginSchema = z.object({
   username: z.string().min(1, 'is required').max(MAX_EMAIL_LENGTH, 'is too long'),
   password: presentedPasswordSchema,
 });
-
-/**
- * The lockout's key. Once the typed name is found, the account's id: a username and an email are two
- * spellings of one account and share one counter (and re-authentication, which knows only the id, counts
- * too). A name no account has is keyed by the name as typed, so a lock says nothing about existence.
- * The prefixes keep the two kinds apart whatever is typed.
- */
-const accountLockKey = (userId: string) => `account:${userId}`;
-const nameLockKey = (typedName: string) => `name:${typedName}`;
 
 /** Registration, login and account look-ups: the account rules, free of GraphQL. */
 export class AccountService {
@@ -161,20 +153,9 @@ export class AccountService {
     return this.#authResult(user, issued);
   }
 
-  /**
-   * Runs one password check under the lockout: refused with LOGIN_LOCKED while `lockKey` is locked (or as
-   * many checks are already running as could lock it), otherwise counted by its outcome (lockout.ts).
-   */
-  async #checkPassword(lockKey: string, source: string, check: () => Promise<boolean>): Promise<boolean> {
-    const attempt = await this.lockout.beginAttempt(lockKey, source);
-    if ('retryAfterMs' in attempt) throw InvalidCredentialsError.locked(Math.ceil(attempt.retryAfterMs / 1000));
-    let matches: boolean | undefined;
-    try {
-      matches = await check();
-      return matches;
-    } finally {
-      await this.lockout.finishAttempt(attempt, matches === undefined ? 'abandoned' : matches ? 'success' : 'failure');
-    }
+  /** One password check under the lockout (lockout.ts). */
+  #checkPassword(lockKey: string, source: string, check: () => Promise<boolean>): Promise<boolean> {
+    return checkUnderLockout(this.lockout, lockKey, source, check);
   }
 
   /** Exchanges a refresh token for new tokens (rotation with reuse detection lives in SessionService). */
@@ -248,18 +229,8 @@ export class AccountService {
     });
   }
 
-  /**
-   * Checks a password the signed-in caller typed again (change password, delete account). It counts
-   * toward the same lockout as login, keyed by the account: a stolen access token gives no fresh
-   * guesses, and a locked account refuses re-authentication with LOGIN_LOCKED.
-   */
-  async #reauthenticate(userId: string, password: string, meta: Pick<ClientMeta, 'ip' | 'network'>): Promise<UserRecord> {
-    const lockKey = accountLockKey(userId);
-    const source = meta.network ?? meta.ip ?? 'unknown';
-    const user = await this.db.users.find(userId);
-    if (!user) throw AuthenticationError.accountUnavailable();
-    if (!(await this.#checkPassword(lockKey, source, () => this.passwords.verify(user.passwordHash, password)))) throw new InvalidCredentialsError();
-    return user;
+  #reauthenticate(userId: string, password: string, meta: Pick<ClientMeta, 'ip' | 'network'>): Promise<UserRecord> {
+    return reauthenticate({ db: this.db, passwords: this.passwords, lockout: this.lockout }, userId, password, meta);
   }
 
   /** Checks a password the caller typed again, e.g. before deleting their account. */
@@ -273,14 +244,20 @@ export class AccountService {
     if (byEmail) throw new EmailTakenError();
   }
 
-  async #authResult(user: UserRecord, issued: IssuedSession): Promise<AuthResult> {
-    return {
-      accessToken: await this.accessTokens.sign(user.id, issued.sessionId),
-      refreshToken: issued.refreshToken,
-      tokenType: 'Bearer',
-      expiresIn: this.accessTokens.ttlSeconds,
-      user,
-      sessionId: issued.sessionId,
-    };
+  #authResult(user: UserRecord, issued: IssuedSession): Promise<AuthResult> {
+    return authResultFor(this.accessTokens, user, issued);
   }
+
+}
+
+/** The tokens of a session just started or rotated, as every way of signing in answers them. */
+export async function authResultFor(accessTokens: AccessTokenService, user: UserRecord, issued: IssuedSession): Promise<AuthResult> {
+  return {
+    accessToken: await accessTokens.sign(user.id, issued.sessionId),
+    refreshToken: issued.refreshToken,
+    tokenType: 'Bearer',
+    expiresIn: accessTokens.ttlSeconds,
+    user,
+    sessionId: issued.sessionId,
+  };
 }

@@ -13,7 +13,10 @@ export type ErrorCode =
   | 'REFRESH_TOKEN_REVOKED'
   | 'REFRESH_TOKEN_REUSED'
   | 'USER_NOT_FOUND'
-  | 'LAST_ADMIN';
+  | 'LAST_ADMIN'
+  | 'TOKEN_INVALID'
+  | 'TOKEN_EXPIRED'
+  | 'EMAIL_NOT_VERIFIED';
 
 /**
  * An expected failure: the request broke a rule the caller can see and act on (invalid input, username
@@ -102,6 +105,36 @@ export class LastAdminError extends ExpectedFailure {
   readonly code = 'LAST_ADMIN';
   constructor() {
     super('This is the last active administrator; make another user an administrator first.');
+  }
+}
+
+/**
+ * A mailed link's token or a typed code that cannot be redeemed. TOKEN_EXPIRED only for a secret that
+ * was right but is past its lifetime; anything else (unknown, used, replaced by a newer one, issued for
+ * another purpose or for a state that has changed since, a wrong code) is TOKEN_INVALID.
+ */
+export class InvalidTokenError extends ExpectedFailure {
+  constructor(readonly code: 'TOKEN_INVALID' | 'TOKEN_EXPIRED' = 'TOKEN_INVALID') {
+    super(code === 'TOKEN_EXPIRED' ? 'This link or code has expired; ask for a new one.' : 'This link or code is not valid (it may have been used or replaced by a newer one).');
+  }
+
+  static expired(): InvalidTokenError {
+    return new InvalidTokenError('TOKEN_EXPIRED');
+  }
+}
+
+/** With EMAIL_VERIFICATION=required; only ever returned after the correct password, like ACCOUNT_DISABLED. */
+export class EmailNotVerifiedError extends ExpectedFailure {
+  readonly code = 'EMAIL_NOT_VERIFIED';
+  constructor() {
+    super('Verify your email address first: follow the link in the verification mail, or ask for a new one.');
+  }
+}
+
+/** A feature the operator turned off (EMAIL_ENABLED=false). Cross-cutting: GraphQL answers FEATURE_DISABLED. */
+export class FeatureDisabledError extends Error {
+  constructor(readonly feature: string) {
+    super(`${feature} is turned off on this server.`);
   }
 }
 

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Clock } from './clock.js';
+import { InvalidCredentialsError } from './errors.js';
 
 export interface LockoutSettings {
   /** Failed logins before a lock. */
@@ -167,3 +168,29 @@ export class MemoryLoginLockout implements LoginLockout {
 
 const nameKey = (name: string) => `n\u0000${name}`;
 const pairKey = (name: string, source: string) => `p\u0000${name}\u0000${source}`;
+
+/**
+ * The lockout's key. Once the typed name is found, the account's id: a username and an email are two
+ * spellings of one account and share one counter (and re-authentication and mailed codes, which know the
+ * account, count too). A name no account has is keyed by the name as typed, so a lock says nothing about
+ * existence. The prefixes keep the two kinds apart whatever is typed.
+ */
+export const accountLockKey = (userId: string) => `account:${userId}`;
+export const nameLockKey = (typedName: string) => `name:${typedName}`;
+
+/**
+ * Runs one secret check (a password, a mailed code) under the lockout: refused with LOGIN_LOCKED while
+ * `lockKey` is locked (or as many checks are already running as could lock it), otherwise counted by its
+ * outcome.
+ */
+export async function checkUnderLockout(lockout: LoginLockout, lockKey: string, source: string, check: () => Promise<boolean>): Promise<boolean> {
+  const attempt = await lockout.beginAttempt(lockKey, source);
+  if ('retryAfterMs' in attempt) throw InvalidCredentialsError.locked(Math.ceil(attempt.retryAfterMs / 1000));
+  let matches: boolean | undefined;
+  try {
+    matches = await check();
+    return matches;
+  } finally {
+    await lockout.finishAttempt(attempt, matches === undefined ? 'abandoned' : matches ? 'success' : 'failure');
+  }
+}

@@ -3,6 +3,8 @@ import { type ChangeFeed, sqliteChangeFeed } from './change-feed/index.js';
 import type { StoreClock } from './clock.js';
 import { isDatabaseReachable, openDatabase, preparedStatementsOf, type SqliteClient } from './client.js';
 import { ApiTokenStore } from './stores/api-tokens.js';
+import { EmailTokenStore } from './stores/email-tokens.js';
+import { MailOutboxStore } from './stores/mail-outbox.js';
 import { SessionStore } from './stores/sessions.js';
 import { UserStore } from './stores/users.js';
 import { runInPrismaTransaction, type Transaction } from './transaction.js';
@@ -30,6 +32,8 @@ export interface Database {
   readonly users: UserStore;
   readonly sessions: SessionStore;
   readonly apiTokens: ApiTokenStore;
+  readonly emailTokens: EmailTokenStore;
+  readonly mailOutbox: MailOutboxStore;
   /**
    * Carries changes between processes and decides whether the stores' caches may be used. A server calls
    * `changes.listen()`; until it does (the admin CLI never does) every read goes to the database.
@@ -65,6 +69,8 @@ export class SqliteDatabase implements Database {
   readonly users: UserStore;
   readonly sessions: SessionStore;
   readonly apiTokens: ApiTokenStore;
+  readonly emailTokens: EmailTokenStore;
+  readonly mailOutbox: MailOutboxStore;
   readonly changes: ChangeFeed;
   readonly #client: SqliteClient;
 
@@ -83,6 +89,8 @@ export class SqliteDatabase implements Database {
       prepared,
     });
     this.apiTokens = new ApiTokenStore(client, clock, this.changes);
+    this.emailTokens = new EmailTokenStore(client, clock);
+    this.mailOutbox = new MailOutboxStore(client, clock);
   }
 
   /** Opens (but does not migrate) the database at `settings.url`. */
@@ -118,4 +126,4 @@ export class SqliteDatabase implements Database {
 
 export type { Transaction } from './transaction.js';
 export type { Engine } from './store-client.js';
-export type { ApiTokenRecord, UserRole, SessionRecord, UserRecord } from './records.js';
+export type { ApiTokenRecord, EmailTokenPurpose, EmailTokenRecord, MailKind, OutboxMailRecord, UserRole, SessionRecord, UserRecord } from './records.js';

@@ -4,6 +4,8 @@ import type { Database, DatabaseSettings } from './database.js';
 import { closePostgres, openPostgres, type PostgresDatabase as PostgresClient, type PostgresOptions } from './postgres.js';
 import { asStoreClient, type StoreClient, type StoreTransactionClient } from './store-client.js';
 import { ApiTokenStore } from './stores/api-tokens.js';
+import { EmailTokenStore } from './stores/email-tokens.js';
+import { MailOutboxStore } from './stores/mail-outbox.js';
 import { SessionStore } from './stores/sessions.js';
 import { UserStore } from './stores/users.js';
 import { runInPrismaTransaction, type Transaction } from './transaction.js';
@@ -39,6 +41,8 @@ export class PostgresDatabase implements Database {
   readonly users: UserStore;
   readonly sessions: SessionStore;
   readonly apiTokens: ApiTokenStore;
+  readonly emailTokens: EmailTokenStore;
+  readonly mailOutbox: MailOutboxStore;
   readonly changes: ChangeFeed;
   readonly #client: PostgresClient;
 
@@ -63,6 +67,8 @@ export class PostgresDatabase implements Database {
     // a login's look-up and insert through Prisma (the insert in a SERIALIZABLE transaction).
     this.sessions = new SessionStore(stores, clock, this.changes, { idleTimeoutMs: sessionIdleTimeoutMs, transaction: (work) => this.transaction(work) });
     this.apiTokens = new ApiTokenStore(stores, clock, this.changes);
+    this.emailTokens = new EmailTokenStore(stores, clock);
+    this.mailOutbox = new MailOutboxStore(stores, clock);
   }
 
   /** Opens the pool to `settings.url` (does not migrate: applyMigrations does). */

@@ -21,6 +21,8 @@ export interface UserRecord {
   readonly disabledAt: Date | null;
   /** Bumped by every change that must end the user's sessions (see SessionService.startIfCurrent). */
   readonly credentialsVersion: number;
+  /** When the current address was shown to reach its owner; null while it is not (or there is none). */
+  readonly emailVerifiedAt: Date | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }
@@ -52,6 +54,47 @@ export interface ApiTokenRecord {
   readonly expiresAt: Date | null;
   readonly lastUsedAt: Date | null;
   readonly revokedAt: Date | null;
+}
+
+export type EmailTokenPurpose = 'verify_email' | 'reset_password' | 'change_email' | 'sign_in';
+
+export interface EmailTokenRecord {
+  readonly id: string;
+  readonly purpose: EmailTokenPurpose;
+  /** Null only for a sign-in code asked for an address no account has (it can never sign anyone in). */
+  readonly userId: string | null;
+  /** The address the mail went to (change_email: the new address), as typed and case-folded. */
+  readonly email: string;
+  readonly emailKey: string;
+  readonly secretHash: string;
+  readonly codeHash: string | null;
+  /** reset_password: the credentials version it was issued for. */
+  readonly boundCredentialsVersion: number | null;
+  /** verify_email, change_email: the user's email key when it was issued ("" for none). */
+  readonly boundEmailKey: string | null;
+  readonly failedAttempts: number;
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+}
+
+export type MailKind = 'verify_email' | 'reset_password' | 'confirm_email_change' | 'email_change_notice' | 'sign_in';
+export type MailState = 'requested' | 'pending' | 'sent' | 'failed' | 'dropped';
+
+export interface OutboxMailRecord {
+  readonly id: string;
+  readonly kind: MailKind;
+  readonly state: MailState;
+  readonly recipient: string;
+  readonly userId: string | null;
+  readonly tokenId: string | null;
+  /** JSON of the template's non-secret variables. */
+  readonly variables: string;
+  readonly attempts: number;
+  readonly nextAttemptAt: Date;
+  readonly claimedUntil: Date | null;
+  readonly lastError: string | null;
+  readonly createdAt: Date;
+  readonly finishedAt: Date | null;
 }
 
 /**

@@ -30,7 +30,7 @@ function serviceUnavailable(failure: { message: string; retryAfter: number }): G
 }
 
 /**
- * The GraphQL error for a refusal a resolver raises (UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED), or
+ * The GraphQL error for a refusal a resolver raises (UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED, FEATURE_DISABLED), or
  * undefined when the error is an expected failure or a fault. A busy database is not answered here but
  * where Yoga masks errors (maskUnexpectedError), so the audit log still records it as INTERNAL_ERROR.
  */
@@ -42,6 +42,8 @@ export function refusalFor(error: unknown): GraphQLError | undefined {
     case 'forbidden':
       // The refusal's own wording, not the service's (they agree today).
       return forbidden();
+    case 'feature_disabled':
+      return new GraphQLError(failure.message, { extensions: { code: 'FEATURE_DISABLED' } });
     case 'rate_limited':
       return new GraphQLError(failure.message, { extensions: { code: 'RATE_LIMITED', retryAfter: failure.retryAfter } });
     default:

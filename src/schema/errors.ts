@@ -8,6 +8,8 @@ import {
   ValidationError,
   UserNotFoundError,
   LastAdminError,
+  InvalidTokenError,
+  EmailNotVerifiedError,
   type ErrorCode as ErrorCodeValue,
   type FieldError,
 } from '../auth/errors.js';
@@ -26,6 +28,9 @@ const errorCodes: Record<ErrorCodeValue, string> = {
   REFRESH_TOKEN_REUSED: 'An already used refresh token was presented; the session has been revoked.',
   USER_NOT_FOUND: 'No user has that id.',
   LAST_ADMIN: 'The change would leave no active administrator.',
+  TOKEN_INVALID: 'The mailed link or code is unknown, used, replaced by a newer one, meant for something else, or no longer matches the account (e.g. the password or address changed since).',
+  TOKEN_EXPIRED: 'The mailed link or code was right but is past its lifetime; ask for a new one.',
+  EMAIL_NOT_VERIFIED: 'The password was right, but EMAIL_VERIFICATION=required and the address is not verified yet.',
 };
 
 export const ErrorCode = builder.enumType('ErrorCode', {
@@ -72,6 +77,8 @@ for (const [errorClass, name] of [
   [InvalidRefreshTokenError, 'InvalidRefreshTokenError'],
   [UserNotFoundError, 'UserNotFoundError'],
   [LastAdminError, 'LastAdminError'],
+  [InvalidTokenError, 'InvalidTokenError'],
+  [EmailNotVerifiedError, 'EmailNotVerifiedError'],
 ] as const) {
   builder.objectType(errorClass, { name, interfaces: [ErrorInterface], fields: () => ({}) });
 }

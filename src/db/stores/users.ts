@@ -15,11 +15,12 @@ export type { UserSearch } from './user-search.js';
 /** What registration decides; the rest (timestamps, credentials version, disabled) starts at its default. */
 export type NewUser = Pick<UserRecord, 'id' | 'username' | 'usernameKey' | 'email' | 'emailKey' | 'fullname' | 'passwordHash' | 'role'>;
 
-/** Omitted fields stay; null clears. `emailKey` goes with `email`. */
+/** Omitted fields stay; null clears. `emailKey` goes with `email`, and a new address is not verified. */
 export interface ProfileChanges {
   readonly fullname?: string | null;
   readonly email?: string | null;
   readonly emailKey?: string | null;
+  readonly emailVerifiedAt?: null;
 }
 
 export interface UserPageQuery {
@@ -158,6 +159,39 @@ export class UserStore implements MirroredCache {
     return count === 1;
   }
 
+  /**
+   * Records that the user's address reached them, if it is still `emailKey` (a link sent to an address
+   * the user has since replaced proves nothing about the new one). False when it changed.
+   */
+  async markEmailVerified(tx: Transaction, id: string, emailKey: string, at: Date): Promise<boolean> {
+    await this.#forgetIn(tx, id);
+    const { count } = await prismaIn(tx).user.updateMany({ where: { id, emailKey }, data: { emailVerifiedAt: at } });
+    return count === 1;
+  }
+
+  /**
+   * Replaces the address, verified at `verifiedAt` (the confirmation came from it), if it is still
+   * `expectedEmailKey` (null: none). False when it changed meanwhile; throws UniqueConstraintError when
+   * another account has the new address.
+   */
+  async changeEmailIfCurrent(
+    tx: Transaction,
+    id: string,
+    expectedEmailKey: string | null,
+    change: { email: string; emailKey: string; verifiedAt: Date },
+  ): Promise<boolean> {
+    await this.#forgetIn(tx, id);
+    try {
+      const { count } = await prismaIn(tx).user.updateMany({
+        where: { id, emailKey: expectedEmailKey },
+        data: { email: change.email, emailKey: change.emailKey, emailVerifiedAt: change.verifiedAt },
+      });
+      return count === 1;
+    } catch (error) {
+      translateUniqueViolation(error);
+    }
+  }
+
   /** Moves the credentials version on, so a login checked against the old one cannot start a session. */
   async bumpCredentialsVersion(tx: Transaction, id: string): Promise<void> {
     await this.#forgetIn(tx, id);
@@ -251,6 +285,7 @@ const USER_COLUMNS = [
   'role',
   'disabledAt',
   'credentialsVersion',
+  'emailVerifiedAt',
   'createdAt',
   'updatedAt',
 ]
@@ -269,6 +304,7 @@ interface SqliteUserRow {
   role: string;
   disabledAt: string | number | bigint | null;
   credentialsVersion: number | bigint;
+  emailVerifiedAt: string | number | bigint | null;
   createdAt: string | number | bigint;
   updatedAt: string | number | bigint;
 }
@@ -286,6 +322,7 @@ function userFromSqliteRow(row: SqliteUserRow): UserRecord {
     role: row.role as UserRole,
     disabledAt: row.disabledAt === null ? null : sqliteDate(row.disabledAt),
     credentialsVersion: Number(row.credentialsVersion),
+    emailVerifiedAt: row.emailVerifiedAt === null ? null : sqliteDate(row.emailVerifiedAt),
     createdAt: sqliteDate(row.createdAt),
     updatedAt: sqliteDate(row.updatedAt),
   };
