@@ -43,7 +43,14 @@ export default mergeConfig(
     test: {
       // test/multi-instance: several real servers on one PostgreSQL database and Redis (issue 15). They run
       // only here; the SQLite run skips them (describe.runIf(onPostgres)), as several servers share no SQLite file.
-      include: ['test/*.test.ts', 'test/security/**/*.test.ts', 'test/db/**/*.test.ts', 'test/hardening/**/*.test.ts', 'test/multi-instance/**/*.test.ts'],
+      include: [
+        'test/*.test.ts',
+        'test/security/**/*.test.ts',
+        'test/db/**/*.test.ts',
+        'test/hardening/**/*.test.ts',
+        'test/multi-instance/**/*.test.ts',
+        'test/email/**/*.test.ts',
+      ],
       exclude: ['**/node_modules/**', ...SQLITE_ONLY],
     },
   }),

@@ -54,6 +54,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       logger.error({ component: 'change_feed', transport, err: error }, 'could not announce a committed change; other instances may hold it in cache'),
   });
   db.changes.listen();
+  // Pending mail of an earlier run (or of another instance that stopped) goes out from here too.
+  services.mailSender?.start();
 
   const yoga = createYoga<ServerContext, UserContext>({
     schema,
@@ -151,6 +153,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     keysCreated,
     close: async () => {
       unwatchFile(config.keysFile, reloadKeys);
+      await services.mailSender?.stop();
       await services.limits.close();
       await db.close();
     },

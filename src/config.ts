@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Argon2Settings } from './auth/passwords.js';
 import { parseRateLimit, type RateLimitRule, type RateLimitRuleName } from './auth/rate-limit.js';
+import { type EmailConfig, emailConfigOf, emailEnvironment, emailProblems } from './config-email.js';
 import { crossFieldProblems, isListenHost, rateLimitProblem, databaseUrlProblem } from './config-checks.js';
 
 // Every setting Gatehouse reads from its environment. Parsed once at start-up; the rest of the code
@@ -105,6 +106,9 @@ const environmentSchema = z.object({
   RATE_LIMIT_REFRESH: rateLimit('60/1m'),
   RATE_LIMIT_AVAILABILITY_PROBE: rateLimit('10/1h'),
   RATE_LIMIT_AVAILABILITY_PROBE_ACCOUNT: rateLimit('5/1h'),
+  // Mail asked for per address and purpose (whoever asks), and per client network (whatever the address).
+  RATE_LIMIT_EMAIL_RECIPIENT: rateLimit('5/1h'),
+  RATE_LIMIT_EMAIL_CLIENT: rateLimit('20/1h'),
   RATE_LIMIT_IPV6_PREFIX: number().int().min(0).max(128).default(64),
   // Both in-memory maps (rate limits, lockout) allocate their whole index up front: 10 million keys already
   // take hundreds of MiB and seconds at start; beyond that the start takes minutes or fails.
@@ -145,6 +149,7 @@ const environmentSchema = z.object({
   // Our costliest operation, a full users page (first: 100, every field, through fragments), costs 8,281
   // in graphql-armor's model; 5,000 refused it.
   GRAPHQL_MAX_COST: atLeast(200, 20_000),
+  ...emailEnvironment,
 });
 
 export type Environment = Record<string, string | undefined>;
@@ -211,6 +216,7 @@ export interface Config {
     readonly minSources: number;
     readonly maxEntries: number;
   };
+  readonly email: EmailConfig;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly graphql: {
     /** Origins allowed by CORS, with credentials; '*' any, without credentials. Empty: no cross-origin requests. */
@@ -288,6 +294,8 @@ export function loadConfig(environment: Environment): Config {
       lockoutMaxSeconds: field('LOCKOUT_MAX_SECONDS'),
     }),
   );
+  const emailFields = Object.fromEntries(Object.keys(emailEnvironment).map((name) => [name, field(name as keyof typeof emailEnvironment)]));
+  problems.push(...emailProblems(emailFields, field('NODE_ENV') === 'production'));
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
 
@@ -332,6 +340,8 @@ export function loadConfig(environment: Environment): Config {
         refresh: e.RATE_LIMIT_REFRESH,
         availabilityProbe: e.RATE_LIMIT_AVAILABILITY_PROBE,
         availabilityProbeAccount: e.RATE_LIMIT_AVAILABILITY_PROBE_ACCOUNT,
+        emailRecipient: e.RATE_LIMIT_EMAIL_RECIPIENT,
+        emailClient: e.RATE_LIMIT_EMAIL_CLIENT,
       },
       maxKeys: e.RATE_LIMIT_MAX_KEYS,
       ipv6Prefix: e.RATE_LIMIT_IPV6_PREFIX,
@@ -343,6 +353,7 @@ export function loadConfig(environment: Environment): Config {
       minSources: e.LOCKOUT_MIN_SOURCES,
       maxEntries: e.RATE_LIMIT_MAX_KEYS,
     },
+    email: emailConfigOf(e, dataDir),
     logLevel: e.LOG_LEVEL,
     graphql: {
       // Development answers any origin, but never with credentials (http/cors.ts); production none until

@@ -4,12 +4,14 @@ import type { AccessTokenService } from './auth/access-tokens.js';
 import type { AccountService } from './auth/accounts.js';
 import type { ApiTokenService } from './auth/api-tokens.js';
 import type { Authenticator, Viewer } from './auth/authenticate.js';
+import type { EmailFlows } from './auth/email-flows.js';
 import type { Clock } from './auth/clock.js';
 import type { RateLimiter } from './auth/rate-limit.js';
 import type { SessionService } from './auth/sessions.js';
 import type { UserAdministration } from './auth/user-admin.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
+import type { OutboxSender } from './mail/outbox-sender.js';
 
 /** The long-lived parts of the application, built once by createApp. */
 export interface Services {
@@ -17,6 +19,10 @@ export interface Services {
   readonly clock: Clock;
   readonly db: Database;
   readonly accounts: AccountService;
+  /** Verification, password reset, address change, sign-in by mail. */
+  readonly email: EmailFlows;
+  /** Delivers the mail outbox; null with EMAIL_ENABLED=false. Started by createApp (the admin CLI sends nothing). */
+  readonly mailSender: OutboxSender | null;
   readonly sessions: SessionService;
   readonly apiTokens: ApiTokenService;
   readonly users: UserAdministration;

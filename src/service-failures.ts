@@ -1,5 +1,13 @@
 import { ActorNotAuthorizedError } from './auth/admin-actor.js';
-import { AuthenticationError, ExpectedFailure, FeatureDisabledError, ValidationError, type AuthenticationFailure, type ErrorCode, type FieldError } from './auth/errors.js';
+import {
+  AuthenticationError,
+  ExpectedFailure,
+  FeatureDisabledError,
+  ValidationError,
+  type AuthenticationFailure,
+  type ErrorCode,
+  type FieldError,
+} from './auth/errors.js';
 import { RateLimitExceededError } from './auth/rate-limit.js';
 import { databaseBusyIn } from './db/busy.js';
 

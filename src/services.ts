@@ -2,6 +2,9 @@ import { AccessTokenService } from './auth/access-tokens.js';
 import { AccountService } from './auth/accounts.js';
 import { ApiTokenService } from './auth/api-tokens.js';
 import { Authenticator } from './auth/authenticate.js';
+import { EmailFlows } from './auth/email-flows.js';
+import { EmailRequests } from './auth/email-requests.js';
+import { EmailSecrets } from './auth/email-secrets.js';
 import { systemClock, type Clock } from './auth/clock.js';
 import { keyFilePermissionProblem, loadOrCreateKeyFile, readKeyFile, type KeyFile } from './auth/keys.js';
 import { type LoginLockout, MemoryLoginLockout } from './auth/lockout.js';
@@ -9,13 +12,16 @@ import { SharedLoginLockout } from './auth/lockout-shared.js';
 import { PasswordHasher } from './auth/passwords.js';
 import { MemoryRateWindows } from './auth/rate-limit-memory.js';
 import { RateLimiter } from './auth/rate-limit.js';
-import { type SharedStoreLog, SharedStoreStatus } from './auth/shared-store.js';
+import { SharedStoreStatus } from './auth/shared-store.js';
 import { SessionService } from './auth/sessions.js';
 import { UserAdministration } from './auth/user-admin.js';
 import type { Config } from './config.js';
 import type { LimitsStore, Services } from './context.js';
 import { type Database, openDatabaseAt } from './db/database.js';
-import { createLogger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
+import { OutboxSender } from './mail/outbox-sender.js';
+import { loadTemplates } from './mail/templates.js';
+import { developmentOutbox, smtpTransport } from './mail/transport.js';
 import { openRedis } from './redis.js';
 
 export interface CreatedServices {
@@ -27,11 +33,14 @@ export interface CreatedServices {
 }
 
 export interface ServiceOptions {
-  /** Where the shared limits log a Redis outage; by default JSON lines on stdout. */
-  readonly logger?: SharedStoreLog;
+  /** Where the shared limits (a Redis outage) and mail delivery log; by default JSON lines on stdout. */
+  readonly logger?: Logger;
   /** False keeps rate limits and lockout in process even with REDIS_URL (the admin CLI checks no passwords). */
   readonly sharedLimits?: boolean;
 }
+
+// Tries a mailed sign-in code allows before it is dead (issue: 5 wrong tries).
+const MAX_CODE_TRIES = 5;
 
 // How long a start waits for Redis before serving with per-instance limits (logged) until it answers.
 const REDIS_START_WAIT_MS = 3_000;
@@ -64,6 +73,26 @@ export async function createServices(config: Config, clock: Clock = systemClock,
   const sessions = new SessionService(db, config.sessions, refreshKey, clock);
   const apiTokens = new ApiTokenService(db, clock);
   const { rateLimiter, lockout, limits } = await createLimits(config, clock, options);
+  const passwords = new PasswordHasher(config.argon2);
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const secrets = new EmailSecrets(refreshKey);
+  let mailSender: OutboxSender | null = null;
+  const email = new EmailFlows(
+    db,
+    secrets,
+    { ...config.email, maxCodeTries: MAX_CODE_TRIES },
+    {
+      passwords,
+      lockout,
+      sessions,
+      accessTokens,
+      clock,
+      mailQueued: () => mailSender?.wake(),
+    },
+  );
+  if (config.email.enabled) {
+    mailSender = await createMailSender(config, db, new EmailRequests(db, email, secrets, config.email, clock), clock, logger, warnings);
+  }
   const services: Services = {
     config,
     clock,
@@ -71,13 +100,45 @@ export async function createServices(config: Config, clock: Clock = systemClock,
     accessTokens,
     sessions,
     apiTokens,
-    accounts: new AccountService(db, new PasswordHasher(config.argon2), sessions, accessTokens, lockout),
+    accounts: new AccountService(db, passwords, sessions, accessTokens, lockout, email),
+    email,
+    mailSender,
     users: new UserAdministration(db, sessions, apiTokens, clock, config.adminSearchScanLimit),
     authenticator: new Authenticator(accessTokens, sessions, apiTokens, db.users),
     rateLimiter,
     limits,
   };
   return { services, keysCreated, warnings };
+}
+
+/**
+ * The outbox sender over SMTP (SMTP_URL) or, without it, the development outbox: every mail a file under
+ * DATA_DIR/mail and a log line with its link, so `npm start` needs no mail server. Templates are loaded
+ * (and checked) here, so a broken override stops the start instead of the first mail. Started by createApp.
+ */
+async function createMailSender(
+  config: Config,
+  db: Database,
+  requests: EmailRequests,
+  clock: Clock,
+  logger: Logger,
+  warnings: string[],
+): Promise<OutboxSender> {
+  const { email } = config;
+  const templates = await loadTemplates({ dir: email.templatesDir, locale: email.locale });
+  if (templates.locale !== templates.requestedLocale) {
+    warnings.push(`EMAIL_LOCALE=${templates.requestedLocale} has no templates (built in or in EMAIL_TEMPLATES_DIR); mail is sent in ${templates.locale}.`);
+  }
+  const transport =
+    email.smtpUrl !== undefined
+      ? smtpTransport(email.smtpUrl)
+      : developmentOutbox(email.developmentOutboxDir, (line, fields) => logger.info({ component: 'mail', event: 'mail_outbox', ...fields }, line));
+  return new OutboxSender(db.mailOutbox, transport, templates, requests, clock, logger, {
+    ...email.delivery,
+    from: email.from,
+    productName: email.productName,
+    appUrl: email.appUrl,
+  });
 }
 
 /**

@@ -15,6 +15,8 @@ const rules = (login: RateLimitRule) => ({
   loginAccount: login,
   userExists: login,
   availabilityProbe: login,
+  emailRecipient: login,
+  emailClient: login,
   availabilityProbeAccount: login,
   refresh: login,
 });

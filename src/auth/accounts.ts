@@ -2,9 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Database, UserRole, UserRecord } from '../db/database.js';
 import { UniqueConstraintError } from '../db/errors.js';
+import type { ProfileChanges } from '../db/stores/users.js';
 import type { AccessTokenService } from './access-tokens.js';
 import { type AdminActor, assertActorMayAdminister, OPERATOR } from './admin-actor.js';
-import { AccountDisabledError, AuthenticationError, ValidationError, EmailTakenError, InvalidCredentialsError, UsernameTakenError } from './errors.js';
+import type { EmailFlows } from './email-flows.js';
+import {
+  AccountDisabledError,
+  EmailNotVerifiedError,
+  AuthenticationError,
+  ValidationError,
+  EmailTakenError,
+  InvalidCredentialsError,
+  UsernameTakenError,
+} from './errors.js';
 import { accountLockKey, checkUnderLockout, type LoginLockout, nameLockKey } from './lockout.js';
 import type { PasswordHasher } from './passwords.js';
 import { reauthenticate } from './reauthenticate.js';
@@ -80,11 +90,19 @@ export class AccountService {
     private readonly sessions: SessionService,
     private readonly accessTokens: AccessTokenService,
     private readonly lockout: LoginLockout,
+    private readonly email: EmailFlows,
   ) {}
 
   /** Open registration: creates the user and logs them in. */
-  async register(input: RegisterRequest, meta: ClientMeta): Promise<AuthResult> {
-    const { user, issued } = await this.#create(input, 'USER', meta);
+  /**
+   * Open registration: creates the user and logs them in; with EMAIL_VERIFICATION=required no session is
+   * started (login answers EMAIL_NOT_VERIFIED until the mailed link is followed) and the user is returned.
+   */
+  async register(input: RegisterRequest, meta: ClientMeta): Promise<AuthResult | { user: UserRecord; verificationRequired: true }> {
+    const required = this.email.verificationMode === 'required';
+    const { user, issued } = await this.#create(input, 'USER', required ? null : meta);
+    this.email.mailQueued();
+    if (required) return { user, verificationRequired: true };
     return this.#authResult(user, issued!);
   }
 
@@ -93,7 +111,9 @@ export class AccountService {
    * where the account is inserted) or by the operator (CLI). No session is started.
    */
   async createUser(input: RegisterRequest, role: UserRole = 'USER', actor: AdminActor = OPERATOR): Promise<UserRecord> {
-    return (await this.#create(input, role, null, actor)).user;
+    const { user } = await this.#create(input, role, null, actor);
+    this.email.mailQueued();
+    return user;
   }
 
   async #create(
@@ -104,6 +124,9 @@ export class AccountService {
   ): Promise<{ user: UserRecord; issued: IssuedSession | null }> {
     // Validation (including the password length bound) happens before any hashing.
     const valid = validate(registerSchema, input);
+    if (this.email.verificationMode === 'required' && !valid.email) {
+      throw new ValidationError([{ field: 'email', message: 'is required (this server requires a verified email address)' }]);
+    }
     const usernameKey = foldCase(valid.username);
     const emailKey = valid.email ? foldCase(valid.email) : null;
     await this.#assertAvailable(usernameKey, emailKey);
@@ -122,6 +145,8 @@ export class AccountService {
           passwordHash,
           role,
         });
+        // The verification mail is queued in the same commit as the account: it cannot be lost.
+        await this.email.queueVerificationIn(tx, user);
         return { user, issued: meta ? await this.sessions.start(tx, user.id, meta) : null };
       });
     } catch (error) {
@@ -145,6 +170,8 @@ export class AccountService {
     );
     if (!user || !passwordMatches) throw new InvalidCredentialsError();
     if (user.disabledAt) throw new AccountDisabledError();
+    // Told only to someone who gave the right password, like ACCOUNT_DISABLED.
+    if (this.email.verificationMode === 'required' && user.emailVerifiedAt === null) throw new EmailNotVerifiedError();
     // The password was checked against this version of the credentials; a change that committed since
     // (password, disable, delete, logout everywhere) refuses the session instead of letting it outlive it.
     const issued = await this.sessions.startIfCurrent(user.id, meta, user.credentialsVersion);
@@ -177,15 +204,27 @@ export class AccountService {
   /** Changes the caller's own name and email. Omitted fields stay; null clears. */
   async updateProfile(userId: string, input: ProfileUpdateRequest): Promise<UserRecord> {
     const valid = validate(profileSchema, input);
-    const data: { fullname?: string | null; email?: string | null; emailKey?: string | null } = {};
+    const data: { -readonly [K in keyof ProfileChanges]: ProfileChanges[K] } = {};
     if (valid.fullname !== undefined) data.fullname = valid.fullname;
+    let newAddress = false;
     if (valid.email !== undefined) {
-      data.email = valid.email;
-      data.emailKey = valid.email === null ? null : foldCase(valid.email);
-      if (data.emailKey) {
-        const ownerId = await this.db.users.idByEmailKey(data.emailKey);
+      const emailKey = valid.email === null ? null : foldCase(valid.email);
+      const current = await this.db.users.find(userId);
+      newAddress = current !== null && current.emailKey !== emailKey;
+      // A verified address is what password resets go to: replacing it takes the password and a confirmation
+      // from the new address (requestEmailChange), or a stolen access token would be a stolen account.
+      if (newAddress && current?.emailVerifiedAt && this.email.verificationMode !== 'off') {
+        throw new ValidationError([
+          { field: 'email', message: 'is verified; change it with requestEmailChange (current password and a confirmation from the new address)' },
+        ]);
+      }
+      if (emailKey) {
+        const ownerId = await this.db.users.idByEmailKey(emailKey);
         if (ownerId !== null && ownerId !== userId) throw new EmailTakenError();
       }
+      data.email = valid.email;
+      data.emailKey = emailKey;
+      if (newAddress) data.emailVerifiedAt = null;
     }
     let user: UserRecord | null;
     try {
@@ -196,6 +235,8 @@ export class AccountService {
     }
     // Deleted while this request was on its way: the caller's credentials are gone with it.
     if (!user) throw AuthenticationError.accountUnavailable();
+    // A new address gets its verification mail (the change itself is already committed).
+    if (newAddress && user.email !== null && this.email.verificationMode !== 'off') await this.email.requestVerification(user.id);
     return user;
   }
 
@@ -247,7 +288,6 @@ export class AccountService {
   #authResult(user: UserRecord, issued: IssuedSession): Promise<AuthResult> {
     return authResultFor(this.accessTokens, user, issued);
   }
-
 }
 
 /** The tokens of a session just started or rotated, as every way of signing in answers them. */

@@ -81,6 +81,11 @@ export class EmailFlows {
     await this.db.mailOutbox.add(tx, { id: randomUUID(), kind: 'verify_email', recipient: user.email, userId: user.id, tokenId });
   }
 
+  /** Wakes the sender after a commit that queued mail through queueVerificationIn. */
+  mailQueued(): void {
+    this.deps.mailQueued();
+  }
+
   /** The signed-in user asks for a (new) verification mail. True also when the address is verified already (nothing is sent). */
   async requestVerification(userId: string): Promise<boolean> {
     this.#assertEnabled();
@@ -125,7 +130,8 @@ export class EmailFlows {
     this.#assertEnabled();
     const valid = validate(resetSchema, { newPassword });
     const { token, user } = await this.#redeemable(linkToken, 'reset_password');
-    if (valid.newPassword.toLowerCase() === user.usernameKey) throw new ValidationError([{ field: 'newPassword', message: 'must not be the same as the username' }]);
+    if (valid.newPassword.toLowerCase() === user.usernameKey)
+      throw new ValidationError([{ field: 'newPassword', message: 'must not be the same as the username' }]);
     const issuedFor = token.boundCredentialsVersion;
     if (issuedFor === null || user.credentialsVersion !== issuedFor) throw new InvalidTokenError();
     if (user.disabledAt) throw new AccountDisabledError();
@@ -218,11 +224,16 @@ export class EmailFlows {
     const emailKey = foldCase(valid.email);
     const owner = await this.db.users.idByEmailKey(emailKey);
     let token: EmailTokenRecord | null = null;
-    const matches = await checkUnderLockout(this.deps.lockout, owner ? accountLockKey(owner) : nameLockKey(emailKey), meta.network ?? meta.ip ?? 'unknown', async () => {
-      token = await this.db.emailTokens.findNewestFor('sign_in', emailKey);
-      if (!token || !(await this.db.emailTokens.chargeTry(token.id, this.settings.maxCodeTries))) return false;
-      return this.secrets.codeMatches(token, valid.code);
-    });
+    const matches = await checkUnderLockout(
+      this.deps.lockout,
+      owner ? accountLockKey(owner) : nameLockKey(emailKey),
+      meta.network ?? meta.ip ?? 'unknown',
+      async () => {
+        token = await this.db.emailTokens.findNewestFor('sign_in', emailKey);
+        if (!token || !(await this.db.emailTokens.chargeTry(token.id, this.settings.maxCodeTries))) return false;
+        return this.secrets.codeMatches(token, valid.code);
+      },
+    );
     const found = token as EmailTokenRecord | null;
     if (!matches || !found || found.userId === null) throw new InvalidTokenError();
     if (found.expiresAt.getTime() <= this.deps.clock.now()) throw InvalidTokenError.expired();
@@ -273,7 +284,13 @@ export class EmailFlows {
   }
 
   /** For the outbox's resolution of requests by address (email-requests.ts). */
-  issueIn(tx: Transaction, purpose: EmailTokenPurpose, user: Pick<UserRecord, 'id' | 'credentialsVersion'> | null, email: string, bound: { boundEmailKey?: string; boundCredentialsVersion?: number }) {
+  issueIn(
+    tx: Transaction,
+    purpose: EmailTokenPurpose,
+    user: Pick<UserRecord, 'id' | 'credentialsVersion'> | null,
+    email: string,
+    bound: { boundEmailKey?: string; boundCredentialsVersion?: number },
+  ) {
     return this.#issue(tx, purpose, user, email, bound);
   }
 

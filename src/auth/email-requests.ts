@@ -14,7 +14,7 @@ export interface ComposedMail {
     readonly email: string;
     readonly link?: string;
     readonly code?: string;
-    readonly expiresInMinutes?: number;
+    readonly expiresInMinutes: number;
     readonly newEmail?: string;
   };
 }
@@ -37,7 +37,9 @@ export class EmailRequests {
     private readonly db: Database,
     private readonly flows: EmailFlows,
     private readonly secrets: EmailSecrets,
-    private readonly settings: MailLinkSettings & { readonly lifetimesMs: Readonly<Record<'verify_email' | 'reset_password' | 'change_email' | 'sign_in', number>> },
+    private readonly settings: MailLinkSettings & {
+      readonly lifetimesMs: Readonly<Record<'verify_email' | 'reset_password' | 'change_email' | 'sign_in', number>>;
+    },
     private readonly clock: Clock,
   ) {}
 
@@ -98,7 +100,11 @@ export class EmailRequests {
     if (!user) return { dropped: 'no_account' };
     const variables = JSON.parse(mail.variables) as { newEmail?: string };
     const base = { username: user.username, email: mail.recipient };
-    if (mail.kind === 'email_change_notice') return { to: mail.recipient, kind: mail.kind, variables: { ...base, newEmail: variables.newEmail ?? '' } };
+    if (mail.kind === 'email_change_notice') {
+      // The notice's lifetime is the confirmation's: how long the change can still be confirmed.
+      const expiresInMinutes = Math.round(this.settings.lifetimesMs.change_email / 60_000);
+      return { to: mail.recipient, kind: mail.kind, variables: { ...base, newEmail: variables.newEmail ?? '', expiresInMinutes } };
+    }
     const token = mail.tokenId === null ? null : await this.db.emailTokens.find(mail.tokenId);
     if (!token || token.expiresAt.getTime() <= this.clock.now()) return { dropped: 'token_ended' };
     const link = new URL(this.settings.links[mail.kind]);

@@ -115,7 +115,11 @@ export class LastAdminError extends ExpectedFailure {
  */
 export class InvalidTokenError extends ExpectedFailure {
   constructor(readonly code: 'TOKEN_INVALID' | 'TOKEN_EXPIRED' = 'TOKEN_INVALID') {
-    super(code === 'TOKEN_EXPIRED' ? 'This link or code has expired; ask for a new one.' : 'This link or code is not valid (it may have been used or replaced by a newer one).');
+    super(
+      code === 'TOKEN_EXPIRED'
+        ? 'This link or code has expired; ask for a new one.'
+        : 'This link or code is not valid (it may have been used or replaced by a newer one).',
+    );
   }
 
   static expired(): InvalidTokenError {

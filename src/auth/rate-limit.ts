@@ -12,7 +12,11 @@ export type RateLimitRuleName =
   /** Answers that tell whether an email address is taken (updateProfile), per client network. */
   | 'availabilityProbe'
   /** The same, per account, whatever the client network. */
-  | 'availabilityProbeAccount';
+  | 'availabilityProbeAccount'
+  /** Mail asked for, per address and purpose, whoever asks (counted whether or not an account has the address). */
+  | 'emailRecipient'
+  /** Mail asked for, per client network, whatever the address. */
+  | 'emailClient';
 
 export interface RateLimitRule {
   readonly max: number;

@@ -17,6 +17,8 @@ export type StoreTransactionClient = Prisma.TransactionClient;
 export type Engine = 'sqlite' | 'postgresql';
 
 /** A PostgreSQL client seen through the stores' structural type (see StoreClient for why this holds). */
-export function asStoreClient<T extends { user: unknown; session: unknown; apiToken: unknown; emailToken: unknown; mailOutbox: unknown; $queryRaw: unknown }>(client: T): StoreClient {
+export function asStoreClient<T extends { user: unknown; session: unknown; apiToken: unknown; emailToken: unknown; mailOutbox: unknown; $queryRaw: unknown }>(
+  client: T,
+): StoreClient {
   return client as unknown as StoreClient;
 }

@@ -115,7 +115,8 @@ export class OutboxSender {
       if (mail.state === 'requested') {
         const outcome = await this.steps.resolve(mail);
         if ('dropped' in outcome) return await this.#drop(mail, outcome.dropped, 'mail_request');
-        mail = { ...mail, ...outcome.resolved, state: 'pending' };
+        const { recipient, userId, tokenId, variables } = outcome.resolved;
+        mail = { ...mail, recipient, userId, tokenId, variables: JSON.stringify(variables ?? {}), state: 'pending' };
         this.log.info({ ...event, event: 'mail_request', outcome: 'queued', userId: mail.userId }, 'mail request: queued');
       }
       const content = await this.steps.compose(mail);

@@ -2,7 +2,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type MailKind = 'verify_email' | 'reset_password' | 'confirm_email_change' | 'email_change_notice' | 'sign_in';
+import type { MailKind } from '../db/records.js';
+
+export type { MailKind };
 
 export const MAIL_KINDS: readonly MailKind[] = ['verify_email', 'reset_password', 'confirm_email_change', 'email_change_notice', 'sign_in'];
 

@@ -1,5 +1,13 @@
 import type { AuthResult, RegisterRequest } from '../auth/accounts.js';
-import { AccountDisabledError, EmailTakenError, InvalidCredentialsError, UsernameTakenError, ValidationError } from '../auth/errors.js';
+import {
+  AccountDisabledError,
+  EmailNotVerifiedError,
+  EmailTakenError,
+  InvalidCredentialsError,
+  InvalidTokenError,
+  UsernameTakenError,
+  ValidationError,
+} from '../auth/errors.js';
 import type { RequestContext } from '../context.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
@@ -7,7 +15,7 @@ import { enforceRateLimit } from './rate-limits.js';
 import type { UserRecord } from '../db/database.js';
 import { adminActor } from '../auth/admin-actor.js';
 import { requireAdmin, requireViewer } from './guards.js';
-import { failureAsResult, failureClassOf, failureUnion, withCommitTimeRefusals } from './error-translation.js';
+import { failureAsResult, failureClassOf, withCommitTimeRefusals } from './error-translation.js';
 import { User } from './user.js';
 
 export const AuthPayload = builder.objectRef<AuthResult>('AuthPayload').implement({
@@ -26,6 +34,12 @@ const UserCreated = builder.objectRef<{ user: UserRecord }>('UserCreated').imple
   fields: (t) => ({ user: t.field({ type: User, resolve: (created) => created.user }) }),
 });
 
+const VerificationPending = builder.objectRef<{ user: UserRecord; verificationRequired: true }>('VerificationPending').implement({
+  description:
+    'The account was created, but EMAIL_VERIFICATION=required: no session yet. A verification mail went to the address; `login` answers EmailNotVerifiedError until its link is followed (`verifyEmail`).',
+  fields: (t) => ({ user: t.field({ type: User, resolve: (created) => created.user }) }),
+});
+
 // The errors `register` returns as data; the same object types the errors plugin uses elsewhere.
 const registerErrorNames = new Map<typeof ValidationError | typeof UsernameTakenError | typeof EmailTakenError, string>([
   [ValidationError, 'ValidationError'],
@@ -37,14 +51,41 @@ const REGISTER_ERRORS = [...registerErrorNames.keys()];
 // Built by hand rather than by the errors plugin: it has two success shapes (open and admin mode),
 // and a union cannot contain another union.
 const RegisterResult = builder.unionType('RegisterResult', {
-  types: [AuthPayload, UserCreated, ...REGISTER_ERRORS],
+  types: [AuthPayload, UserCreated, VerificationPending, ...REGISTER_ERRORS],
   resolveType: (value) => {
     const errorClass = failureClassOf(value);
     const errorName = errorClass && registerErrorNames.get(errorClass as typeof ValidationError);
     if (errorName) return errorName;
-    return 'accessToken' in value ? 'AuthPayload' : 'UserCreated';
+    if ('accessToken' in value) return 'AuthPayload';
+    return 'verificationRequired' in value ? 'VerificationPending' : 'UserCreated';
   },
 });
+
+// Every way of signing in (password, mailed link or code) answers the same union, so a client handles one
+// shape. Built by hand because several fields share it (the errors plugin makes one union per field).
+const LOGIN_ERRORS = [ValidationError, InvalidCredentialsError, AccountDisabledError, EmailNotVerifiedError, InvalidTokenError] as const;
+const loginErrorNames = new Map<unknown, string>([
+  [ValidationError, 'ValidationError'],
+  [InvalidCredentialsError, 'InvalidCredentialsError'],
+  [AccountDisabledError, 'AccountDisabledError'],
+  [EmailNotVerifiedError, 'EmailNotVerifiedError'],
+  [InvalidTokenError, 'InvalidTokenError'],
+]);
+
+export const LoginResult = builder.unionType('LoginResult', {
+  types: [AuthPayload, ...LOGIN_ERRORS],
+  resolveType: (value) => loginErrorNames.get(failureClassOf(value)) ?? 'AuthPayload',
+});
+
+/** Runs a sign-in and returns its expected failures as members of LoginResult. */
+type LoginFailure = InstanceType<(typeof LOGIN_ERRORS)[number]>;
+export async function signInResult(signIn: () => Promise<AuthResult>): Promise<AuthResult | LoginFailure> {
+  try {
+    return await signIn();
+  } catch (error) {
+    return failureAsResult<LoginFailure>(error, LOGIN_ERRORS);
+  }
+}
 
 const RegisterInput = builder.inputType('RegisterInput', {
   fields: (t) => ({
@@ -62,13 +103,17 @@ const LoginInput = builder.inputType('LoginInput', {
   }),
 });
 
-function clientMeta(ctx: RequestContext) {
+export function clientMeta(ctx: RequestContext) {
   return { userAgent: ctx.userAgent, ip: ctx.clientIp, network: ctx.clientNetwork };
 }
 
 const register = audited(
   'register',
-  async (_root: unknown, { input }: { input: RegisterRequest }, ctx: RequestContext): Promise<AuthResult | { user: UserRecord }> => {
+  async (
+    _root: unknown,
+    { input }: { input: RegisterRequest },
+    ctx: RequestContext,
+  ): Promise<AuthResult | { user: UserRecord; verificationRequired?: true }> => {
     await enforceRateLimit(ctx, 'register');
     if (ctx.services.config.registrationMode === 'open') return ctx.services.accounts.register(input, clientMeta(ctx));
     await requireAdmin(ctx);
@@ -94,18 +139,20 @@ builder.mutationFields((t) => ({
     },
   }),
   login: t.field({
-    type: AuthPayload,
+    type: LoginResult,
     args: { input: t.arg({ type: LoginInput, required: true }) },
-    errors: failureUnion('LoginResult', [ValidationError, InvalidCredentialsError, AccountDisabledError]),
-    resolve: audited(
-      'login',
-      async (_root, { input }, ctx) => {
-        await enforceRateLimit(ctx, 'login');
-        // Per account too, so one address cannot spend its whole budget guessing a single password.
-        await enforceRateLimit(ctx, 'loginAccount', input.username.slice(0, 256).toLowerCase());
-        return ctx.services.accounts.login(input, clientMeta(ctx));
-      },
-      (result) => result.user.id,
-    ),
+    resolve: (root, args, ctx) =>
+      signInResult(() =>
+        audited(
+          'login',
+          async (_root, { input }: { input: { username: string; password: string } }, ctx: RequestContext) => {
+            await enforceRateLimit(ctx, 'login');
+            // Per account too, so one address cannot spend its whole budget guessing a single password.
+            await enforceRateLimit(ctx, 'loginAccount', input.username.slice(0, 256).toLowerCase());
+            return ctx.services.accounts.login(input, clientMeta(ctx));
+          },
+          (result) => result.user.id,
+        )(root, args, ctx),
+      ),
   }),
 }));

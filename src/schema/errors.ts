@@ -28,7 +28,8 @@ const errorCodes: Record<ErrorCodeValue, string> = {
   REFRESH_TOKEN_REUSED: 'An already used refresh token was presented; the session has been revoked.',
   USER_NOT_FOUND: 'No user has that id.',
   LAST_ADMIN: 'The change would leave no active administrator.',
-  TOKEN_INVALID: 'The mailed link or code is unknown, used, replaced by a newer one, meant for something else, or no longer matches the account (e.g. the password or address changed since).',
+  TOKEN_INVALID:
+    'The mailed link or code is unknown, used, replaced by a newer one, meant for something else, or no longer matches the account (e.g. the password or address changed since).',
   TOKEN_EXPIRED: 'The mailed link or code was right but is past its lifetime; ask for a new one.',
   EMAIL_NOT_VERIFIED: 'The password was right, but EMAIL_VERIFICATION=required and the address is not verified yet.',
 };

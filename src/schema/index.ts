@@ -6,5 +6,6 @@ import './sessions.js';
 import './profile.js';
 import './api-tokens.js';
 import './admin.js';
+import './email.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -30,3 +30,13 @@ async function consume(ctx: RequestContext, rule: RateLimitRuleName, keyParts: s
     throwAsGraphQL(error); // RATE_LIMITED
   }
 }
+
+/**
+ * For mutations that send mail: per client network (whatever the address), and per recipient address and
+ * purpose (whoever asks, from wherever). Both count whether or not an account has the address, so the
+ * answer (true, or RATE_LIMITED) says nothing about existence.
+ */
+export async function enforceMailLimits(ctx: RequestContext, purpose: string, recipient: string): Promise<void> {
+  await enforceRateLimit(ctx, 'emailClient');
+  await consume(ctx, 'emailRecipient', [purpose, recipient.slice(0, 256).toLowerCase()]);
+}

@@ -25,6 +25,10 @@ export const User = builder.objectRef<UserRecord>('User').implement({
     id: t.exposeID('id'),
     username: t.exposeString('username', { description: 'As typed at registration; unique regardless of case.' }),
     email: t.exposeString('email', { nullable: true }),
+    emailVerified: t.boolean({
+      description: 'Whether the current address was shown to reach its owner (a mailed link or code from it was used). False without an address.',
+      resolve: (user) => user.emailVerifiedAt !== null && user.email !== null,
+    }),
     fullname: t.exposeString('fullname', { nullable: true }),
     role: t.field({ type: Role, resolve: (user) => (user.role === 'ADMIN' ? 'ADMIN' : 'USER') }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),

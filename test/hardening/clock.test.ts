@@ -137,7 +137,17 @@ describe('rate limits across a backward wall-clock jump', () => {
     const ownClock = new ManualClock();
     const rule = { max: 1, windowMs: 60 * SECOND };
     const limiter = new RateLimiter(
-      { register: rule, login: rule, loginAccount: rule, userExists: rule, refresh: rule, availabilityProbe: rule, availabilityProbeAccount: rule },
+      {
+        register: rule,
+        login: rule,
+        loginAccount: rule,
+        userExists: rule,
+        refresh: rule,
+        availabilityProbe: rule,
+        availabilityProbeAccount: rule,
+        emailRecipient: rule,
+        emailClient: rule,
+      },
       new MemoryRateWindows(10, ownClock),
     );
     await limiter.consume('login', 'client');
