@@ -45,6 +45,7 @@ async function main(): Promise<void> {
   console.log(`  JWKS:      http://${shownHost}:${port}/.well-known/jwks.json`);
   console.log(`  Database:  ${isPostgresUrl(config.databaseUrl) ? withoutPassword(config.databaseUrl) : sqlitePath(config.databaseUrl)}`);
   console.log(`  Keys:      ${config.keysFile}${app.keysCreated ? ' (created now; back this file up)' : ''}`);
+  console.log(`  Mail:      ${describeMail(config)}`);
 }
 
 main().catch((error: unknown) => {
@@ -57,4 +58,12 @@ function withoutPassword(url: string): string {
   const parsed = new URL(url);
   if (parsed.password) parsed.password = '***';
   return parsed.href;
+}
+
+/** Where mail goes, fit for the console (the SMTP password, if any, left out). */
+function describeMail({ email }: Config): string {
+  if (!email.enabled) return 'off (EMAIL_ENABLED=false)';
+  if (email.smtpUrl === undefined) return `development outbox: ${email.developmentOutboxDir} and the log (set SMTP_URL to send)`;
+  const smtp = new URL(email.smtpUrl);
+  return `${smtp.protocol}//${smtp.host}, links to ${email.appUrl}`;
 }

@@ -6,6 +6,9 @@ import { AuthenticationError, InvalidCredentialsError, LastAdminError, UserNotFo
 import type { SessionService } from './sessions.js';
 import { foldCase } from './validation.js';
 
+// How long the outbox keeps a finished mail's row (what was sent when, what failed and why) for the operator.
+const MAIL_RECORD_DAYS = 30;
+
 export interface UserPage {
   readonly after?: string;
   readonly before?: string;
@@ -123,9 +126,17 @@ export class UserAdministration {
     });
   }
 
-  /** Deletes expired and revoked sessions and API tokens; returns how many rows went. */
-  async purge(): Promise<{ sessions: number; apiTokens: number }> {
-    return { sessions: await this.sessions.purgeEnded(), apiTokens: await this.apiTokens.purgeEnded() };
+  /**
+   * Deletes what can never be used again: ended sessions, expired or revoked API tokens, expired mailed
+   * tokens, and outbox rows finished (sent, failed, dropped) more than MAIL_RECORD_DAYS ago. Returns counts.
+   */
+  async purge(): Promise<{ sessions: number; apiTokens: number; emailTokens: number; mails: number }> {
+    return {
+      sessions: await this.sessions.purgeEnded(),
+      apiTokens: await this.apiTokens.purgeEnded(),
+      emailTokens: await this.db.emailTokens.purgeExpired(),
+      mails: await this.db.mailOutbox.purgeFinished(new Date(this.clock.now() - MAIL_RECORD_DAYS * 86_400_000)),
+    };
   }
 
   async #deleteIn(tx: Transaction, found: UserRecord): Promise<UserRecord> {

@@ -25,7 +25,7 @@ const USAGE = `Usage: npm run admin -- <command>
                                                 in the JWKS until their tokens have expired. The key
                                                 file keeps its owner and mode: run it as the server's
                                                 user (or root)
-  purge                                         delete expired and revoked sessions and API tokens
+  purge                                         delete ended sessions, API tokens, mailed links and old outbox records
 
 Changes reach every running server's caches within a second (the change feed).`;
 
@@ -85,8 +85,10 @@ export async function runAdminCommand(argv: readonly string[], config: Config, i
       }
       case 'purge': {
         expectArgs(args, 0);
-        const { sessions, apiTokens } = await services.users.purge();
-        io.out(`Deleted ${sessions} ended session(s) and ${apiTokens} expired or revoked API token(s).`);
+        const { sessions, apiTokens, emailTokens, mails } = await services.users.purge();
+        io.out(
+          `Deleted ${sessions} ended session(s), ${apiTokens} expired or revoked API token(s), ${emailTokens} expired mailed link(s) and code(s), and ${mails} outbox record(s) older than 30 days.`,
+        );
         return 0;
       }
       default:

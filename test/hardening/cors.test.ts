@@ -6,7 +6,8 @@ import { createTestApp, type TestApp } from '../support/app.js';
 // redirects), never credentials to an origin that is not listed, and the development default grants any
 // origin only without credentials. Exposure.test.ts covers the configured-origin happy paths.
 
-const PRODUCTION: Environment = { NODE_ENV: 'production', ARGON2_MEMORY_KIB: '19456', ARGON2_TIME_COST: '2' };
+// Email off: production needs SMTP_URL, MAIL_FROM and APP_URL with it on, and these tests send no mail.
+const PRODUCTION: Environment = { NODE_ENV: 'production', ARGON2_MEMORY_KIB: '19456', ARGON2_TIME_COST: '2', EMAIL_ENABLED: 'false' };
 const LISTED = 'https://app.example';
 const SECOND = 'https://admin.example';
 const OTHER = 'https://evil.example';

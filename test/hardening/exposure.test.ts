@@ -6,7 +6,8 @@ import { createTestApp, type TestApp } from '../support/app.js';
 // Introspection and GraphiQL (on in development, off by default in production) and CORS origins.
 
 // Production refuses the cheap test argon2 settings; these tests hash nothing, so OWASP's cost is free.
-const PRODUCTION: Environment = { NODE_ENV: 'production', ARGON2_MEMORY_KIB: '19456', ARGON2_TIME_COST: '2' };
+// Email off: production needs SMTP_URL, MAIL_FROM and APP_URL with it on, and these tests send no mail.
+const PRODUCTION: Environment = { NODE_ENV: 'production', ARGON2_MEMORY_KIB: '19456', ARGON2_TIME_COST: '2', EMAIL_ENABLED: 'false' };
 
 const INTROSPECTION = '{ __schema { queryType { name } } }';
 const TYPE_QUERY = '{ __type(name: "User") { fields { name } } }';

@@ -262,14 +262,14 @@ describe('the key file mode', { timeout: 120_000 }, () => {
 
   it('refuses to start in production when group or others can read it', async () => {
     const { dataDir } = await keyFileReadableByOthers();
-    const production = loadConfig({ NODE_ENV: 'production', DATA_DIR: dataDir, DATABASE_URL: await freshDatabaseUrl() });
+    const production = loadConfig({ NODE_ENV: 'production', EMAIL_ENABLED: 'false', DATA_DIR: dataDir, DATABASE_URL: await freshDatabaseUrl() });
     await expect(createServices(production)).rejects.toThrow(/can be accessed by its group or by others \(mode 0644\).*chmod 600.*NODE_ENV=production/s);
   });
 
   it('starts in production when only the owner can read it', async () => {
     const { dataDir, file } = await keyFileReadableByOthers();
     chmodSync(file, 0o600);
-    const { services, warnings } = await createServices(loadConfig({ NODE_ENV: 'production', DATA_DIR: dataDir, DATABASE_URL: await freshDatabaseUrl() }));
+    const { services, warnings } = await createServices(loadConfig({ NODE_ENV: 'production', EMAIL_ENABLED: 'false', DATA_DIR: dataDir, DATABASE_URL: await freshDatabaseUrl() }));
     await services.db.close();
     expect(warnings).toEqual([]);
   });
