@@ -1,25 +1,13 @@
 import type { Database, MailKind, OutboxMailRecord } from '../db/database.js';
 import type { ResolvedMail } from '../db/stores/mail-outbox.js';
+import type { Dropped, MailContent } from '../mail/outbox-sender.js';
 import type { Clock } from './clock.js';
 import type { EmailFlows } from './email-flows.js';
 import type { EmailSecrets } from './email-secrets.js';
 import { foldCase } from './validation.js';
 
 /** What a mail says, ready for a template: the secrets are put in here, at send time, never stored. */
-export interface ComposedMail {
-  readonly to: string;
-  readonly kind: MailKind;
-  readonly variables: {
-    readonly username: string;
-    readonly email: string;
-    readonly link?: string;
-    readonly code?: string;
-    readonly expiresInMinutes: number;
-    readonly newEmail?: string;
-  };
-}
-
-export type Dropped = { readonly dropped: string };
+export type ComposedMail = MailContent;
 
 export interface MailLinkSettings {
   /** Where each kind of link points: the app's page (APP_URL + path), which calls the mutation. */

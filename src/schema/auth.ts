@@ -77,14 +77,25 @@ export const LoginResult = builder.unionType('LoginResult', {
   resolveType: (value) => loginErrorNames.get(failureClassOf(value)) ?? 'AuthPayload',
 });
 
-/** Runs a sign-in and returns its expected failures as members of LoginResult. */
 type LoginFailure = InstanceType<(typeof LOGIN_ERRORS)[number]>;
-export async function signInResult(signIn: () => Promise<AuthResult>): Promise<AuthResult | LoginFailure> {
-  try {
-    return await signIn();
-  } catch (error) {
-    return failureAsResult<LoginFailure>(error, LOGIN_ERRORS);
-  }
+
+/**
+ * The resolver of a field answering LoginResult: `signIn` runs audited as `event` (the session's user
+ * is the subject), and its expected failures come back as members of the union.
+ */
+export function signInResolver<Args>(event: string, signIn: (args: Args, ctx: RequestContext) => Promise<AuthResult>) {
+  const run = audited(
+    event,
+    (_root: unknown, args: Args, ctx: RequestContext) => signIn(args, ctx),
+    (result) => result.user.id,
+  );
+  return async (root: unknown, args: Args, ctx: RequestContext): Promise<AuthResult | LoginFailure> => {
+    try {
+      return await run(root, args, ctx);
+    } catch (error) {
+      return failureAsResult<LoginFailure>(error, LOGIN_ERRORS);
+    }
+  };
 }
 
 const RegisterInput = builder.inputType('RegisterInput', {
@@ -141,18 +152,11 @@ builder.mutationFields((t) => ({
   login: t.field({
     type: LoginResult,
     args: { input: t.arg({ type: LoginInput, required: true }) },
-    resolve: (root, args, ctx) =>
-      signInResult(() =>
-        audited(
-          'login',
-          async (_root, { input }: { input: { username: string; password: string } }, ctx: RequestContext) => {
-            await enforceRateLimit(ctx, 'login');
-            // Per account too, so one address cannot spend its whole budget guessing a single password.
-            await enforceRateLimit(ctx, 'loginAccount', input.username.slice(0, 256).toLowerCase());
-            return ctx.services.accounts.login(input, clientMeta(ctx));
-          },
-          (result) => result.user.id,
-        )(root, args, ctx),
-      ),
+    resolve: signInResolver('login', async ({ input }: { input: { username: string; password: string } }, ctx) => {
+      await enforceRateLimit(ctx, 'login');
+      // Per account too, so one address cannot spend its whole budget guessing a single password.
+      await enforceRateLimit(ctx, 'loginAccount', input.username.slice(0, 256).toLowerCase());
+      return ctx.services.accounts.login(input, clientMeta(ctx));
+    }),
   }),
 }));

@@ -1,8 +1,7 @@
 import type { EmailChangeRequested as EmailChangeRequestedResult } from '../auth/email-flows.js';
 import { AccountDisabledError, EmailTakenError, InvalidCredentialsError, InvalidTokenError, ValidationError } from '../auth/errors.js';
-import type { RequestContext } from '../context.js';
 import { audited } from './audit.js';
-import { AuthPayload, clientMeta, LoginResult, signInResult } from './auth.js';
+import { AuthPayload, clientMeta, LoginResult, signInResolver } from './auth.js';
 import { builder } from './builder.js';
 import { failureUnion, withCommitTimeRefusals } from './error-translation.js';
 import { requireSession, requireViewer } from './guards.js';
@@ -112,33 +111,19 @@ builder.mutationFields((t) => ({
     description:
       'Starts a session with the 6-digit code from the sign-in mail. A code allows 5 tries; wrong codes count toward the login lockout. The address counts as verified.',
     args: { email: t.arg.string({ required: true }), code: t.arg.string({ required: true }) },
-    resolve: (root, args, ctx) =>
-      signInResult(() =>
-        audited(
-          'signInWithCode',
-          async (_root, { email, code }: { email: string; code: string }, ctx: RequestContext) => {
-            await enforceRateLimit(ctx, 'login');
-            await enforceRateLimit(ctx, 'loginAccount', email.slice(0, 256).toLowerCase());
-            return ctx.services.email.signInWithCode(email, code, clientMeta(ctx));
-          },
-          (result) => result.user.id,
-        )(root, args, ctx),
-      ),
+    resolve: signInResolver('signInWithCode', async ({ email, code }: { email: string; code: string }, ctx) => {
+      await enforceRateLimit(ctx, 'login');
+      await enforceRateLimit(ctx, 'loginAccount', email.slice(0, 256).toLowerCase());
+      return ctx.services.email.signInWithCode(email, code, clientMeta(ctx));
+    }),
   }),
   signInWithLink: t.field({
     type: LoginResult,
     description: 'Starts a session with the token from the link in the sign-in mail (single use). The address counts as verified.',
     args: { token: t.arg.string({ required: true, description: TOKEN_DESCRIPTION }) },
-    resolve: (root, args, ctx) =>
-      signInResult(() =>
-        audited(
-          'signInWithLink',
-          async (_root, { token }: { token: string }, ctx: RequestContext) => {
-            await enforceRateLimit(ctx, 'login');
-            return ctx.services.email.signInWithLink(token, clientMeta(ctx));
-          },
-          (result) => result.user.id,
-        )(root, args, ctx),
-      ),
+    resolve: signInResolver('signInWithLink', async ({ token }: { token: string }, ctx) => {
+      await enforceRateLimit(ctx, 'login');
+      return ctx.services.email.signInWithLink(token, clientMeta(ctx));
+    }),
   }),
 }));

@@ -269,7 +269,9 @@ describe('the key file mode', { timeout: 120_000 }, () => {
   it('starts in production when only the owner can read it', async () => {
     const { dataDir, file } = await keyFileReadableByOthers();
     chmodSync(file, 0o600);
-    const { services, warnings } = await createServices(loadConfig({ NODE_ENV: 'production', EMAIL_ENABLED: 'false', DATA_DIR: dataDir, DATABASE_URL: await freshDatabaseUrl() }));
+    const { services, warnings } = await createServices(
+      loadConfig({ NODE_ENV: 'production', EMAIL_ENABLED: 'false', DATA_DIR: dataDir, DATABASE_URL: await freshDatabaseUrl() }),
+    );
     await services.db.close();
     expect(warnings).toEqual([]);
   });

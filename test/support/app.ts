@@ -55,7 +55,7 @@ const testEnvironment: Environment = {
   RATE_LIMIT_EMAIL_RECIPIENT: '1000/1m',
   RATE_LIMIT_EMAIL_CLIENT: '1000/1m',
   // Mail: quick polls and retries, so delivery tests do not wait on production's backoff.
-  MAIL_POLL_INTERVAL_SECONDS: '0.2',
+  MAIL_POLL_INTERVAL_SECONDS: '0.5',
   MAIL_RETRY_BASE_SECONDS: '0.2',
   MAIL_RETRY_MAX_SECONDS: '1',
   LOG_LEVEL: 'silent',
