@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database, UserRole } from '../../src/db/database.js';
 import { UniqueConstraintError } from '../../src/db/errors.js';
 import type { ManualClock } from '../support/app.js';
+import { mailStoreContract } from './store-contract-mail.js';
 
 /** What an engine's test file hands the contract: a fresh, migrated, empty database and its clock. */
 export interface StoreFixture {
@@ -337,5 +338,10 @@ export function storeContract(engine: string, open: () => Promise<StoreFixture>)
         expect(await db.transaction((tx) => db.users.findIn(tx, nul))).toBeNull();
       });
     });
+
+    mailStoreContract(
+      () => ({ db, clock }),
+      () => newUser(),
+    );
   });
 }
