@@ -11,6 +11,9 @@ import { User } from './user.js';
 
 // The email flows (src/auth/email-flows.ts). Every field is a mutation, and GraphQL over GET carries no
 // mutations: a mail scanner following a link (which points at the app, not here) cannot use a token up.
+// Every call into the email flows goes through withCommitTimeRefusals: with EMAIL_ENABLED=false they throw
+// FeatureDisabledError, which only that translation turns into FEATURE_DISABLED (otherwise it is masked
+// as an internal error).
 
 const EmailChangeRequested = builder.objectRef<EmailChangeRequestedResult>('EmailChangeRequested').implement({
   description:
@@ -31,7 +34,7 @@ builder.mutationFields((t) => ({
     resolve: audited('requestEmailVerification', async (_root, { email }, ctx) => {
       if (email !== null && email !== undefined) {
         await enforceMailLimits(ctx, 'verify_email', email);
-        return ctx.services.email.requestVerificationByAddress(email);
+        return withCommitTimeRefusals(() => ctx.services.email.requestVerificationByAddress(email));
       }
       const viewer = await requireViewer(ctx);
       await enforceMailLimits(ctx, 'verify_email', `account:${viewer.userId}`);
@@ -45,7 +48,7 @@ builder.mutationFields((t) => ({
     errors: failureUnion('VerifyEmailResult', [InvalidTokenError]),
     resolve: audited(
       'verifyEmail',
-      (_root, { token }, ctx) => ctx.services.email.verifyEmail(token),
+      (_root, { token }, ctx) => withCommitTimeRefusals(() => ctx.services.email.verifyEmail(token)),
       (user) => user.id,
     ),
   }),
@@ -55,7 +58,7 @@ builder.mutationFields((t) => ({
     args: { email: t.arg.string({ required: true }) },
     resolve: audited('requestPasswordReset', async (_root, { email }, ctx) => {
       await enforceMailLimits(ctx, 'reset_password', email);
-      return ctx.services.email.requestPasswordReset(email);
+      return withCommitTimeRefusals(() => ctx.services.email.requestPasswordReset(email));
     }),
   }),
   resetPassword: t.field({
@@ -68,7 +71,7 @@ builder.mutationFields((t) => ({
       'resetPassword',
       async (_root, { token, newPassword }, ctx) => {
         await enforceRateLimit(ctx, 'login');
-        return ctx.services.email.resetPassword(token, newPassword, clientMeta(ctx));
+        return withCommitTimeRefusals(() => ctx.services.email.resetPassword(token, newPassword, clientMeta(ctx)));
       },
       (result) => result.user.id,
     ),
@@ -94,7 +97,7 @@ builder.mutationFields((t) => ({
     errors: failureUnion('ConfirmEmailChangeResult', [InvalidTokenError, EmailTakenError]),
     resolve: audited(
       'confirmEmailChange',
-      (_root, { token }, ctx) => ctx.services.email.confirmEmailChange(token),
+      (_root, { token }, ctx) => withCommitTimeRefusals(() => ctx.services.email.confirmEmailChange(token)),
       (user) => user.id,
     ),
   }),
@@ -104,7 +107,7 @@ builder.mutationFields((t) => ({
     args: { email: t.arg.string({ required: true }) },
     resolve: audited('requestSignInCode', async (_root, { email }, ctx) => {
       await enforceMailLimits(ctx, 'sign_in', email);
-      return ctx.services.email.requestSignInCode(email);
+      return withCommitTimeRefusals(() => ctx.services.email.requestSignInCode(email));
     }),
   }),
   signInWithCode: t.field({
@@ -119,7 +122,7 @@ builder.mutationFields((t) => ({
           async (_root, { email, code }: { email: string; code: string }, ctx: RequestContext) => {
             await enforceRateLimit(ctx, 'login');
             await enforceRateLimit(ctx, 'loginAccount', email.slice(0, 256).toLowerCase());
-            return ctx.services.email.signInWithCode(email, code, clientMeta(ctx));
+            return withCommitTimeRefusals(() => ctx.services.email.signInWithCode(email, code, clientMeta(ctx)));
           },
           (result) => result.user.id,
         )(root, args, ctx),
@@ -135,7 +138,7 @@ builder.mutationFields((t) => ({
           'signInWithLink',
           async (_root, { token }: { token: string }, ctx: RequestContext) => {
             await enforceRateLimit(ctx, 'login');
-            return ctx.services.email.signInWithLink(token, clientMeta(ctx));
+            return withCommitTimeRefusals(() => ctx.services.email.signInWithLink(token, clientMeta(ctx)));
           },
           (result) => result.user.id,
         )(root, args, ctx),
