@@ -124,7 +124,7 @@ export class OutboxSender {
       const rendered = this.templates.render(content.kind, { ...content.variables, productName: this.settings.productName, appUrl: this.settings.appUrl });
       await this.transport.send({ id: mail.id, to: content.to, from: this.settings.from, ...rendered, link: content.variables.link });
       sent = true;
-      await this.outbox.finish(mail.id, 'sent');
+      await this.outbox.finish(mail.id, 'sent', null, mail.attempts + 1);
       this.log.info({ ...event, event: 'mail_send', outcome: 'sent', userId: mail.userId, attempt: mail.attempts + 1 }, 'mail sent');
     } catch (error) {
       if (sent) {
@@ -148,7 +148,7 @@ export class OutboxSender {
     const event = { component: 'mail', event: 'mail_send', mailId: mail.id, kind: mail.kind, userId: mail.userId, attempt: attempts, reason };
     try {
       if (attempts >= this.settings.maxAttempts) {
-        await this.outbox.finish(mail.id, 'failed', reason);
+        await this.outbox.finish(mail.id, 'failed', reason, attempts);
         this.log.error({ ...event, outcome: 'failed' }, `mail failed after ${attempts} attempts; not retried`);
         return;
       }

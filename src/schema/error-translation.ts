@@ -77,12 +77,18 @@ export async function withCommitTimeRefusals<T>(work: () => Promise<T>): Promise
 export const maskUnexpectedError: MaskError = (error, message, isDev) => {
   const failure = serviceFailureOf(error);
   if (failure?.kind === 'service_unavailable') return serviceUnavailable(failure);
+  // A cross-cutting refusal thrown where no resolver translated it (e.g. FEATURE_DISABLED from a service):
+  // still its stable code, never a masked internal error.
+  const refusal = refusalFor(error instanceof GraphQLError ? error.originalError : error);
+  if (refusal) return refusal;
   return maskError(error, message, isDev);
 };
 
 /** What an auth event's outcome is called in the logs: the stable code of the refusal. */
 export function outcomeCodeOf(error: unknown): string {
   if (error instanceof ExpectedFailure) return error.code;
+  const refusal = refusalFor(error);
+  if (refusal) return String(refusal.extensions.code);
   if (error instanceof GraphQLError && typeof error.extensions.code === 'string') return error.extensions.code;
   return 'INTERNAL_ERROR';
 }

@@ -104,11 +104,21 @@ export class MailOutboxStore {
     });
   }
 
-  /** Done with the row: delivered, given up, or not to be sent (e.g. no account has the address). */
-  async finish(id: string, state: 'sent' | 'failed' | 'dropped', reason: string | null = null): Promise<void> {
+  /**
+   * Done with the row: delivered, given up, or not to be sent (e.g. no account has the address). `attempts`,
+   * when the row ends with a delivery attempt (sent, failed), counts that last attempt too: only retryLater
+   * recorded attempts before, so a mail failed after 2 attempts read 1.
+   */
+  async finish(id: string, state: 'sent' | 'failed' | 'dropped', reason: string | null = null, attempts?: number): Promise<void> {
     await this.prisma.mailOutbox.update({
       where: { id },
-      data: { state, claimedUntil: null, finishedAt: new Date(this.clock.now()), lastError: reason?.slice(0, MAX_ERROR_LENGTH) ?? null },
+      data: {
+        state,
+        claimedUntil: null,
+        finishedAt: new Date(this.clock.now()),
+        lastError: reason?.slice(0, MAX_ERROR_LENGTH) ?? null,
+        ...(attempts === undefined ? {} : { attempts }),
+      },
     });
   }
 
