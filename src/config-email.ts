@@ -50,7 +50,10 @@ export const emailEnvironment = {
     .default('Gatehouse'),
   APP_URL: z
     .string()
-    .refine((url) => URL.canParse(url) && /^https?:$/.test(new URL(url).protocol), 'must be an http:// or https:// URL, e.g. https://app.example.com')
+    .refine(
+      (url) => URL.canParse(url) && /^https?:$/.test(new URL(url).protocol) && !new URL(url).search && !new URL(url).hash,
+      'must be an http:// or https:// URL without query or fragment, e.g. https://app.example.com',
+    )
     .optional(),
   EMAIL_VERIFY_PATH: appPath('/verify-email'),
   PASSWORD_RESET_PATH: appPath('/reset-password'),
@@ -65,10 +68,10 @@ export const emailEnvironment = {
   PASSWORD_RESET_TTL_MINUTES: minutes(30),
   EMAIL_CHANGE_TTL_MINUTES: minutes(60),
   SIGN_IN_CODE_TTL_MINUTES: minutes(10),
-  MAIL_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
+  MAIL_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(30),
   MAIL_RETRY_BASE_SECONDS: seconds(5, 3600),
   MAIL_RETRY_MAX_SECONDS: seconds(600, 86_400),
-  MAIL_POLL_INTERVAL_SECONDS: seconds(2, 3600),
+  MAIL_POLL_INTERVAL_SECONDS: seconds(2, 3600).refine((value) => value >= 0.05, 'must be at least 0.05'),
 };
 
 type EmailEnvironment = z.output<z.ZodObject<typeof emailEnvironment>>;
@@ -95,6 +98,9 @@ const DEVELOPMENT_APP_URL = 'http://localhost:3000';
 /** Rules between email settings, for loadConfig's list of problems. */
 export function emailProblems(e: Partial<EmailEnvironment>, production: boolean): string[] {
   const problems: string[] = [];
+  if (e.MAIL_RETRY_BASE_SECONDS !== undefined && e.MAIL_RETRY_MAX_SECONDS !== undefined && e.MAIL_RETRY_BASE_SECONDS > e.MAIL_RETRY_MAX_SECONDS) {
+    problems.push('MAIL_RETRY_BASE_SECONDS: must not exceed MAIL_RETRY_MAX_SECONDS');
+  }
   if (e.EMAIL_ENABLED === false && e.EMAIL_VERIFICATION === 'required') {
     problems.push('EMAIL_VERIFICATION: cannot be required with EMAIL_ENABLED=false (no verification mail could be sent)');
   }

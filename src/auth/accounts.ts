@@ -5,6 +5,7 @@ import { UniqueConstraintError } from '../db/errors.js';
 import type { ProfileChanges } from '../db/stores/users.js';
 import type { AccessTokenService } from './access-tokens.js';
 import { type AdminActor, assertActorMayAdminister, OPERATOR } from './admin-actor.js';
+import type { Clock } from './clock.js';
 import type { EmailFlows } from './email-flows.js';
 import {
   AccountDisabledError,
@@ -91,6 +92,7 @@ export class AccountService {
     private readonly accessTokens: AccessTokenService,
     private readonly lockout: LoginLockout,
     private readonly email: EmailFlows,
+    private readonly clock: Clock,
   ) {}
 
   /** Open registration: creates the user and logs them in. */
@@ -135,6 +137,9 @@ export class AccountService {
     try {
       return await this.db.transaction(async (tx) => {
         await assertActorMayAdminister(this.db, tx, actor);
+        // The operator (admin CLI) vouches for the address it types: no verification mail, verified at once,
+        // so that EMAIL_VERIFICATION=required cannot lock out the administrator it is creating.
+        const vouched = actor === OPERATOR && emailKey !== null;
         const user = await this.db.users.create(tx, {
           id: randomUUID(),
           username: valid.username,
@@ -144,9 +149,10 @@ export class AccountService {
           fullname: valid.fullname ?? null,
           passwordHash,
           role,
+          emailVerifiedAt: vouched ? new Date(this.clock.now()) : null,
         });
-        // The verification mail is queued in the same commit as the account: it cannot be lost.
-        await this.email.queueVerificationIn(tx, user);
+        // Otherwise the verification mail is queued in the same commit as the account: it cannot be lost.
+        if (!vouched) await this.email.queueVerificationIn(tx, user);
         return { user, issued: meta ? await this.sessions.start(tx, user.id, meta) : null };
       });
     } catch (error) {
@@ -206,16 +212,15 @@ export class AccountService {
     const valid = validate(profileSchema, input);
     const data: { -readonly [K in keyof ProfileChanges]: ProfileChanges[K] } = {};
     if (valid.fullname !== undefined) data.fullname = valid.fullname;
-    let newAddress = false;
     if (valid.email !== undefined) {
       const emailKey = valid.email === null ? null : foldCase(valid.email);
       const current = await this.db.users.find(userId);
-      newAddress = current !== null && current.emailKey !== emailKey;
-      // A verified address is what password resets go to: replacing it takes the password and a confirmation
-      // from the new address (requestEmailChange), or a stolen access token would be a stolen account.
-      if (newAddress && current?.emailVerifiedAt && this.email.verificationMode !== 'off') {
+      // Password resets and sign-in codes go to the address: with email on, replacing it takes the current
+      // password and a confirmation from the new address (requestEmailChange), or a stolen access token
+      // would be a stolen account. Spelling the same address differently is not a change.
+      if (current !== null && current.emailKey !== emailKey && this.email.enabled) {
         throw new ValidationError([
-          { field: 'email', message: 'is verified; change it with requestEmailChange (current password and a confirmation from the new address)' },
+          { field: 'email', message: 'changes through requestEmailChange (the current password, then a confirmation from the new address)' },
         ]);
       }
       if (emailKey) {
@@ -224,7 +229,8 @@ export class AccountService {
       }
       data.email = valid.email;
       data.emailKey = emailKey;
-      if (newAddress) data.emailVerifiedAt = null;
+      // Email off: the address is only data; nothing verified it.
+      if (current?.emailKey !== emailKey) data.emailVerifiedAt = null;
     }
     let user: UserRecord | null;
     try {
@@ -235,8 +241,6 @@ export class AccountService {
     }
     // Deleted while this request was on its way: the caller's credentials are gone with it.
     if (!user) throw AuthenticationError.accountUnavailable();
-    // A new address gets its verification mail (the change itself is already committed).
-    if (newAddress && user.email !== null && this.email.verificationMode !== 'off') await this.email.requestVerification(user.id);
     return user;
   }
 

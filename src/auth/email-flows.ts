@@ -65,6 +65,11 @@ export class EmailFlows {
     },
   ) {}
 
+  /** Whether the email flows are on (EMAIL_ENABLED). */
+  get enabled(): boolean {
+    return this.settings.enabled;
+  }
+
   get verificationMode(): EmailVerificationMode {
     return this.settings.enabled ? this.settings.verification : 'off';
   }
@@ -123,8 +128,8 @@ export class EmailFlows {
 
   /**
    * Sets a new password with a reset token and signs the user in. One commit uses the token up, replaces
-   * the password (only if it is still the one the token was issued for), ends every session and every other
-   * reset token of the user, and counts the address as verified (the mail reached it).
+   * the password (only if it is still the one the token was issued for, sent to the current address), ends
+   * every session, API token and other mailed link of the user, and counts the address as verified.
    */
   async resetPassword(linkToken: string, newPassword: string, meta: ClientMeta): Promise<AuthResult> {
     this.#assertEnabled();
@@ -133,16 +138,20 @@ export class EmailFlows {
     if (valid.newPassword.toLowerCase() === user.usernameKey)
       throw new ValidationError([{ field: 'newPassword', message: 'must not be the same as the username' }]);
     const issuedFor = token.boundCredentialsVersion;
-    if (issuedFor === null || user.credentialsVersion !== issuedFor) throw new InvalidTokenError();
+    // Sent to an address the account no longer has (a confirmed change since): the new owner of the old
+    // mailbox must not be able to take the account.
+    if (issuedFor === null || user.credentialsVersion !== issuedFor || user.emailKey !== token.emailKey) throw new InvalidTokenError();
     if (user.disabledAt) throw new AccountDisabledError();
     const passwordHash = await this.deps.passwords.hash(valid.newPassword);
     const issued = await this.db.transaction(async (tx) => {
       if (!(await this.db.emailTokens.consume(tx, token.id))) throw new InvalidTokenError();
-      // Disabling moves the credentials version on too, so an account disabled since is refused here.
+      // Disabling and address changes move the credentials version on, so either since is refused here.
       if (!(await this.db.users.setPasswordIfCurrent(tx, user.id, issuedFor, passwordHash))) throw new InvalidTokenError();
-      await this.db.emailTokens.endForUser(tx, user.id, 'reset_password');
+      await this.#endRecoveryTokens(tx, user.id);
+      // A reset is a recovery: whoever knew the old password may have made sessions and API tokens. All end.
       await this.deps.sessions.endForCredentialChange(tx, user.id, 'password_reset');
-      if (user.emailKey === token.emailKey) await this.db.users.markEmailVerified(tx, user.id, token.emailKey, new Date(this.deps.clock.now()));
+      await this.db.apiTokens.revokeAllForUser(tx, user.id);
+      await this.db.users.markEmailVerified(tx, user.id, token.emailKey, new Date(this.deps.clock.now()));
       return this.deps.sessions.start(tx, user.id, meta);
     });
     return authResultFor(this.deps.accessTokens, await this.#current(user.id), issued);
@@ -162,7 +171,12 @@ export class EmailFlows {
     const newEmailKey = foldCase(valid.newEmail);
     if (newEmailKey === user.emailKey) throw new ValidationError([{ field: 'newEmail', message: 'is the current address already' }]);
     await this.db.transaction(async (tx) => {
-      const tokenId = await this.#issue(tx, 'change_email', user, valid.newEmail, { boundEmailKey: user.emailKey ?? '' });
+      // Bound to the password too: a password change (the notice tells the owner to make one), a reset or a
+      // disable after the request ends it, so someone who knew the old password cannot finish the change.
+      const tokenId = await this.#issue(tx, 'change_email', user, valid.newEmail, {
+        boundEmailKey: user.emailKey ?? '',
+        boundCredentialsVersion: user.credentialsVersion,
+      });
       await this.db.mailOutbox.add(tx, { id: randomUUID(), kind: 'confirm_email_change', recipient: valid.newEmail, userId: user.id, tokenId });
       if (user.email !== null) {
         await this.db.mailOutbox.add(tx, {
@@ -186,10 +200,12 @@ export class EmailFlows {
     try {
       await this.db.transaction(async (tx) => {
         if (!(await this.db.emailTokens.consume(tx, token.id))) throw new InvalidTokenError();
-        const expected = token.boundEmailKey === '' ? null : token.boundEmailKey;
+        const expected = { emailKey: token.boundEmailKey === '' ? null : token.boundEmailKey, credentialsVersion: token.boundCredentialsVersion ?? -1 };
         const change = { email: token.email, emailKey: token.emailKey, verifiedAt: new Date(this.deps.clock.now()) };
-        // The address changed meanwhile (another confirmation, a profile edit): this token was for the old state.
+        // The address or the password changed meanwhile, or the account was disabled: the token was for the old state.
         if (!(await this.db.users.changeEmailIfCurrent(tx, user.id, expected, change))) throw new InvalidTokenError();
+        // Links already sent to the old address (a reset, a sign-in) must not outlive the move.
+        await this.#endRecoveryTokens(tx, user.id);
       });
     } catch (error) {
       // Taken since the request: the rollback leaves the token usable should the address become free.
@@ -250,6 +266,12 @@ export class EmailFlows {
       // Checked again where the session is inserted: a disable that committed since must win.
       if ((await this.db.users.findIn(tx, user.id))?.disabledAt !== null) throw new AccountDisabledError();
       if (!(await this.db.users.markEmailVerified(tx, user.id, token.boundEmailKey ?? '', new Date(this.deps.clock.now())))) throw new InvalidTokenError();
+      // The first proof that this mailbox's owner holds the account: if someone else registered with the
+      // address before (and never verified it), their sessions and API tokens end here.
+      if (user.emailVerifiedAt === null) {
+        await this.deps.sessions.endForCredentialChange(tx, user.id, 'email_verified_by_sign_in');
+        await this.db.apiTokens.revokeAllForUser(tx, user.id);
+      }
       return this.deps.sessions.start(tx, user.id, meta);
     });
     return authResultFor(this.deps.accessTokens, await this.#current(user.id), issued);
@@ -294,13 +316,22 @@ export class EmailFlows {
     return this.#issue(tx, purpose, user, email, bound);
   }
 
-  /** One insert, whatever the address: what becomes of it is decided by the sender. */
+  /**
+   * One insert, whatever the address: what becomes of it is decided by the sender. The sender is not
+   * woken for it: it finds the row at its next poll (MAIL_POLL_INTERVAL_SECONDS), so the work that differs
+   * between a registered and an unregistered address does not follow the answer at once, where the
+   * client's next request could time it.
+   */
   async #requestByAddress(kind: 'verify_email' | 'reset_password' | 'sign_in', email: string): Promise<boolean> {
     this.#assertEnabled();
     const valid = validate(addressSchema, { email });
     await this.db.mailOutbox.addRequest({ id: randomUUID(), kind, recipient: valid.email });
-    this.deps.mailQueued();
     return true;
+  }
+
+  /** Ends the links and codes that recover or move the account (after a reset or an address change). */
+  async #endRecoveryTokens(tx: Transaction, userId: string): Promise<void> {
+    for (const purpose of ['reset_password', 'sign_in', 'change_email'] as const) await this.db.emailTokens.endForUser(tx, userId, purpose);
   }
 
   /** The token behind a presented link and its user, if it can still be redeemed for `purpose`. */

@@ -3,7 +3,7 @@ import type { MailKind, OutboxMailRecord } from '../db/database.js';
 import type { MailOutboxStore, ResolvedMail } from '../db/stores/mail-outbox.js';
 import type { Logger } from '../logger.js';
 import type { MailTemplates, MailVariables } from './templates.js';
-import type { MailTransport } from './transport.js';
+import { MailSendError, type MailTransport } from './transport.js';
 
 export type Dropped = { readonly dropped: string };
 
@@ -73,7 +73,8 @@ export class OutboxSender {
 
   /** Looks at the outbox soon (a mail was just queued here). */
   wake(): void {
-    if (this.#stopped) return;
+    // Not started (the admin CLI queues mail but leaves delivery to the servers), or stopped.
+    if (this.#stopped || this.#timer === undefined) return;
     if (this.#running) {
       this.#again = true;
       return;
@@ -147,9 +148,11 @@ export class OutboxSender {
     const reason = error instanceof Error ? error.message : String(error);
     const event = { component: 'mail', event: 'mail_send', mailId: mail.id, kind: mail.kind, userId: mail.userId, attempt: attempts, reason };
     try {
-      if (attempts >= this.settings.maxAttempts) {
+      // A permanent refusal (5xx: no such mailbox, message refused) will not change by retrying.
+      const permanent = error instanceof MailSendError && error.permanent;
+      if (permanent || attempts >= this.settings.maxAttempts) {
         await this.outbox.finish(mail.id, 'failed', reason, attempts);
-        this.log.error({ ...event, outcome: 'failed' }, `mail failed after ${attempts} attempts; not retried`);
+        this.log.error({ ...event, outcome: 'failed', permanent }, permanent ? 'mail refused by the SMTP server; not retried' : `mail failed after ${attempts} attempts; not retried`);
         return;
       }
       const delay = Math.min(this.settings.retryMaxMs, this.settings.retryBaseMs * 2 ** (attempts - 1)) * (0.8 + Math.random() * 0.4);

@@ -64,12 +64,15 @@ function smtpOptions(
   if (parsed.hostname === '') return { problem: 'has no host' };
   if (parsed.pathname !== '' && parsed.pathname !== '/') return { problem: 'must not have a path' };
   if (parsed.hash !== '') return { problem: 'must not have a #fragment (percent-encode a "#" in the password as %23)' };
-  let requireTLS = false;
+  // STARTTLS that an attacker on the path can strip would hand over the SMTP password and every link:
+  // required by default, except to a relay on this machine (no network to strip it on).
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+  let requireTLS = parsed.protocol === 'smtp:' && !isLoopback(host);
   for (const [name, value] of parsed.searchParams) {
     if (name !== 'requireTLS' || (value !== 'true' && value !== 'false')) return { problem: 'supports only the query parameter requireTLS=true|false' };
     requireTLS = value === 'true';
   }
-  if (parsed.protocol === 'smtps:' && requireTLS) return { problem: 'requireTLS is for smtp:// (STARTTLS); smtps:// is always encrypted' };
+  if (parsed.protocol === 'smtps:' && parsed.searchParams.get('requireTLS') === 'true') return { problem: 'requireTLS is for smtp:// (STARTTLS); smtps:// is always encrypted' };
   let user: string;
   let pass: string;
   try {
@@ -82,13 +85,15 @@ function smtpOptions(
   const port = parsed.port === '' ? undefined : Number(parsed.port);
   if (port === 0) return { problem: 'has port 0' };
   return {
-    host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
+    host,
     ...(port === undefined ? {} : { port }),
     secure: parsed.protocol === 'smtps:',
     requireTLS,
     ...(user === '' ? {} : { auth: { user, pass } }),
   };
 }
+
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 
 /** The problem with an SMTP URL, for config validation, or undefined when it is usable. Never contains the password. */
 export function parseSmtpUrl(url: string): string | undefined {
@@ -98,7 +103,8 @@ export function parseSmtpUrl(url: string): string | undefined {
 
 /**
  * Sends through an SMTP server: smtps:// is TLS from the start (port 465 by default), smtp:// upgrades with STARTTLS
- * when the server offers it (port 587 by default; add ?requireTLS=true to refuse a server that does not). One
+ * (port 587 by default) and refuses a server that does not offer it, unless the host is this machine or the
+ * URL says ?requireTLS=false (a relay on a private network the operator trusts). One
  * connection per message: mail here is rare and a pool would only hold idle connections that servers time out.
  */
 export function smtpTransport(url: string): MailTransport {

@@ -13,7 +13,9 @@ import { searchUserIds, type UserSearch } from './user-search.js';
 export type { UserSearch } from './user-search.js';
 
 /** What registration decides; the rest (timestamps, credentials version, disabled) starts at its default. */
-export type NewUser = Pick<UserRecord, 'id' | 'username' | 'usernameKey' | 'email' | 'emailKey' | 'fullname' | 'passwordHash' | 'role'>;
+export type NewUser = Pick<UserRecord, 'id' | 'username' | 'usernameKey' | 'email' | 'emailKey' | 'fullname' | 'passwordHash' | 'role'> & {
+  readonly emailVerifiedAt?: Date | null;
+};
 
 /** Omitted fields stay; null clears. `emailKey` goes with `email`, and a new address is not verified. */
 export interface ProfileChanges {
@@ -170,20 +172,21 @@ export class UserStore implements MirroredCache {
   }
 
   /**
-   * Replaces the address, verified at `verifiedAt` (the confirmation came from it), if it is still
-   * `expectedEmailKey` (null: none). False when it changed meanwhile; throws UniqueConstraintError when
-   * another account has the new address.
+   * Replaces the address, verified at `verifiedAt` (the confirmation came from it), if the account is still
+   * as it was when the change was asked for: address `expected.emailKey` (null: none), credentials at
+   * `expected.credentialsVersion`, not disabled. False otherwise; throws UniqueConstraintError when another
+   * account has the new address.
    */
   async changeEmailIfCurrent(
     tx: Transaction,
     id: string,
-    expectedEmailKey: string | null,
+    expected: { emailKey: string | null; credentialsVersion: number },
     change: { email: string; emailKey: string; verifiedAt: Date },
   ): Promise<boolean> {
     await this.#forgetIn(tx, id);
     try {
       const { count } = await prismaIn(tx).user.updateMany({
-        where: { id, emailKey: expectedEmailKey },
+        where: { id, emailKey: expected.emailKey, credentialsVersion: expected.credentialsVersion, disabledAt: null },
         data: { email: change.email, emailKey: change.emailKey, emailVerifiedAt: change.verifiedAt },
       });
       return count === 1;
