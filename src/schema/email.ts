@@ -3,7 +3,7 @@ import { AccountDisabledError, EmailTakenError, InvalidCredentialsError, Invalid
 import { audited } from './audit.js';
 import { AuthPayload, clientMeta, LoginResult, signInResolver } from './auth.js';
 import { builder } from './builder.js';
-import { failureUnion, withCommitTimeRefusals } from './error-translation.js';
+import { failureUnion, withCommitTimeRefusals, withValidationRefusal } from './error-translation.js';
 import { requireSession, requireViewer } from './guards.js';
 import { enforceMailLimits, enforceRateLimit } from './rate-limits.js';
 import { User } from './user.js';
@@ -30,11 +30,11 @@ builder.mutationFields((t) => ({
     resolve: audited('requestEmailVerification', async (_root, { email }, ctx) => {
       if (email !== null && email !== undefined) {
         await enforceMailLimits(ctx, 'verify_email', email);
-        return ctx.services.email.requestVerificationByAddress(email);
+        return withValidationRefusal(() => ctx.services.email.requestVerificationByAddress(email));
       }
       const viewer = await requireViewer(ctx);
       await enforceMailLimits(ctx, 'verify_email', `account:${viewer.userId}`);
-      return withCommitTimeRefusals(() => ctx.services.email.requestVerification(viewer.userId));
+      return withValidationRefusal(() => withCommitTimeRefusals(() => ctx.services.email.requestVerification(viewer.userId)));
     }),
   }),
   verifyEmail: t.field({
@@ -54,7 +54,7 @@ builder.mutationFields((t) => ({
     args: { email: t.arg.string({ required: true }) },
     resolve: audited('requestPasswordReset', async (_root, { email }, ctx) => {
       await enforceMailLimits(ctx, 'reset_password', email);
-      return ctx.services.email.requestPasswordReset(email);
+      return withValidationRefusal(() => ctx.services.email.requestPasswordReset(email));
     }),
   }),
   resetPassword: t.field({
@@ -103,7 +103,7 @@ builder.mutationFields((t) => ({
     args: { email: t.arg.string({ required: true }) },
     resolve: audited('requestSignInCode', async (_root, { email }, ctx) => {
       await enforceMailLimits(ctx, 'sign_in', email);
-      return ctx.services.email.requestSignInCode(email);
+      return withValidationRefusal(() => ctx.services.email.requestSignInCode(email));
     }),
   }),
   signInWithCode: t.field({

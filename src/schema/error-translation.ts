@@ -1,7 +1,7 @@
 import { errorTypeMap, wrapErrorIfMatches } from '@pothos/plugin-errors';
 import { GraphQLError } from 'graphql';
 import { maskError, type MaskError } from 'graphql-yoga';
-import { ExpectedFailure } from '../auth/errors.js';
+import { ExpectedFailure, ValidationError } from '../auth/errors.js';
 import { serviceFailureOf } from '../service-failures.js';
 
 // The one place that turns service errors into GraphQL answers, from the table in service-failures.ts:
@@ -67,6 +67,26 @@ export async function withCommitTimeRefusals<T>(work: () => Promise<T>): Promise
     return await work();
   } catch (error) {
     throwAsGraphQL(error);
+  }
+}
+
+/**
+ * For fields whose answer cannot carry a typed failure (the mail requests answer Boolean: always true,
+ * whatever the address): a ValidationError (not an address at all, too long) is the caller's mistake, not
+ * a fault, and says nothing about any account, so it is told as a GraphQL error with ValidationError's
+ * code and field errors. Without this it would be masked as "Unexpected error." and logged as a fault.
+ * Only for such fields: where a result union lists ValidationError, it must stay a union member.
+ */
+export async function withValidationRefusal<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof ValidationError) {
+      throw new GraphQLError(error.message, {
+        extensions: { code: error.code, fieldErrors: error.fieldErrors.map(({ field, message }) => ({ field, message })) },
+      });
+    }
+    throw error;
   }
 }
 
