@@ -139,7 +139,7 @@ export class AccountService {
         await assertActorMayAdminister(this.db, tx, actor);
         // The operator (admin CLI) vouches for the address it types: no verification mail, verified at once,
         // so that EMAIL_VERIFICATION=required cannot lock out the administrator it is creating.
-        const vouched = actor === OPERATOR && emailKey !== null;
+        const vouched = actor === OPERATOR && meta === null && emailKey !== null;
         const user = await this.db.users.create(tx, {
           id: randomUUID(),
           username: valid.username,
