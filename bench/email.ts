@@ -70,7 +70,9 @@ try {
   const known: string[] = [];
   for (let i = 0; i < USERS; i++) {
     const email = `known${i}@example.test`;
-    await gql('mutation ($input: RegisterInput!) { register(input: $input) { __typename } }', { input: { username: `known${i}`, password: 'a long bench password', email } });
+    await gql('mutation ($input: RegisterInput!) { register(input: $input) { __typename } }', {
+      input: { username: `known${i}`, password: 'a long bench password', email },
+    });
     known.push(email);
   }
   const reset = `mutation ($email: String!) { requestPasswordReset(email: $email) }`;

@@ -3,7 +3,9 @@ import { bearer, createTestApp, REFRESH, registerUser, uniqueName } from './supp
 import { createApiToken, errorCode, login, me, readTable, USER_FIELDS } from './support/accounts.js';
 import { rawDb } from './support/raw-db.js';
 
-const app = await createTestApp();
+// Email off: the address is plain profile data here. With email on it changes only through requestEmailChange
+// (test/email/token-rules.test.ts).
+const app = await createTestApp({ EMAIL_ENABLED: 'false' });
 
 const PUBLIC_USER = 'query ($id: ID!) { user(id: $id) { __typename id username fullname } }';
 const UPDATE_PROFILE = /* GraphQL */ `

@@ -102,7 +102,7 @@ export class AccountService {
    */
   async register(input: RegisterRequest, meta: ClientMeta): Promise<AuthResult | { user: UserRecord; verificationRequired: true }> {
     const required = this.email.verificationMode === 'required';
-    const { user, issued } = await this.#create(input, 'USER', required ? null : meta);
+    const { user, issued } = await this.#create(input, 'USER', required ? null : meta, null);
     this.email.mailQueued();
     if (required) return { user, verificationRequired: true };
     return this.#authResult(user, issued!);
@@ -122,7 +122,8 @@ export class AccountService {
     input: RegisterRequest,
     role: UserRole,
     meta: ClientMeta | null,
-    actor: AdminActor = OPERATOR,
+    /** Who creates the account: null for open registration (the new user), else an administrator or the operator. */
+    actor: AdminActor | null,
   ): Promise<{ user: UserRecord; issued: IssuedSession | null }> {
     // Validation (including the password length bound) happens before any hashing.
     const valid = validate(registerSchema, input);
@@ -136,10 +137,10 @@ export class AccountService {
     const passwordHash = await this.passwords.hash(valid.password);
     try {
       return await this.db.transaction(async (tx) => {
-        await assertActorMayAdminister(this.db, tx, actor);
+        if (actor !== null) await assertActorMayAdminister(this.db, tx, actor);
         // The operator (admin CLI) vouches for the address it types: no verification mail, verified at once,
         // so that EMAIL_VERIFICATION=required cannot lock out the administrator it is creating.
-        const vouched = actor === OPERATOR && meta === null && emailKey !== null;
+        const vouched = actor === OPERATOR && emailKey !== null;
         const user = await this.db.users.create(tx, {
           id: randomUUID(),
           username: valid.username,

@@ -152,7 +152,10 @@ export class OutboxSender {
       const permanent = error instanceof MailSendError && error.permanent;
       if (permanent || attempts >= this.settings.maxAttempts) {
         await this.outbox.finish(mail.id, 'failed', reason, attempts);
-        this.log.error({ ...event, outcome: 'failed', permanent }, permanent ? 'mail refused by the SMTP server; not retried' : `mail failed after ${attempts} attempts; not retried`);
+        this.log.error(
+          { ...event, outcome: 'failed', permanent },
+          permanent ? 'mail refused by the SMTP server; not retried' : `mail failed after ${attempts} attempts; not retried`,
+        );
         return;
       }
       const delay = Math.min(this.settings.retryMaxMs, this.settings.retryBaseMs * 2 ** (attempts - 1)) * (0.8 + Math.random() * 0.4);

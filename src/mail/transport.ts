@@ -72,7 +72,8 @@ function smtpOptions(
     if (name !== 'requireTLS' || (value !== 'true' && value !== 'false')) return { problem: 'supports only the query parameter requireTLS=true|false' };
     requireTLS = value === 'true';
   }
-  if (parsed.protocol === 'smtps:' && parsed.searchParams.get('requireTLS') === 'true') return { problem: 'requireTLS is for smtp:// (STARTTLS); smtps:// is always encrypted' };
+  if (parsed.protocol === 'smtps:' && parsed.searchParams.get('requireTLS') === 'true')
+    return { problem: 'requireTLS is for smtp:// (STARTTLS); smtps:// is always encrypted' };
   let user: string;
   let pass: string;
   try {

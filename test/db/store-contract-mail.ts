@@ -88,15 +88,19 @@ export function mailStoreContract(fixture: () => { db: Database; clock: ManualCl
       const other = await newUser();
       const now = new Date(clock.now());
       const change = (email: string) => ({ email, emailKey: email.toLowerCase(), verifiedAt: now });
-      expect(await db.transaction((tx) => db.users.changeEmailIfCurrent(tx, user.id, { emailKey: null, credentialsVersion: 0 }, change(`${user.id}@Example.test`)))).toBe(true);
-      expect(await db.transaction((tx) => db.users.changeEmailIfCurrent(tx, user.id, { emailKey: null, credentialsVersion: 0 }, change(`x${user.id}@example.test`)))).toBe(false);
+      expect(
+        await db.transaction((tx) => db.users.changeEmailIfCurrent(tx, user.id, { emailKey: null, credentialsVersion: 0 }, change(`${user.id}@Example.test`))),
+      ).toBe(true);
+      expect(
+        await db.transaction((tx) => db.users.changeEmailIfCurrent(tx, user.id, { emailKey: null, credentialsVersion: 0 }, change(`x${user.id}@example.test`))),
+      ).toBe(false);
       expect(await db.transaction((tx) => db.users.markEmailVerified(tx, user.id, 'someone-else@example.test', now))).toBe(false);
       expect(await db.transaction((tx) => db.users.markEmailVerified(tx, user.id, `${user.id}@example.test`, now))).toBe(true);
       expect((await db.users.find(user.id))?.emailVerifiedAt?.getTime()).toBe(now.getTime());
       // Taken by another account: the unique index decides, as for registration.
-      await expect(db.transaction((tx) => db.users.changeEmailIfCurrent(tx, other.id, { emailKey: null, credentialsVersion: 0 }, change(`${user.id}@example.test`)))).rejects.toBeInstanceOf(
-        UniqueConstraintError,
-      );
+      await expect(
+        db.transaction((tx) => db.users.changeEmailIfCurrent(tx, other.id, { emailKey: null, credentialsVersion: 0 }, change(`${user.id}@example.test`))),
+      ).rejects.toBeInstanceOf(UniqueConstraintError);
     });
   });
 

@@ -1,7 +1,7 @@
 import { createHash, hkdfSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPostgresUrl } from '../../src/db/migrate.js';
 import { createLogger } from '../../src/logger.js';
 import { errorCode, readTable } from '../support/accounts.js';
@@ -35,10 +35,9 @@ const HIGH_LIMITS = {
 
 const from = (ip: string) => ({ 'x-forwarded-for': ip });
 
-let smtp: TestSmtpServer;
-beforeAll(async () => {
-  smtp = await testSmtpServer();
-});
+// At the top level, not in beforeAll: testSmtpServer registers its afterAll clean-up, which vitest ignores
+// when registered inside a hook.
+const smtp: TestSmtpServer = await testSmtpServer();
 
 async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -87,6 +86,8 @@ describe('the answers do not tell which addresses have accounts', { timeout: 180
   beforeAll(async () => {
     app = await createMailApp(smtp, HIGH_LIMITS);
   });
+  // createTestApp's own clean-up is not registered from inside a hook.
+  afterAll(() => app.close());
 
   const TRIES = 30;
 
@@ -194,6 +195,8 @@ describe("a mail scanner's GET changes nothing", () => {
   beforeAll(async () => {
     app = await createMailApp(smtp, HIGH_LIMITS);
   });
+  // createTestApp's own clean-up is not registered from inside a hook.
+  afterAll(() => app.close());
 
   const get = async (pathAndQuery: string, headers: Record<string, string> = {}) => {
     const response = await app.yoga.fetch(`http://gatehouse.test${pathAndQuery}`, { method: 'GET', headers });

@@ -114,7 +114,8 @@ describe('when the SMTP server is down or refuses', { timeout: 90_000 }, () => {
     const app = await closedAfterTest(createMailApp(smtp, { MAIL_MAX_ATTEMPTS: '2' }, { logger }));
     const user = await registerWithEmail(app);
     await mailTo(smtp, user.email, SUBJECT.verify);
-    smtp.rejectWith(550);
+    // Temporary refusals: retried, until MAIL_MAX_ATTEMPTS.
+    smtp.rejectWith(451);
 
     expect((await app.gql(REQUEST_RESET, { email: user.email })).data.requestPasswordReset).toBe(true);
     expect((await app.gql(REQUEST_CODE, { email: user.email })).data.requestSignInCode).toBe(true);
@@ -122,7 +123,7 @@ describe('when the SMTP server is down or refuses', { timeout: 90_000 }, () => {
       await expect.poll(async () => (await outboxRow(app, kind, user.email))?.state, { timeout: 20_000, interval: 100 }).toBe('failed');
       const row = (await outboxRow(app, kind, user.email))!;
       expect(row.attempts).toBe(2);
-      expect(row.lastError).toMatch(/550/);
+      expect(row.lastError).toMatch(/451/);
       const failure = entries().filter((entry) => entry.mailId === row.id && entry.outcome === 'failed');
       expect(failure).toHaveLength(1);
       expect(failure[0]).toMatchObject({ level: 50, event: 'mail_send', kind, attempt: 2 });
@@ -143,6 +144,19 @@ describe('when the SMTP server is down or refuses', { timeout: 90_000 }, () => {
     }
     const signInTokenId = (await outboxRow(app, 'sign_in', user.email))!.tokenId!;
     expect(lines.some((line) => new RegExp(`\\b${secrets.code(signInTokenId)}\\b`).test(line))).toBe(false);
+  });
+});
+
+describe('a permanent refusal', () => {
+  it('(5xx) fails the mail at once: retrying would not change it', async () => {
+    const smtp = await ownSmtpServer();
+    const app = await closedAfterTest(createMailApp(smtp, { MAIL_MAX_ATTEMPTS: '5' }));
+    const user = await registerWithEmail(app);
+    await mailTo(smtp, user.email, SUBJECT.verify);
+    smtp.rejectWith(550);
+    expect((await app.gql(REQUEST_RESET, { email: user.email })).data.requestPasswordReset).toBe(true);
+    await expect.poll(async () => (await outboxRow(app, 'reset_password', user.email))?.state, { timeout: 20_000, interval: 100 }).toBe('failed');
+    expect((await outboxRow(app, 'reset_password', user.email))?.attempts).toBe(1);
   });
 });
 

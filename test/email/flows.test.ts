@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { bearer, LOGIN, ME, type TestApp } from '../support/app.js';
 import type { TestSmtpServer } from '../support/smtp.js';
 import { APP_URL, AUTH_RESULT, codeOf, createMailApp, linkOf, mailTo, registerWithEmail, SUBJECT, testSmtpServer, uniqueEmail } from './support.js';
@@ -18,13 +18,10 @@ const WITH_CODE = `mutation ($email: String!, $code: String!) { signInWithCode(e
 const WITH_LINK = `mutation ($token: String!) { signInWithLink(token: $token) { ${AUTH_RESULT} } }`;
 const ME_VERIFIED = `query { me { id email emailVerified } }`;
 
-let smtp: TestSmtpServer;
-let app: TestApp;
-
-beforeAll(async () => {
-  smtp = await testSmtpServer();
-  app = await createMailApp(smtp);
-});
+// At the top level, not in beforeAll: the helpers register their afterAll clean-up, which vitest ignores
+// when registered inside a hook.
+const smtp: TestSmtpServer = await testSmtpServer();
+const app: TestApp = await createMailApp(smtp);
 
 describe('email verification', () => {
   it('mails a link to the app at registration; verifyEmail with its token marks the address verified, once', async () => {

@@ -25,9 +25,11 @@ async function registerFrom(app: TestApp, ip: string) {
   return errorCode(response) ?? response.data?.register?.__typename;
 }
 
+// With email on, updateProfile changes no address (requestEmailChange does, and never says "taken"), so
+// EMAIL_TAKEN comes from updateProfile only with email off.
 describe("updateProfile's EMAIL_TAKEN answer is rate limited", () => {
   it('per client address, across accounts', async () => {
-    const app = await createTestApp({ TRUST_PROXY: 'true', RATE_LIMIT_AVAILABILITY_PROBE: '3/1h' });
+    const app = await createTestApp({ TRUST_PROXY: 'true', RATE_LIMIT_AVAILABILITY_PROBE: '3/1h', EMAIL_ENABLED: 'false' });
     const victim = await registerUser(app, { email: 'victim@example.com' });
     expect(victim.user).toBeDefined();
     const [first, second] = [await registerUser(app), await registerUser(app)];
@@ -46,7 +48,7 @@ describe("updateProfile's EMAIL_TAKEN answer is rate limited", () => {
   });
 
   it('per account, across client addresses', async () => {
-    const app = await createTestApp({ TRUST_PROXY: 'true', RATE_LIMIT_AVAILABILITY_PROBE_ACCOUNT: '3/1h' });
+    const app = await createTestApp({ TRUST_PROXY: 'true', RATE_LIMIT_AVAILABILITY_PROBE_ACCOUNT: '3/1h', EMAIL_ENABLED: 'false' });
     await registerUser(app, { email: 'victim@example.com' });
     const [prober, other] = [await registerUser(app), await registerUser(app)];
     const answers = [];
