@@ -35,6 +35,8 @@ try {
   const { databaseUrl } = await seedDatabase(dataDir, users);
   const config = loadConfig({
     NODE_ENV: 'production',
+    // No mail is measured here (and production needs SMTP_URL with email on).
+    EMAIL_ENABLED: 'false',
     DATA_DIR: dataDir,
     DATABASE_URL: databaseUrl,
     // The login itself is measured here, not the limits: every iteration logs in as another user.

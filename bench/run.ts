@@ -199,7 +199,8 @@ async function dropPostgresDatabase(name: string): Promise<void> {
 const NODE_ARGS = ['--import', 'tsx'];
 
 function baseEnvironment(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0' };
+  // Email off: the benchmark measures the core paths, and production needs SMTP_URL with email on.
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', EMAIL_ENABLED: 'false' };
   for (const name of ['UV_THREADPOOL_SIZE', 'NODE_OPTIONS', 'TMPDIR', 'SQLITE_SYNCHRONOUS', 'LOG_LEVEL', 'ARGON2_CONCURRENCY']) {
     if (process.env[name] !== undefined) env[name] = process.env[name];
   }

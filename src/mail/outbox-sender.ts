@@ -1,4 +1,4 @@
-import type { Clock } from '../auth/clock.js';
+import type { StoreClock } from '../db/clock.js';
 import type { MailKind, OutboxMailRecord } from '../db/database.js';
 import type { MailOutboxStore, ResolvedMail } from '../db/stores/mail-outbox.js';
 import type { Logger } from '../logger.js';
@@ -59,7 +59,8 @@ export class OutboxSender {
     private readonly transport: MailTransport,
     private readonly templates: MailTemplates,
     private readonly steps: OutboxSteps,
-    private readonly clock: Clock,
+    /** Wall-clock time for the stored next-attempt times (the auth services' clock). */
+    private readonly clock: Pick<StoreClock, 'now'>,
     private readonly log: Logger,
     private readonly settings: OutboxSenderSettings,
   ) {}

@@ -44,7 +44,11 @@ builder.mutationFields((t) => ({
     errors: failureUnion('VerifyEmailResult', [InvalidTokenError]),
     resolve: audited(
       'verifyEmail',
-      (_root, { token }, ctx) => ctx.services.email.verifyEmail(token),
+      async (_root, { token }, ctx) => {
+        // Guessing a 256-bit token is hopeless, but each try costs reads: bounded like login attempts.
+        await enforceRateLimit(ctx, 'login');
+        return ctx.services.email.verifyEmail(token);
+      },
       (user) => user.id,
     ),
   }),
@@ -93,7 +97,10 @@ builder.mutationFields((t) => ({
     errors: failureUnion('ConfirmEmailChangeResult', [InvalidTokenError, EmailTakenError]),
     resolve: audited(
       'confirmEmailChange',
-      (_root, { token }, ctx) => ctx.services.email.confirmEmailChange(token),
+      async (_root, { token }, ctx) => {
+        await enforceRateLimit(ctx, 'login');
+        return ctx.services.email.confirmEmailChange(token);
+      },
       (user) => user.id,
     ),
   }),

@@ -41,7 +41,12 @@ afterAll(() => dropPostgresDatabase(name));
 describe('PostgreSQL migrations', { timeout: 180_000 }, () => {
   it('two instances starting together on a database that does not exist yet both succeed; each migration is applied once', async () => {
     const all = await pendingPostgresMigrations(url);
-    expect(all).toEqual(['20261124034447_init', '20261124130837_api_tokens_and_roles', '20261202031115_credentials_version']);
+    expect(all).toEqual([
+      '20261124034447_init',
+      '20261124130837_api_tokens_and_roles',
+      '20261202031115_credentials_version',
+      '20261202154830_email_tokens_and_outbox',
+    ]);
     await Promise.all([applyMigrations(url), applyMigrations(url)]);
     expect(await pendingPostgresMigrations(url)).toEqual([]);
     expect((await appliedRows(url)).map((row) => row.migration_name)).toEqual(all);
