@@ -88,12 +88,14 @@ describe('shutdown on SIGTERM', { timeout: 120_000 }, () => {
     const answers = await Promise.all(requests.map((r) => r.done));
     // Every request the server had begun when the signal came is answered in full. On a loaded machine a
     // few may reach their (already accepted) connection only after it: those get a whole 503 and do nothing;
-    // and a few may not have connected at all before the port closed: refused, never accepted.
+    // and some may not have been taken in at all: refused once the port closed, or reset when they sat in
+    // the kernel's queue or on a connection whose request the server had not begun to read (closed as idle).
+    // None of those was acknowledged, and the database check below shows none changed anything.
     const accepted = Number(/waiting up to [\d.]+ s for (\d+) request\(s\)/.exec(server.output())?.[1]);
     const registered = answers.filter((a) => a.status === 200 && a.typename === 'AuthPayload').length;
     expect(registered).toBeGreaterThanOrEqual(accepted);
     const others = answers.filter((a) => !(a.status === 200 && a.typename === 'AuthPayload'));
-    expect(others.map((a) => (a.status === 0 && /ECONNREFUSED/.test(a.typename ?? '') ? 'refused' : a.status))).toEqual(
+    expect(others.map((a) => (a.status === 0 && /ECONNREFUSED|ECONNRESET|other side closed/.test(a.typename ?? '') ? 'refused' : a.status))).toEqual(
       others.map((a) => (a.status === 0 ? 'refused' : 503)),
     );
     // Those still running when the signal came were told not to reuse their connection.
