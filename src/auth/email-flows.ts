@@ -263,12 +263,13 @@ export class EmailFlows {
     if (user.disabledAt) throw new AccountDisabledError();
     const issued = await this.db.transaction(async (tx) => {
       if (!(await this.db.emailTokens.consume(tx, token.id))) throw new InvalidTokenError();
-      // Checked again where the session is inserted: a disable that committed since must win.
-      if ((await this.db.users.findIn(tx, user.id))?.disabledAt !== null) throw new AccountDisabledError();
+      // Read again where the session is inserted: a disable (or a verification) that committed since counts.
+      const current = await this.db.users.findIn(tx, user.id);
+      if (!current || current.disabledAt !== null) throw new AccountDisabledError();
       if (!(await this.db.users.markEmailVerified(tx, user.id, token.boundEmailKey ?? '', new Date(this.deps.clock.now())))) throw new InvalidTokenError();
       // The first proof that this mailbox's owner holds the account: if someone else registered with the
       // address before (and never verified it), their sessions and API tokens end here.
-      if (user.emailVerifiedAt === null) {
+      if (current.emailVerifiedAt === null) {
         await this.deps.sessions.endForCredentialChange(tx, user.id, 'email_verified_by_sign_in');
         await this.db.apiTokens.revokeAllForUser(tx, user.id);
       }
