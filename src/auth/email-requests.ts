@@ -72,7 +72,7 @@ export class EmailRequests {
     const resolved = await this.db.transaction(async (tx) => {
       const tokenId = await this.flows.issueIn(tx, purpose, user, recipient, bound);
       const resolved: ResolvedMail = { recipient, userId: user.id, tokenId };
-      await this.db.mailOutbox.resolve(tx, mail.id, resolved);
+      await this.db.mailOutbox.resolve(tx, mail, resolved);
       return resolved;
     });
     return { resolved };

@@ -1,6 +1,6 @@
 import type { StoreClock } from '../db/clock.js';
 import type { MailKind, OutboxMailRecord } from '../db/database.js';
-import type { MailOutboxStore, ResolvedMail } from '../db/stores/mail-outbox.js';
+import { LeaseLostError, type MailOutboxStore, type ResolvedMail } from '../db/stores/mail-outbox.js';
 import type { Logger } from '../logger.js';
 import type { MailTemplates, MailVariables } from './templates.js';
 import { MailSendError, type MailTransport } from './transport.js';
@@ -126,9 +126,10 @@ export class OutboxSender {
       const rendered = this.templates.render(content.kind, { ...content.variables, productName: this.settings.productName, appUrl: this.settings.appUrl });
       await this.transport.send({ id: mail.id, to: content.to, from: this.settings.from, ...rendered, link: content.variables.link });
       sent = true;
-      await this.outbox.finish(mail.id, 'sent', null, mail.attempts + 1);
+      await this.#recorded(mail, this.outbox.finish(mail, 'sent', null, mail.attempts + 1));
       this.log.info({ ...event, event: 'mail_send', outcome: 'sent', userId: mail.userId, attempt: mail.attempts + 1 }, 'mail sent');
     } catch (error) {
+      if (error instanceof LeaseLostError) return this.#leaseLost(mail);
       if (sent) {
         // Delivered, but not recorded: it will be sent again once the lease ends (at least once).
         this.log.error({ ...event, event: 'mail_send', outcome: 'sent_unrecorded', err: error }, 'mail sent but not recorded; it may be sent twice');
@@ -138,8 +139,22 @@ export class OutboxSender {
     }
   }
 
+  /** Whether a write under the claim applied; when the claim was lost, says so (the other sender has the row). */
+  async #recorded(mail: OutboxMailRecord, write: Promise<boolean>): Promise<boolean> {
+    if (await write) return true;
+    this.#leaseLost(mail);
+    return false;
+  }
+
+  #leaseLost(mail: OutboxMailRecord): void {
+    this.log.warn(
+      { component: 'mail', event: 'mail_send', mailId: mail.id, kind: mail.kind, outcome: 'lease_lost' },
+      'outbox row taken over by another sender; its outcome is theirs to record',
+    );
+  }
+
   async #drop(mail: OutboxMailRecord, reason: string, event: string): Promise<void> {
-    await this.outbox.finish(mail.id, 'dropped', reason);
+    if (!(await this.#recorded(mail, this.outbox.finish(mail, 'dropped', reason)))) return;
     this.log.info({ component: 'mail', event, mailId: mail.id, kind: mail.kind, outcome: `dropped:${reason}`, userId: mail.userId }, `mail dropped: ${reason}`);
   }
 
@@ -152,7 +167,7 @@ export class OutboxSender {
       // A permanent refusal (5xx: no such mailbox, message refused) will not change by retrying.
       const permanent = error instanceof MailSendError && error.permanent;
       if (permanent || attempts >= this.settings.maxAttempts) {
-        await this.outbox.finish(mail.id, 'failed', reason, attempts);
+        if (!(await this.#recorded(mail, this.outbox.finish(mail, 'failed', reason, attempts)))) return;
         this.log.error(
           { ...event, outcome: 'failed', permanent },
           permanent ? 'mail refused by the SMTP server; not retried' : `mail failed after ${attempts} attempts; not retried`,
@@ -160,7 +175,7 @@ export class OutboxSender {
         return;
       }
       const delay = Math.min(this.settings.retryMaxMs, this.settings.retryBaseMs * 2 ** (attempts - 1)) * (0.8 + Math.random() * 0.4);
-      await this.outbox.retryLater(mail.id, attempts, new Date(this.clock.now() + delay), reason);
+      if (!(await this.#recorded(mail, this.outbox.retryLater(mail, attempts, new Date(this.clock.now() + delay), reason)))) return;
       this.log.warn({ ...event, outcome: 'retry', retryInMs: Math.round(delay) }, 'mail not sent; will retry');
     } catch (recordError) {
       // Could not even record the failure (database down): the lease runs out and the row is tried again.

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Database, EmailTokenPurpose, UserRecord } from '../../src/db/database.js';
 import { UniqueConstraintError } from '../../src/db/errors.js';
 import type { NewEmailToken } from '../../src/db/stores/email-tokens.js';
+import { LeaseLostError } from '../../src/db/stores/mail-outbox.js';
 import type { ManualClock } from '../support/app.js';
 
 const MINUTE = 60_000;
@@ -115,7 +116,14 @@ export function mailStoreContract(fixture: () => { db: Database; clock: ManualCl
       clock.advance(60_001);
       const retaken = await db.mailOutbox.claimDue(100, 60_000);
       expect(retaken.map((row) => row.id).sort()).toEqual(ids.sort());
-      for (const row of retaken) await db.mailOutbox.finish(row.id, 'sent');
+      // The first sender, stalled past its lease, can no longer write the row; the one that took it over can.
+      const stale = [...a, ...b].find((row) => row.id === retaken[0]!.id)!;
+      expect(await db.mailOutbox.finish(stale, 'sent')).toBe(false);
+      expect(await db.mailOutbox.retryLater(stale, 1, new Date(clock.now()), 'late')).toBe(false);
+      await expect(
+        db.transaction((tx) => db.mailOutbox.resolve(tx, stale, { recipient: 'a@example.test', userId: randomUUID(), tokenId: null })),
+      ).rejects.toBeInstanceOf(LeaseLostError);
+      for (const row of retaken) expect(await db.mailOutbox.finish(row, 'sent')).toBe(true);
     });
 
     it('keeps a failed attempt until it is due again, and never hands out a finished row', async () => {
@@ -124,12 +132,13 @@ export function mailStoreContract(fixture: () => { db: Database; clock: ManualCl
       await db.mailOutbox.addRequest({ id, kind: 'sign_in', recipient: 'b@example.test' });
       const [claimed] = await db.mailOutbox.claimDue(100, 60_000);
       expect(claimed?.id).toBe(id);
-      await db.mailOutbox.retryLater(id, 1, new Date(clock.now() + 5_000), 'connection refused');
+      expect(await db.mailOutbox.retryLater(claimed!, 1, new Date(clock.now() + 5_000), 'connection refused')).toBe(true);
       expect(await db.mailOutbox.claimDue(100, 60_000)).toEqual([]);
       expect(await db.mailOutbox.countWaiting()).toBe(1);
       clock.advance(5_000);
-      expect((await db.mailOutbox.claimDue(100, 60_000)).map((row) => [row.id, row.attempts, row.lastError])).toEqual([[id, 1, 'connection refused']]);
-      await db.mailOutbox.finish(id, 'failed', 'gave up');
+      const again = await db.mailOutbox.claimDue(100, 60_000);
+      expect(again.map((row) => [row.id, row.attempts, row.lastError])).toEqual([[id, 1, 'connection refused']]);
+      expect(await db.mailOutbox.finish(again[0]!, 'failed', 'gave up')).toBe(true);
       clock.advance(120_000);
       expect(await db.mailOutbox.claimDue(100, 60_000)).toEqual([]);
       expect(await db.mailOutbox.countWaiting()).toBe(0);

@@ -22,6 +22,22 @@ export interface ResolvedMail {
 }
 
 const WAITING: MailState[] = ['requested', 'pending'];
+
+/** A row as a sender claimed it: its writes apply only while that claim still holds (see `held`). */
+export type OutboxClaim = Pick<OutboxMailRecord, 'id' | 'claimedUntil'>;
+
+/**
+ * The row, only while it is still held by this claim. A sender that stalled past its lease (and whose row
+ * another sender took over) must not overwrite what the other one recorded: its writes then match nothing.
+ */
+const held = (claim: OutboxClaim) => ({ id: claim.id, claimedUntil: claim.claimedUntil });
+
+/** The claim on a row ran out and another sender holds it now; the work done under it is to be dropped. */
+export class LeaseLostError extends Error {
+  constructor() {
+    super('the claim on the outbox row ran out; another sender holds it');
+  }
+}
 const toRecord = (row: unknown): OutboxMailRecord => row as OutboxMailRecord;
 // lastError is for the operator; bounded so a chatty SMTP server cannot grow rows without limit.
 const MAX_ERROR_LENGTH = 500;
@@ -90,10 +106,13 @@ export class MailOutboxStore {
     return claimed;
   }
 
-  /** A requested mail found its account: it becomes a mail ready to send (still held by the caller). */
-  async resolve(tx: Transaction, id: string, resolved: ResolvedMail): Promise<void> {
-    await prismaIn(tx).mailOutbox.update({
-      where: { id },
+  /**
+   * A requested mail found its account: it becomes a mail ready to send, still held by the caller. Throws
+   * LeaseLostError (rolling `tx` back) when the caller's claim ran out and another sender took the row.
+   */
+  async resolve(tx: Transaction, claim: OutboxClaim, resolved: ResolvedMail): Promise<void> {
+    const { count } = await prismaIn(tx).mailOutbox.updateMany({
+      where: held(claim),
       data: {
         state: 'pending',
         recipient: resolved.recipient,
@@ -102,6 +121,7 @@ export class MailOutboxStore {
         variables: JSON.stringify(resolved.variables ?? {}),
       },
     });
+    if (count !== 1) throw new LeaseLostError();
   }
 
   /**
@@ -109,9 +129,9 @@ export class MailOutboxStore {
    * when the row ends with a delivery attempt (sent, failed), counts that last attempt too: only retryLater
    * recorded attempts before, so a mail failed after 2 attempts read 1.
    */
-  async finish(id: string, state: 'sent' | 'failed' | 'dropped', reason: string | null = null, attempts?: number): Promise<void> {
-    await this.prisma.mailOutbox.update({
-      where: { id },
+  async finish(claim: OutboxClaim, state: 'sent' | 'failed' | 'dropped', reason: string | null = null, attempts?: number): Promise<boolean> {
+    const { count } = await this.prisma.mailOutbox.updateMany({
+      where: held(claim),
       data: {
         state,
         claimedUntil: null,
@@ -120,14 +140,16 @@ export class MailOutboxStore {
         ...(attempts === undefined ? {} : { attempts }),
       },
     });
+    return count === 1;
   }
 
-  /** The attempt failed: released, to be tried again at `nextAttemptAt`. */
-  async retryLater(id: string, attempts: number, nextAttemptAt: Date, reason: string): Promise<void> {
-    await this.prisma.mailOutbox.update({
-      where: { id },
+  /** The attempt failed: released, to be tried again at `nextAttemptAt`. False when the claim was lost. */
+  async retryLater(claim: OutboxClaim, attempts: number, nextAttemptAt: Date, reason: string): Promise<boolean> {
+    const { count } = await this.prisma.mailOutbox.updateMany({
+      where: held(claim),
       data: { attempts, nextAttemptAt, claimedUntil: null, lastError: reason.slice(0, MAX_ERROR_LENGTH) },
     });
+    return count === 1;
   }
 
   /** How many mails wait to be sent (requested or pending). */
