@@ -41,7 +41,9 @@ async function main(): Promise<void> {
   const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
   const shownHost = host === '127.0.0.1' || host === '0.0.0.0' || host === '[::]' ? 'localhost' : host;
   console.log(`Gatehouse listening on http://${host}:${port}`);
-  console.log(`  GraphiQL:  http://${shownHost}:${port}${app.yoga.graphqlEndpoint}`);
+  // GraphiQL only when it is served (GRAPHIQL, off by default in production); the endpoint itself always.
+  if (config.graphql.graphiql) console.log(`  GraphiQL:  http://${shownHost}:${port}${app.yoga.graphqlEndpoint}`);
+  else console.log(`  GraphQL:   http://${shownHost}:${port}${app.yoga.graphqlEndpoint} (POST; GraphiQL off)`);
   console.log(`  JWKS:      http://${shownHost}:${port}/.well-known/jwks.json`);
   console.log(`  Database:  ${isPostgresUrl(config.databaseUrl) ? withoutPassword(config.databaseUrl) : sqlitePath(config.databaseUrl)}`);
   console.log(`  Keys:      ${config.keysFile}${app.keysCreated ? ' (created now; back this file up)' : ''}`);

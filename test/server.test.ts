@@ -68,6 +68,27 @@ describe('npm start', { timeout: 120_000 }, () => {
     expect(again.output()).not.toContain('created now');
   });
 
+  it('advertises GraphiQL in its banner only when it serves it, and says where mail goes', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-server-'));
+    const on = spawnServer({ env: { DATA_DIR: dataDir } });
+    await on.listening;
+    // The banner's lines follow the first one (what `listening` waits for).
+    await expect.poll(() => on.output()).toContain('Mail:');
+    expect(on.output()).toMatch(/GraphiQL: +http:\/\/localhost:\d+\/graphql/);
+    expect(on.output()).toContain(`Mail:      development outbox: ${path.join(dataDir, 'mail')}`);
+    expect(await on.stop()).toEqual({ code: 0, signal: null });
+
+    const off = spawnServer({ env: { DATA_DIR: dataDir, GRAPHIQL: 'false', EMAIL_ENABLED: 'false' } });
+    const base = await off.listening;
+    await expect.poll(() => off.output()).toContain('Mail:');
+    expect(off.output()).not.toContain('GraphiQL:');
+    expect(off.output()).toMatch(/GraphQL: +http:\/\/localhost:\d+\/graphql \(POST; GraphiQL off\)/);
+    expect(off.output()).toContain('Mail:      off (EMAIL_ENABLED=false)');
+    // And it means it: no page for a browser.
+    expect((await fetch(`${base}/graphql`, { headers: { accept: 'text/html' } })).headers.get('content-type') ?? '').not.toContain('text/html');
+    expect(await off.stop()).toEqual({ code: 0, signal: null });
+  });
+
   it('exits non-zero with a readable list of every configuration problem', async () => {
     const server = spawnServer({ env: { PORT: 'eighty', JWT_SECRET: 'too short', SESSION_IDLE_TIMEOUT_DAYS: '-1' } });
     expect((await server.exited).code).toBe(1);

@@ -55,7 +55,8 @@ builder.mutationFields((t) => ({
     ),
   }),
   logout: t.boolean({
-    description: 'Ends the current session, or with allSessions every session of the caller. Their tokens stop working at once.',
+    description:
+      'Ends the current session, or with allSessions every session of the caller. Their tokens stop working at once. Always true when it returns: the session is over (an already ended session is refused with UNAUTHENTICATED before this runs), so there is nothing more to tell.',
     args: { allSessions: t.arg.boolean({ required: true, defaultValue: false }) },
     authScopes: { session: true },
     resolve: audited('logout', async (_root, { allSessions }, ctx) => {
