@@ -48,7 +48,8 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   updateProfile: t.field({
     type: User,
-    description: "Changes the caller's full name and email.",
+    description:
+      "Changes the caller's full name, and the email address only with EMAIL_ENABLED=false: with email on, the address changes through requestEmailChange (a different email here is a ValidationError).",
     args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
     authScopes: { scope: 'profile:write' },
     errors: failureUnion('UpdateProfileResult', [ValidationError, EmailTakenError]),
