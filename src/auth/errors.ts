@@ -68,6 +68,13 @@ export class InvalidCredentialsError extends ExpectedFailure {
   static locked(retryAfter: number): InvalidCredentialsError {
     return new InvalidCredentialsError('LOGIN_LOCKED', retryAfter);
   }
+
+  /** A signed-in caller typed their current password wrong: the account is known, so the message may say so. */
+  static wrongCurrentPassword(): InvalidCredentialsError {
+    const error = new InvalidCredentialsError();
+    error.message = 'The current password is wrong.';
+    return error;
+  }
 }
 
 /** Only ever returned after the correct password was given, so it reveals nothing to a guesser. */

@@ -20,6 +20,6 @@ export async function reauthenticate(
   const user = await deps.db.users.find(userId);
   if (!user) throw AuthenticationError.accountUnavailable();
   const matches = await checkUnderLockout(deps.lockout, accountLockKey(userId), source, () => deps.passwords.verify(user.passwordHash, password));
-  if (!matches) throw new InvalidCredentialsError();
+  if (!matches) throw InvalidCredentialsError.wrongCurrentPassword();
   return user;
 }

@@ -110,7 +110,7 @@ describe('address change', () => {
   it('needs the current password', async () => {
     const user = await registerWithEmail(app);
     const wrong = await app.gql(REQUEST_CHANGE, { email: uniqueEmail(), password: 'not the password' }, user.auth);
-    expect(wrong.data.requestEmailChange.code).toBe('INVALID_CREDENTIALS');
+    expect(wrong.data.requestEmailChange).toMatchObject({ code: 'INVALID_CREDENTIALS', message: 'The current password is wrong.' });
   });
 
   it('does not tell that the new address is taken; the confirmation does', async () => {
