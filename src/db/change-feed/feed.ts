@@ -60,6 +60,8 @@ export class ChangeFeed {
   readonly origin = randomUUID();
   readonly #caches: MirroredCache[] = [];
   readonly #live = new Map<string, boolean>();
+  /** Transports that have been live at least once (a later "live" is a return, logged as such). */
+  readonly #everLive = new Set<string>();
   readonly #observers: FeedObserver[] = [];
   /** Texts already announced in each open transaction: one announcement per change and commit. */
   readonly #announcedIn = new WeakMap<Transaction, Set<string>>();
@@ -202,8 +204,11 @@ export class ChangeFeed {
 
   #setLive(name: string, isLive: boolean, reason?: string): void {
     if (!this.#listening || this.#live.get(name) === isLive) return;
+    // Not "back" the first time: at start a transport simply comes up.
+    const first = isLive && !this.#everLive.has(name);
+    if (isLive) this.#everLive.add(name);
     this.#live.set(name, isLive);
-    this.#update(isLive ? `${name} is back` : `${name}: ${reason ?? 'connection lost'}`);
+    this.#update(isLive ? `${name} ${first ? 'is up' : 'is back'}` : `${name}: ${reason ?? 'connection lost'}`);
   }
 
   #update(detail: string): void {
