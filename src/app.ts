@@ -16,6 +16,7 @@ import { useCsrfPrevention } from './http/csrf-prevention.js';
 import { useErrorAnswers } from './http/error-answers.js';
 import { useRequestBodyLimit } from './http/request-body-limit.js';
 import { createLogger, type Logger } from './logger.js';
+import { createMetrics, type Metrics, metricsAuthorized } from './metrics.js';
 import { maskUnexpectedError, throwAsGraphQL } from './schema/error-translation.js';
 import { schema } from './schema/index.js';
 import { createServices } from './services.js';
@@ -38,10 +39,16 @@ export interface AppOptions {
 /** Builds the whole application against an already migrated database. Listening is main.ts's job. */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
   const logger = options.logger ?? createLogger(config.logLevel);
-  const { services, keysCreated, warnings } = await createServices(config, options.clock, { logger });
+  const metrics = createMetrics(logger);
+  const { services, keysCreated, warnings } = await createServices(config, options.clock, {
+    logger,
+    observers: { passwordHashes: metrics.passwordHashes, mailDelivery: metrics.mailDelivery },
+  });
+  if (services.mailSender) metrics.observeOutboxDepth(() => db.mailOutbox.countWaiting());
   const { db, accessTokens } = services;
   for (const warning of warnings) logger.warn({ event: 'startup_warning' }, warning);
   const limits = config.graphql;
+  const metricsAccess = limits.metrics;
   const databaseIsWritable = databaseWriteProbe(db, config.databaseUrl);
   // Announced on every transition, so an operator sees when (and why) this instance reads the database
   // on every request instead of trusting its caches, and when that ends.
@@ -88,6 +95,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       let resolved: Viewer | null = null;
       const audit: Audit = (event, outcome, userId, level = outcome === 'success' ? 'info' : 'warn') => {
         logger[level]({ event, outcome, requestId, userId, ip }, `${event}: ${outcome}`);
+        metrics.authEvent(event, outcome);
       };
       return {
         services,
@@ -112,6 +120,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         const status = !writable ? 'unavailable' : changeFeed === 'live' && limits !== 'degraded' ? 'ok' : 'degraded';
         return Response.json({ status, database: writable ? 'writable' : 'unavailable', changeFeed, limits }, { status: writable ? 200 : 503 });
       }),
+      // Off (404) in production unless METRICS_TOKEN protects it (config.ts).
+      ...(metricsAccess === 'off' ? [] : [useGetEndpoint('/metrics', (fetchAPI, request) => metricsAnswer(metrics, metricsAccess, fetchAPI, request))]),
       useGetEndpoint('/.well-known/jwks.json', ({ Response }) => Response.json(accessTokens.jwks(), { headers: { 'cache-control': 'public, max-age=300' } })),
       useCors(limits.corsOrigins),
       useCsrfPrevention(),
@@ -125,6 +135,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         blockFieldSuggestion: { enabled: false },
       }),
       ...(limits.introspection ? [] : [useIntrospectionDisabled()]),
+      metrics.graphqlPlugin(schema),
       useErrorAnswers({ hideSuggestions: !limits.introspection, hideInternals: !limits.debugErrors }),
       // Refused with HTTP 413 before any parsing. Last, like Yoga's own limit: it wraps whichever request
       // parser the plugins before it chose.
@@ -185,13 +196,27 @@ function useIntrospectionDisabled(): Plugin {
  * Answers GET (and HEAD, for probes) requests for one path: readiness, JWKS. Yoga's useReadinessCheck
  * tests a URLPattern on every request; checking the method first keeps the cost off every GraphQL POST.
  */
-function useGetEndpoint(pathname: string, respond: (fetchAPI: { Response: typeof Response }) => Response | Promise<Response>): Plugin {
+function useGetEndpoint(pathname: string, respond: (fetchAPI: { Response: typeof Response }, request: Request) => Response | Promise<Response>): Plugin {
   return {
     onRequest({ request, url, endResponse, fetchAPI }) {
       if ((request.method !== 'GET' && request.method !== 'HEAD') || url.pathname !== pathname) return;
-      return Promise.resolve(respond(fetchAPI)).then(endResponse);
+      return Promise.resolve(respond(fetchAPI, request)).then(endResponse);
     },
   };
+}
+
+/** The Prometheus text, or 401 when a token is configured and the request does not carry it. */
+async function metricsAnswer(
+  metrics: Metrics,
+  access: 'open' | { readonly token: string },
+  fetchAPI: { Response: typeof Response },
+  request: Request,
+): Promise<Response> {
+  const { Response } = fetchAPI;
+  if (access !== 'open' && !metricsAuthorized(access.token, request.headers.get('authorization'))) {
+    return new Response('unauthorized\n', { status: 401, headers: { 'www-authenticate': 'Bearer', 'content-type': 'text/plain' } });
+  }
+  return new Response(await metrics.registry.metrics(), { headers: { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' } });
 }
 
 /**

@@ -139,6 +139,12 @@ const environmentSchema = z.object({
   // must not hand them out.
   GRAPHQL_DEBUG_ERRORS: flag(false),
   GRAPHIQL: z.stringbool().optional(),
+  // The bearer token /metrics asks for. Without it /metrics is open, except in production, where it is off:
+  // the metrics name operations, error codes and load, which are not for anyone who can reach the port.
+  METRICS_TOKEN: z
+    .string()
+    .optional()
+    .refine((value) => value === undefined || Buffer.byteLength(value) >= 16, 'must be at least 16 bytes long'),
   INTROSPECTION: z.stringbool().optional(),
   // Floors: below them register, login, refresh or me itself is refused (test/hardening/operator-traps.test.ts).
   MAX_REQUEST_BODY_BYTES: atLeast(1024, 65_536),
@@ -224,6 +230,8 @@ export interface Config {
     /** Unexpected errors' messages and stack traces in answers (GRAPHQL_DEBUG_ERRORS). */
     readonly debugErrors: boolean;
     readonly graphiql: boolean;
+    /** GET /metrics: 'off' (404), 'open', or only with `Authorization: Bearer <token>` (METRICS_TOKEN). */
+    readonly metrics: 'off' | 'open' | { readonly token: string };
     readonly introspection: boolean;
     readonly maxRequestBodyBytes: number;
     readonly maxDepth: number;
@@ -368,6 +376,8 @@ export function loadConfig(environment: Environment): Config {
             : ['*'],
       debugErrors: e.GRAPHQL_DEBUG_ERRORS,
       graphiql: e.GRAPHIQL ?? !production,
+      // 'off' answers 404; 'open' serves anyone; otherwise the bearer token asked for.
+      metrics: e.METRICS_TOKEN !== undefined ? { token: e.METRICS_TOKEN } : production ? 'off' : 'open',
       introspection: e.INTROSPECTION ?? !production,
       maxRequestBodyBytes: e.MAX_REQUEST_BODY_BYTES,
       maxDepth: e.GRAPHQL_MAX_DEPTH,

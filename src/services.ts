@@ -9,7 +9,7 @@ import { systemClock, type Clock } from './auth/clock.js';
 import { keyFilePermissionProblem, loadOrCreateKeyFile, readKeyFile, type KeyFile } from './auth/keys.js';
 import { type LoginLockout, MemoryLoginLockout } from './auth/lockout.js';
 import { SharedLoginLockout } from './auth/lockout-shared.js';
-import { PasswordHasher } from './auth/passwords.js';
+import { PasswordHasher, type PasswordHashObserver } from './auth/passwords.js';
 import { MemoryRateWindows } from './auth/rate-limit-memory.js';
 import { RateLimiter } from './auth/rate-limit.js';
 import { SharedStoreStatus } from './auth/shared-store.js';
@@ -19,7 +19,7 @@ import type { Config } from './config.js';
 import type { LimitsStore, Services } from './context.js';
 import { type Database, openDatabaseAt } from './db/database.js';
 import { createLogger, type Logger } from './logger.js';
-import { OutboxSender } from './mail/outbox-sender.js';
+import { type MailDeliveryObserver, OutboxSender } from './mail/outbox-sender.js';
 import { loadTemplates } from './mail/templates.js';
 import { developmentOutbox, smtpTransport } from './mail/transport.js';
 import { openRedis } from './redis.js';
@@ -37,6 +37,8 @@ export interface ServiceOptions {
   readonly logger?: Logger;
   /** False keeps rate limits and lockout in process even with REDIS_URL (the admin CLI checks no passwords). */
   readonly sharedLimits?: boolean;
+  /** Where hash times and mail outcomes are reported (the server's metrics; the admin CLI passes none). */
+  readonly observers?: { readonly passwordHashes?: PasswordHashObserver; readonly mailDelivery?: MailDeliveryObserver };
 }
 
 // Tries a mailed sign-in code allows before it is dead (issue: 5 wrong tries).
@@ -73,7 +75,7 @@ export async function createServices(config: Config, clock: Clock = systemClock,
   const sessions = new SessionService(db, config.sessions, refreshKey, clock);
   const apiTokens = new ApiTokenService(db, clock);
   const { rateLimiter, lockout, limits } = await createLimits(config, clock, options);
-  const passwords = new PasswordHasher(config.argon2);
+  const passwords = new PasswordHasher(config.argon2, options.observers?.passwordHashes);
   const logger = options.logger ?? createLogger(config.logLevel);
   const secrets = new EmailSecrets(refreshKey);
   let mailSender: OutboxSender | null = null;
@@ -91,7 +93,15 @@ export async function createServices(config: Config, clock: Clock = systemClock,
     },
   );
   if (config.email.enabled) {
-    mailSender = await createMailSender(config, db, new EmailRequests(db, email, secrets, config.email, clock), clock, logger, warnings);
+    mailSender = await createMailSender(
+      config,
+      db,
+      new EmailRequests(db, email, secrets, config.email, clock),
+      clock,
+      logger,
+      warnings,
+      options.observers?.mailDelivery,
+    );
   }
   const services: Services = {
     config,
@@ -123,6 +133,7 @@ async function createMailSender(
   clock: Clock,
   logger: Logger,
   warnings: string[],
+  observer: MailDeliveryObserver | undefined,
 ): Promise<OutboxSender> {
   const { email } = config;
   const templates = await loadTemplates({ dir: email.templatesDir, locale: email.locale });
@@ -133,12 +144,21 @@ async function createMailSender(
     email.smtpUrl !== undefined
       ? smtpTransport(email.smtpUrl)
       : developmentOutbox(email.developmentOutboxDir, (line, fields) => logger.info({ component: 'mail', event: 'mail_outbox', ...fields }, line));
-  return new OutboxSender(db.mailOutbox, transport, templates, requests, clock, logger, {
-    ...email.delivery,
-    from: email.from,
-    productName: email.productName,
-    appUrl: email.appUrl,
-  });
+  return new OutboxSender(
+    db.mailOutbox,
+    transport,
+    templates,
+    requests,
+    clock,
+    logger,
+    {
+      ...email.delivery,
+      from: email.from,
+      productName: email.productName,
+      appUrl: email.appUrl,
+    },
+    observer,
+  );
 }
 
 /**

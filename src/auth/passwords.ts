@@ -13,6 +13,11 @@ export interface Argon2Settings {
 export const MAX_PASSWORD_LENGTH = 256;
 export const MIN_PASSWORD_LENGTH = 8;
 
+/** Told how long each argon2 run took (the wiring passes the metrics here; src/auth knows no Prometheus). */
+export interface PasswordHashObserver {
+  observeHash(operation: 'hash' | 'verify', ms: number): void;
+}
+
 // @node-rs/argon2's Algorithm is an ambient const enum; 2 is its Argon2id member.
 const ARGON2ID = 2;
 
@@ -24,7 +29,10 @@ export class PasswordHasher {
   readonly #limit: LimitFunction;
   #dummyHash: Promise<string> | undefined;
 
-  constructor(settings: Argon2Settings) {
+  readonly #observer: PasswordHashObserver | undefined;
+
+  constructor(settings: Argon2Settings, observer?: PasswordHashObserver) {
+    this.#observer = observer;
     this.#limit = pLimit(settings.concurrency);
     this.#options = {
       algorithm: ARGON2ID,
@@ -35,15 +43,25 @@ export class PasswordHasher {
   }
 
   hash(password: string): Promise<string> {
-    return this.#limit(() => hash(password, this.#options));
+    return this.#limit(() => this.#timed('hash', () => hash(password, this.#options)));
   }
 
   async verify(passwordHash: string, password: string): Promise<boolean> {
     try {
-      return await this.#limit(() => verify(passwordHash, password));
+      return await this.#limit(() => this.#timed('verify', () => verify(passwordHash, password)));
     } catch {
       // A malformed stored hash is a failed verification, never a crash that tells the caller something.
       return false;
+    }
+  }
+
+  // Timed inside the concurrency slot: the histogram shows argon2's cost, not the queue in front of it.
+  async #timed<T>(operation: 'hash' | 'verify', run: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await run();
+    } finally {
+      this.#observer?.observeHash(operation, performance.now() - started);
     }
   }
 

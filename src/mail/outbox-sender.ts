@@ -22,6 +22,11 @@ export interface OutboxSteps {
   compose(mail: OutboxMailRecord): Promise<MailContent | Dropped>;
 }
 
+/** Told each delivery outcome (the wiring passes the metrics here). */
+export interface MailDeliveryObserver {
+  mailOutcome(outcome: 'sent' | 'retry' | 'failed' | 'dropped'): void;
+}
+
 export interface OutboxSenderSettings {
   readonly from: string;
   readonly productName: string;
@@ -63,6 +68,7 @@ export class OutboxSender {
     private readonly clock: Pick<StoreClock, 'now'>,
     private readonly log: Logger,
     private readonly settings: OutboxSenderSettings,
+    private readonly observer?: MailDeliveryObserver,
   ) {}
 
   /** Starts looking at the outbox now and every pollIntervalMs (pending mail of a previous run included). */
@@ -127,6 +133,7 @@ export class OutboxSender {
       await this.transport.send({ id: mail.id, to: content.to, from: this.settings.from, ...rendered, link: content.variables.link });
       sent = true;
       await this.#recorded(mail, this.outbox.finish(mail, 'sent', null, mail.attempts + 1));
+      this.observer?.mailOutcome('sent');
       this.log.info({ ...event, event: 'mail_send', outcome: 'sent', userId: mail.userId, attempt: mail.attempts + 1 }, 'mail sent');
     } catch (error) {
       if (error instanceof LeaseLostError) return this.#leaseLost(mail);
@@ -155,6 +162,7 @@ export class OutboxSender {
 
   async #drop(mail: OutboxMailRecord, reason: string, event: string): Promise<void> {
     if (!(await this.#recorded(mail, this.outbox.finish(mail, 'dropped', reason)))) return;
+    this.observer?.mailOutcome('dropped');
     this.log.info({ component: 'mail', event, mailId: mail.id, kind: mail.kind, outcome: `dropped:${reason}`, userId: mail.userId }, `mail dropped: ${reason}`);
   }
 
@@ -168,6 +176,7 @@ export class OutboxSender {
       const permanent = error instanceof MailSendError && error.permanent;
       if (permanent || attempts >= this.settings.maxAttempts) {
         if (!(await this.#recorded(mail, this.outbox.finish(mail, 'failed', reason, attempts)))) return;
+        this.observer?.mailOutcome('failed');
         this.log.error(
           { ...event, outcome: 'failed', permanent },
           permanent ? 'mail refused by the SMTP server; not retried' : `mail failed after ${attempts} attempts; not retried`,
@@ -176,6 +185,7 @@ export class OutboxSender {
       }
       const delay = Math.min(this.settings.retryMaxMs, this.settings.retryBaseMs * 2 ** (attempts - 1)) * (0.8 + Math.random() * 0.4);
       if (!(await this.#recorded(mail, this.outbox.retryLater(mail, attempts, new Date(this.clock.now() + delay), reason)))) return;
+      this.observer?.mailOutcome('retry');
       this.log.warn({ ...event, outcome: 'retry', retryInMs: Math.round(delay) }, 'mail not sent; will retry');
     } catch (recordError) {
       // Could not even record the failure (database down): the lease runs out and the row is tried again.
