@@ -216,7 +216,7 @@ async function metricsAnswer(
   if (access !== 'open' && !metricsAuthorized(access.token, request.headers.get('authorization'))) {
     return new Response('unauthorized\n', { status: 401, headers: { 'www-authenticate': 'Bearer', 'content-type': 'text/plain' } });
   }
-  return new Response(await metrics.registry.metrics(), { headers: { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' } });
+  return new Response(await metrics.scrape(), { headers: { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' } });
 }
 
 /**

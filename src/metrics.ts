@@ -12,6 +12,8 @@ import type { MailDeliveryObserver } from './mail/outbox-sender.js';
  */
 export interface Metrics {
   readonly registry: Registry;
+  /** The text a scrape answers (content type: `registry.contentType`). */
+  scrape(): Promise<string>;
   /** Given to PasswordHasher (src/auth knows this interface only, not prom-client). */
   readonly passwordHashes: PasswordHashObserver;
   /** Given to the outbox sender. */
@@ -37,7 +39,15 @@ const HASH_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 export function createMetrics(logger: Logger): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'gatehouse_' });
+  // Node's process metrics start with the first scrape, not with the app: they run an event-loop delay
+  // monitor (a timer) per registry that nothing stops, and an app nobody scrapes (the admin CLI, each of
+  // the many apps a test run builds) should not carry one.
+  let processMetrics = false;
+  const scrape = () => {
+    if (!processMetrics) collectDefaultMetrics({ register: registry, prefix: 'gatehouse_' });
+    processMetrics = true;
+    return registry.metrics();
+  };
 
   const requests = new Counter({
     name: 'gatehouse_graphql_requests_total',
@@ -77,6 +87,7 @@ export function createMetrics(logger: Logger): Metrics {
 
   return {
     registry,
+    scrape,
     passwordHashes: { observeHash: (operation, ms) => hashTime.observe({ operation }, ms / 1000) },
     mailDelivery: { mailOutcome: (outcome) => mails.inc({ outcome }) },
     authEvent: (event, outcome) => authEvents.inc({ event: events.of(event), outcome: outcomes.of(outcome) }),
