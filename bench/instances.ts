@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { threadCpuMs } from './cpu.js';
+import { refreshChainRequests } from './refresh-chains.js';
 import { BENCH_PASSWORD, seedDatabase, usernameOf } from './seed.js';
 
 // `npm run bench -- --instances N` (issue 15): N Gatehouse processes on one PostgreSQL database and one
@@ -200,18 +201,7 @@ function workload(h: InstancesHarness, group: Group, kind: Kind, url: string): W
       url,
       connections: h.connections,
       overallRate: h.rate,
-      body: () => {
-        const chain = queue.shift();
-        if (!chain) throw new Error('instances: ran out of refresh chains; raise --sessions');
-        return { body: JSON.stringify({ query: refresh, variables: { token: chain.refreshToken } }), tag: chain };
-      },
-      check: (text, tag) => {
-        const match = /"refreshToken":"([^"]+)"/.exec(text);
-        if (!match || text.includes('"errors"')) return false;
-        (tag as { refreshToken: string }).refreshToken = match[1]!;
-        queue.push(tag as { refreshToken: string });
-        return true;
-      },
+      ...refreshChainRequests(refresh, queue, 'instances: ran out of refresh chains; raise --sessions'),
     };
   }
   return {

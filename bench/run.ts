@@ -9,6 +9,7 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { type CpuPerRequest, perRequest, processCpuMs, threadCpuMs } from './cpu.js';
 import { formatInstances, runInstances } from './instances.js';
+import { type RefreshChain, refreshChainRequests } from './refresh-chains.js';
 import { BENCH_PASSWORD, seedDatabase, usernameOf } from './seed.js';
 
 // `npm run bench`: the real server (`node --import tsx src/main.ts`) on a fresh, seeded SQLite and/or
@@ -294,13 +295,9 @@ const REFRESH =
 const ME = '{ me { id username } }';
 const TYPENAME = '{ __typename }';
 
-interface Chain {
-  refreshToken: string;
-}
-
-async function logInSessions(url: string, count: number, users: number): Promise<{ accessTokens: string[]; chains: Chain[] }> {
+async function logInSessions(url: string, count: number, users: number): Promise<{ accessTokens: string[]; chains: RefreshChain[] }> {
   const accessTokens: string[] = [];
-  const chains: Chain[] = [];
+  const chains: RefreshChain[] = [];
   let next = 0;
   const worker = async () => {
     while (next < count) {
@@ -571,8 +568,7 @@ async function runEngine(engine: Engine): Promise<EngineResult> {
     });
     const meMeasure = httpMeasure('me', `me { id username }, ${accessTokens.length} users' tokens`, meWorkload(settings.connections), pid, database);
 
-    // Each request takes a session chain off the queue and puts it back with the token it received, so no
-    // token is ever presented twice; a chain whose answer never came (end of a round) is simply dropped.
+    // Chains of single-use tokens, walked as bench/refresh-chains.ts says.
     const available = [...chains];
     const refreshMeasure = httpMeasure(
       'refresh',
@@ -580,18 +576,7 @@ async function runEngine(engine: Engine): Promise<EngineResult> {
       {
         url: server.url,
         connections: settings.connections,
-        body: () => {
-          const chain = available.shift();
-          if (!chain) throw new Error('ran out of refresh chains; raise --sessions');
-          return { body: JSON.stringify({ query: REFRESH, variables: { token: chain.refreshToken } }), tag: chain };
-        },
-        check: (body, tag) => {
-          const match = /"refreshToken":"([^"]+)"/.exec(body);
-          if (!match || body.includes('"errors"')) return false;
-          (tag as Chain).refreshToken = match[1]!;
-          available.push(tag as Chain);
-          return true;
-        },
+        ...refreshChainRequests(REFRESH, available, 'ran out of refresh chains; raise --sessions'),
       },
       pid,
       database,
