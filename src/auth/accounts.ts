@@ -95,7 +95,6 @@ export class AccountService {
     private readonly clock: Clock,
   ) {}
 
-  /** Open registration: creates the user and logs them in. */
   /**
    * Open registration: creates the user and logs them in; with EMAIL_VERIFICATION=required no session is
    * started (login answers EMAIL_NOT_VERIFIED until the mailed link is followed) and the user is returned.
@@ -166,13 +165,12 @@ export class AccountService {
   async login(input: LoginRequest, meta: ClientMeta): Promise<AuthResult> {
     const valid = validate(loginSchema, input);
     const typedName = foldCase(valid.username);
-    const source = meta.network ?? meta.ip ?? 'unknown';
     // The lookup comes first (both kinds of name cost one indexed read), then the lock, then the hash:
     // a locked name, known or not, is answered without hashing and alike.
     const user = typedName.includes('@') ? await this.db.users.findByEmailKey(typedName) : await this.db.users.findByUsernameKey(typedName);
     const lockKey = user ? accountLockKey(user.id) : nameLockKey(typedName);
     // Same work and same answer whether the user is unknown or the password wrong.
-    const passwordMatches = await this.#checkPassword(lockKey, source, () =>
+    const passwordMatches = await checkUnderLockout(this.lockout, lockKey, meta, () =>
       user ? this.passwords.verify(user.passwordHash, valid.password) : this.passwords.verifyAgainstDummy(valid.password),
     );
     if (!user || !passwordMatches) throw new InvalidCredentialsError();
@@ -185,11 +183,6 @@ export class AccountService {
     if (issued === 'disabled') throw new AccountDisabledError();
     if (issued === 'credentials_changed') throw new InvalidCredentialsError();
     return this.#authResult(user, issued);
-  }
-
-  /** One password check under the lockout (lockout.ts). */
-  #checkPassword(lockKey: string, source: string, check: () => Promise<boolean>): Promise<boolean> {
-    return checkUnderLockout(this.lockout, lockKey, source, check);
   }
 
   /** Exchanges a refresh token for new tokens (rotation with reuse detection lives in SessionService). */

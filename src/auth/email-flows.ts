@@ -82,7 +82,7 @@ export class EmailFlows {
    */
   async queueVerificationIn(tx: Transaction, user: UserRecord): Promise<void> {
     if (this.verificationMode === 'off' || user.email === null || user.emailKey === null) return;
-    const tokenId = await this.#issue(tx, 'verify_email', user, user.email, { boundEmailKey: user.emailKey });
+    const tokenId = await this.issueIn(tx, 'verify_email', user.id, user.email, { boundEmailKey: user.emailKey });
     await this.db.mailOutbox.add(tx, { id: randomUUID(), kind: 'verify_email', recipient: user.email, userId: user.id, tokenId });
   }
 
@@ -173,7 +173,7 @@ export class EmailFlows {
     await this.db.transaction(async (tx) => {
       // Bound to the password too: a password change (the notice tells the owner to make one), a reset or a
       // disable after the request ends it, so someone who knew the old password cannot finish the change.
-      const tokenId = await this.#issue(tx, 'change_email', user, valid.newEmail, {
+      const tokenId = await this.issueIn(tx, 'change_email', user.id, valid.newEmail, {
         boundEmailKey: user.emailKey ?? '',
         boundCredentialsVersion: user.credentialsVersion,
       });
@@ -240,16 +240,11 @@ export class EmailFlows {
     const emailKey = foldCase(valid.email);
     const owner = await this.db.users.idByEmailKey(emailKey);
     let token: EmailTokenRecord | null = null;
-    const matches = await checkUnderLockout(
-      this.deps.lockout,
-      owner ? accountLockKey(owner) : nameLockKey(emailKey),
-      meta.network ?? meta.ip ?? 'unknown',
-      async () => {
-        token = await this.db.emailTokens.findNewestFor('sign_in', emailKey);
-        if (!token || !(await this.db.emailTokens.chargeTry(token.id, this.settings.maxCodeTries))) return false;
-        return this.secrets.codeMatches(token, valid.code);
-      },
-    );
+    const matches = await checkUnderLockout(this.deps.lockout, owner ? accountLockKey(owner) : nameLockKey(emailKey), meta, async () => {
+      token = await this.db.emailTokens.findNewestFor('sign_in', emailKey);
+      if (!token || !(await this.db.emailTokens.chargeTry(token.id, this.settings.maxCodeTries))) return false;
+      return this.secrets.codeMatches(token, valid.code);
+    });
     const found = token as EmailTokenRecord | null;
     if (!matches || !found || found.userId === null) throw new InvalidTokenError();
     if (found.expiresAt.getTime() <= this.deps.clock.now()) throw InvalidTokenError.expired();
@@ -280,11 +275,14 @@ export class EmailFlows {
 
   // ---- Shared ------------------------------------------------------------------------------------
 
-  /** Inserts a token for `user` of `purpose` (ending the previous ones) and returns its id. */
-  async #issue(
+  /**
+   * Inserts a token of `purpose` for the account `userId` (null: an address no account has), ending the
+   * previous ones, and returns its id. Also used by the outbox's resolution of requests (email-requests.ts).
+   */
+  async issueIn(
     tx: Transaction,
     purpose: EmailTokenPurpose,
-    user: Pick<UserRecord, 'id' | 'credentialsVersion'> | null,
+    userId: string | null,
     email: string,
     bound: { boundEmailKey?: string; boundCredentialsVersion?: number },
   ): Promise<string> {
@@ -293,7 +291,7 @@ export class EmailFlows {
     await this.db.emailTokens.issue(tx, {
       id,
       purpose,
-      userId: user?.id ?? null,
+      userId,
       email,
       emailKey: foldCase(email),
       secretHash: this.secrets.linkTokenHash(this.secrets.linkToken(id)),
@@ -304,17 +302,6 @@ export class EmailFlows {
       expiresAt: new Date(now + this.settings.lifetimesMs[purpose]),
     });
     return id;
-  }
-
-  /** For the outbox's resolution of requests by address (email-requests.ts). */
-  issueIn(
-    tx: Transaction,
-    purpose: EmailTokenPurpose,
-    user: Pick<UserRecord, 'id' | 'credentialsVersion'> | null,
-    email: string,
-    bound: { boundEmailKey?: string; boundCredentialsVersion?: number },
-  ) {
-    return this.#issue(tx, purpose, user, email, bound);
   }
 
   /**
@@ -332,7 +319,7 @@ export class EmailFlows {
 
   /** Ends the links and codes that recover or move the account (after a reset or an address change). */
   async #endRecoveryTokens(tx: Transaction, userId: string): Promise<void> {
-    for (const purpose of ['reset_password', 'sign_in', 'change_email'] as const) await this.db.emailTokens.endForUser(tx, userId, purpose);
+    await this.db.emailTokens.endForUser(tx, userId, ['reset_password', 'sign_in', 'change_email']);
   }
 
   /** The token behind a presented link and its user, if it can still be redeemed for `purpose`. */

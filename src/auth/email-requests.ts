@@ -1,13 +1,10 @@
-import type { Database, MailKind, OutboxMailRecord } from '../db/database.js';
+import type { Database, MailKind, OutboxMailRecord, UserRecord } from '../db/database.js';
 import type { ResolvedMail } from '../db/stores/mail-outbox.js';
 import type { Dropped, MailContent } from '../mail/outbox-sender.js';
 import type { Clock } from './clock.js';
-import type { EmailFlows } from './email-flows.js';
+import type { EmailFlows, EmailSettings } from './email-flows.js';
 import type { EmailSecrets } from './email-secrets.js';
 import { foldCase } from './validation.js';
-
-/** What a mail says, ready for a template: the secrets are put in here, at send time, never stored. */
-export type ComposedMail = MailContent;
 
 export interface MailLinkSettings {
   /** Where each kind of link points: the app's page (APP_URL + path), which calls the mutation. */
@@ -25,9 +22,7 @@ export class EmailRequests {
     private readonly db: Database,
     private readonly flows: EmailFlows,
     private readonly secrets: EmailSecrets,
-    private readonly settings: MailLinkSettings & {
-      readonly lifetimesMs: Readonly<Record<'verify_email' | 'reset_password' | 'change_email' | 'sign_in', number>>;
-    },
+    private readonly settings: MailLinkSettings & Pick<EmailSettings, 'lifetimesMs'>,
     private readonly clock: Clock,
   ) {}
 
@@ -38,24 +33,24 @@ export class EmailRequests {
    * code costs the same there as for a real account (EmailFlows.signInWithCode).
    */
   async resolve(mail: OutboxMailRecord): Promise<{ resolved: ResolvedMail } | Dropped> {
+    // Found by its address key, so the account has an address (email and emailKey are set).
     const user = await this.db.users.findByEmailKey(foldCase(mail.recipient));
-    const usable = user !== null && user.disabledAt === null && user.email !== null && user.emailKey !== null;
+    const unusable = user === null ? 'no_account' : user.disabledAt !== null ? 'account_disabled' : null;
     switch (mail.kind) {
-      case 'sign_in': {
-        if (!usable) {
+      case 'sign_in':
+        if (unusable !== null) {
           await this.db.transaction((tx) => this.flows.issueIn(tx, 'sign_in', null, mail.recipient, {}));
-          return { dropped: user === null ? 'no_account' : 'account_disabled' };
+          return { dropped: unusable };
         }
-        return this.#resolveWithToken(mail, user, { boundEmailKey: user.emailKey! });
-      }
+        return this.#resolveWithToken(mail, user!, { boundEmailKey: user!.emailKey! });
       case 'reset_password':
-        if (!usable) return { dropped: user === null ? 'no_account' : 'account_disabled' };
-        return this.#resolveWithToken(mail, user, { boundCredentialsVersion: user.credentialsVersion });
+        if (unusable !== null) return { dropped: unusable };
+        return this.#resolveWithToken(mail, user!, { boundCredentialsVersion: user!.credentialsVersion });
       case 'verify_email':
-        if (!usable) return { dropped: user === null ? 'no_account' : 'account_disabled' };
-        if (user.emailVerifiedAt !== null) return { dropped: 'already_verified' };
+        if (unusable !== null) return { dropped: unusable };
+        if (user!.emailVerifiedAt !== null) return { dropped: 'already_verified' };
         if (this.flows.verificationMode === 'off') return { dropped: 'verification_off' };
-        return this.#resolveWithToken(mail, user, { boundEmailKey: user.emailKey! });
+        return this.#resolveWithToken(mail, user!, { boundEmailKey: user!.emailKey! });
       default:
         return { dropped: 'not_a_request' };
     }
@@ -63,27 +58,28 @@ export class EmailRequests {
 
   async #resolveWithToken(
     mail: OutboxMailRecord,
-    user: { id: string; email: string | null; credentialsVersion: number },
+    user: UserRecord,
     bound: { boundEmailKey?: string; boundCredentialsVersion?: number },
   ): Promise<{ resolved: ResolvedMail }> {
     const purpose = PURPOSE_OF[mail.kind as keyof typeof PURPOSE_OF];
     // The account's own spelling of its address, not the one typed into the request.
     const recipient = user.email!;
-    const resolved = await this.db.transaction(async (tx) => {
-      const tokenId = await this.flows.issueIn(tx, purpose, user, recipient, bound);
-      const resolved: ResolvedMail = { recipient, userId: user.id, tokenId };
-      await this.db.mailOutbox.resolve(tx, mail, resolved);
-      return resolved;
+    const resolved: ResolvedMail = await this.db.transaction(async (tx) => {
+      const tokenId = await this.flows.issueIn(tx, purpose, user.id, recipient, bound);
+      const mailToSend = { recipient, userId: user.id, tokenId };
+      await this.db.mailOutbox.resolve(tx, mail, mailToSend);
+      return mailToSend;
     });
     return { resolved };
   }
 
   /**
-   * The content of a queued mail, with its link and code derived from the token's id. Dropped when the
+   * The content of a queued mail, with its link and code derived from the token's id (the secrets are put
+   * in here, at send time, never stored). Dropped when the
    * account is gone, or the token was used, replaced by a newer one or expired before the mail went out:
    * a dead link is not worth a mail.
    */
-  async compose(mail: OutboxMailRecord): Promise<ComposedMail | Dropped> {
+  async compose(mail: OutboxMailRecord): Promise<MailContent | Dropped> {
     const user = mail.userId === null ? null : await this.db.users.find(mail.userId);
     if (!user) return { dropped: 'no_account' };
     const variables = JSON.parse(mail.variables) as { newEmail?: string };

@@ -181,10 +181,15 @@ export const nameLockKey = (typedName: string) => `name:${typedName}`;
 /**
  * Runs one secret check (a password, a mailed code) under the lockout: refused with LOGIN_LOCKED while
  * `lockKey` is locked (or as many checks are already running as could lock it), otherwise counted by its
- * outcome.
+ * outcome. The client counts as its network (an IPv6 client by its prefix), else its address.
  */
-export async function checkUnderLockout(lockout: LoginLockout, lockKey: string, source: string, check: () => Promise<boolean>): Promise<boolean> {
-  const attempt = await lockout.beginAttempt(lockKey, source);
+export async function checkUnderLockout(
+  lockout: LoginLockout,
+  lockKey: string,
+  client: { readonly network: string | null; readonly ip: string | null },
+  check: () => Promise<boolean>,
+): Promise<boolean> {
+  const attempt = await lockout.beginAttempt(lockKey, client.network ?? client.ip ?? 'unknown');
   if ('retryAfterMs' in attempt) throw InvalidCredentialsError.locked(Math.ceil(attempt.retryAfterMs / 1000));
   let matches: boolean | undefined;
   try {

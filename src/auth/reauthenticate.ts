@@ -16,10 +16,9 @@ export async function reauthenticate(
   password: string,
   meta: Pick<ClientMeta, 'ip' | 'network'>,
 ): Promise<UserRecord> {
-  const source = meta.network ?? meta.ip ?? 'unknown';
   const user = await deps.db.users.find(userId);
   if (!user) throw AuthenticationError.accountUnavailable();
-  const matches = await checkUnderLockout(deps.lockout, accountLockKey(userId), source, () => deps.passwords.verify(user.passwordHash, password));
+  const matches = await checkUnderLockout(deps.lockout, accountLockKey(userId), meta, () => deps.passwords.verify(user.passwordHash, password));
   if (!matches) throw InvalidCredentialsError.wrongCurrentPassword();
   return user;
 }

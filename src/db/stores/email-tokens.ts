@@ -65,9 +65,9 @@ export class EmailTokenStore {
     return count === 1;
   }
 
-  /** Ends every outstanding token of `purpose` of the user (e.g. all reset links once the password changed). */
-  async endForUser(tx: Transaction, userId: string, purpose: EmailTokenPurpose): Promise<void> {
-    await prismaIn(tx).emailToken.deleteMany({ where: { userId, purpose } });
+  /** Ends every outstanding token of the user of these purposes (e.g. the recovery links once the password changed). */
+  async endForUser(tx: Transaction, userId: string, purposes: readonly EmailTokenPurpose[]): Promise<void> {
+    await prismaIn(tx).emailToken.deleteMany({ where: { userId, purpose: { in: [...purposes] } } });
   }
 
   /** Deletes expired tokens; returns how many. */
