@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPostgresUrl } from '../../src/db/migrate.js';
-import { createLogger } from '../../src/logger.js';
 import { errorCode, readTable } from '../support/accounts.js';
 import { bearer, type GraphQLResponse, type TestApp } from '../support/app.js';
+import { capturingLogger } from '../support/logs.js';
 import type { ParsedMail, TestSmtpServer } from '../support/smtp.js';
 import { AUTH_RESULT, codeOf, createMailApp, linkOf, mailsTo, mailTo, registerWithEmail, SUBJECT, testSmtpServer, uniqueEmail } from './support.js';
 
@@ -394,8 +394,7 @@ describe('the database alone yields no link, code or key', () => {
 
 describe('the logs', () => {
   it('at debug level, with every flow through SMTP: audit lines for requests, sends and redemptions, and never a token, code or password', async () => {
-    const lines: string[] = [];
-    const logger = createLogger('debug', { write: (line: string) => void lines.push(line) });
+    const { logger, lines } = capturingLogger('debug');
     const app = await createMailApp(smtp, { ...HIGH_LIMITS, LOG_LEVEL: 'debug' }, { logger });
     const secrets: string[] = [];
     const codes: string[] = [];

@@ -5,9 +5,9 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { EmailSecrets } from '../../src/auth/email-secrets.js';
 import { readKeyFile } from '../../src/auth/keys.js';
 import { loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
 import { bearer, createTestApp, registerUser, type TestApp } from '../support/app.js';
 import { freshTestDatabase, onPostgres } from '../support/db.js';
+import { capturingLogger } from '../support/logs.js';
 import { rawDb } from '../support/raw-db.js';
 import { startServer } from '../support/server-process.js';
 import { startSmtpServer, type TestSmtpServer } from '../support/smtp.js';
@@ -22,13 +22,6 @@ const REQUEST_CODE = `mutation ($email: String!) { requestSignInCode(email: $ema
 const RESET = `mutation ($token: String!, $password: String!) { resetPassword(token: $token, newPassword: $password) { __typename ... on AuthPayload { accessToken user { id } } ... on Error { code message } } }`;
 const VERIFY = `mutation ($token: String!) { verifyEmail(token: $token) { __typename ... on User { id email emailVerified } ... on Error { code message } } }`;
 const MAIL_FROM = 'Gatehouse <no-reply@gatehouse.test>';
-
-/** A logger that keeps every JSON line it writes (debug and up), for assertions on what was logged. */
-function capturingLogger() {
-  const lines: string[] = [];
-  const logger = createLogger('debug', { write: (line: string) => void lines.push(line) });
-  return { logger, lines, entries: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>) };
-}
 
 // Everything a test starts is ended when that test ends (onTestFinished): vitest ignores an afterAll
 // registered inside a test, so createTestApp's own afterAll does not run for apps made here.
@@ -80,7 +73,7 @@ describe('when the SMTP server is down or refuses', { timeout: 90_000 }, () => {
 
   it('retries a 451 with growing waits, and delivers once the server accepts', async () => {
     const smtp = await ownSmtpServer();
-    const { logger, entries } = capturingLogger();
+    const { logger, entries } = capturingLogger('debug');
     // Base 0.5 s: the waits after attempts 1, 2, 3 fall in [0.4, 0.6], [0.8, 1.2], [1.6, 2.4] s (±20% jitter), never overlapping.
     const app = await closedAfterTest(
       createMailApp(smtp, { MAIL_MAX_ATTEMPTS: '100', MAIL_RETRY_BASE_SECONDS: '0.5', MAIL_RETRY_MAX_SECONDS: '4' }, { logger }),
@@ -110,7 +103,7 @@ describe('when the SMTP server is down or refuses', { timeout: 90_000 }, () => {
 
   it('marks a mail that keeps failing failed after MAIL_MAX_ATTEMPTS, logs an error, and never logs its link token or code', async () => {
     const smtp = await ownSmtpServer();
-    const { logger, lines, entries } = capturingLogger();
+    const { logger, lines, entries } = capturingLogger('debug');
     const app = await closedAfterTest(createMailApp(smtp, { MAIL_MAX_ATTEMPTS: '2' }, { logger }));
     const user = await registerWithEmail(app);
     await mailTo(smtp, user.email, SUBJECT.verify);
@@ -295,7 +288,7 @@ describe('two apps on one database, each with a sender', { timeout: 120_000 }, (
 
 describe('the development outbox (no SMTP_URL)', { timeout: 60_000 }, () => {
   it('writes each mail to DATA_DIR/mail (0600) and logs one line with its link, which works', async () => {
-    const { logger, entries } = capturingLogger();
+    const { logger, entries } = capturingLogger('debug');
     const app = await closedAfterTest(createTestApp({ APP_URL }, { logger }));
     const user = await registerWithEmail(app);
     const dir = path.join(app.services.config.dataDir, 'mail');

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { prepareDataFiles } from '../../src/db/data-files.js';
-import { capturingLogger } from '../security/support.js';
+import { capturingLogger } from '../support/logs.js';
 import { startServer } from '../support/server-process.js';
 import { bearer, createTestApp, REGISTER, registerUser, uniqueName, type TestApp } from '../support/app.js';
 
@@ -31,7 +31,7 @@ const FILE_CHANGES: [string, (file: string) => void][] = [
 
 describe('writes after the database file went away under a running server', { timeout: 60_000 }, () => {
   it.each(FILE_CHANGES)('are refused, never acknowledged, once %s', async (_, change) => {
-    const { logger, errors: logged } = capturingLogger();
+    const { logger, lines: logged } = capturingLogger();
     const app = await createTestApp({}, { logger });
     const { accessToken } = await registerUser(app);
 

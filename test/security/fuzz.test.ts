@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PasswordHasher } from '../../src/auth/passwords.js';
 import { bearer, createTestApp, LOGIN, REFRESH, REGISTER, registerUser } from '../support/app.js';
-import { capturingLogger, expectNoInternalError, snapshotOf, type HttpAnswer } from './support.js';
+import { capturingLogger } from '../support/logs.js';
+import { expectNoInternalError, snapshotOf, type HttpAnswer } from './support.js';
 import { OPERATOR } from '../../src/auth/admin-actor.js';
 
 // Property-based fuzzing of every mutation's input through the whole HTTP pipeline (yoga.fetch): huge,
@@ -10,7 +11,7 @@ import { OPERATOR } from '../../src/auth/admin-actor.js';
 // no 5xx, no internal error (masked or not; nothing logged as unexpected), and when the answer is a
 // refusal the database is byte for byte what it was.
 
-const { logger, errors: loggedErrors } = capturingLogger();
+const { logger, lines: loggedErrors } = capturingLogger();
 const app = await createTestApp({}, { logger });
 
 const RUNS = { inputs: 200, ids: 100, raw: 300 } as const;

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { afterAll, expect } from 'vitest';
-import { createLogger, type Logger } from '../../src/logger.js';
 import type { TestApp } from '../support/app.js';
 import { readTable } from '../support/accounts.js';
 
@@ -59,13 +58,6 @@ export function openReadonly(file: string): Database.Database {
   const db = new Database(file, { readonly: true });
   afterAll(() => db.close());
   return db;
-}
-
-/** A logger whose error lines (Yoga's "unexpected error" among them) the test can read. */
-export function capturingLogger(): { logger: Logger; errors: string[] } {
-  const errors: string[] = [];
-  const logger = createLogger('error', { write: (line: string) => void errors.push(line) });
-  return { logger, errors };
 }
 
 // Error codes a refusal may carry: ours (src/schema/error-translation.ts) and those graphql-js/Yoga put on bad requests.
