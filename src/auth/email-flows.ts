@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Database, EmailTokenPurpose, EmailTokenRecord, Transaction, UserRecord } from '../db/database.js';
 import { UniqueConstraintError } from '../db/errors.js';
@@ -256,15 +256,19 @@ export class EmailFlows {
   /** Starts a session from a sign-in token; the mail reached the address, so it counts as verified. */
   async #signIn(token: EmailTokenRecord, user: UserRecord, meta: ClientMeta): Promise<AuthResult> {
     if (user.disabledAt) throw new AccountDisabledError();
+    // The first proof that this mailbox's owner holds the account: whoever registered with the address
+    // before may not have been its owner, so the password they chose is replaced by one nobody knows (the
+    // owner sets their own with a reset), and their sessions and API tokens end. Hashed before the
+    // transaction, which must not wait on argon2.
+    const replacementHash = user.emailVerifiedAt === null ? await this.deps.passwords.hash(randomBytes(32).toString('base64url')) : null;
     const issued = await this.db.transaction(async (tx) => {
       if (!(await this.db.emailTokens.consume(tx, token.id))) throw new InvalidTokenError();
       // Read again where the session is inserted: a disable (or a verification) that committed since counts.
       const current = await this.db.users.findIn(tx, user.id);
       if (!current || current.disabledAt !== null) throw new AccountDisabledError();
       if (!(await this.db.users.markEmailVerified(tx, user.id, token.boundEmailKey ?? '', new Date(this.deps.clock.now())))) throw new InvalidTokenError();
-      // The first proof that this mailbox's owner holds the account: if someone else registered with the
-      // address before (and never verified it), their sessions and API tokens end here.
-      if (current.emailVerifiedAt === null) {
+      if (current.emailVerifiedAt === null && replacementHash !== null) {
+        await this.db.users.setPasswordIfCurrent(tx, user.id, current.credentialsVersion, replacementHash);
         await this.deps.sessions.endForCredentialChange(tx, user.id, 'email_verified_by_sign_in');
         await this.db.apiTokens.revokeAllForUser(tx, user.id);
       }

@@ -331,6 +331,20 @@ describe('typed codes', () => {
 
 // ---- 5. Parallel redemption --------------------------------------------------------------------------
 
+describe("someone registered with another person's address first", () => {
+  it("the owner's first sign-in by mail ends the squatter's sessions and the password they chose", async () => {
+    const squatter = await registerWithEmail(app);
+    const { code } = await requestSignIn(app, squatter.email);
+    expect(await withCode(app, squatter.email, code)).toMatchObject({ __typename: 'AuthPayload', user: { emailVerified: true } });
+    expect((await app.gql(ME_EMAIL, {}, squatter.auth)).errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    // The squatter's password no longer opens the account; the owner sets one with a reset.
+    expect((await app.gql(LOGIN, { input: { username: squatter.username, password: squatter.password } })).data.login.code).toBe('INVALID_CREDENTIALS');
+    const token = await requestReset(app, squatter.email);
+    expect((await app.gql(RESET, { token, password: 'the owner chose this one' })).data.resetPassword.__typename).toBe('AuthPayload');
+    expect((await app.gql(LOGIN, { input: { username: squatter.username, password: 'the owner chose this one' } })).data.login.__typename).toBe('AuthPayload');
+  });
+});
+
 describe('parallel redemption of one token', () => {
   it('five concurrent resetPassword calls with one link: exactly one session', async () => {
     const user = await registerWithEmail(app);
@@ -404,11 +418,15 @@ describe('EMAIL_VERIFICATION=required', () => {
     expect((await required.gql(LOGIN, { input: { username: user.username, password: user.password } })).data.login.__typename).toBe('AuthPayload');
   });
 
-  it('signing in with a mailed code verifies the address, so login works afterwards', async () => {
+  it('signing in with a mailed code verifies the address (and, as the first proof of it, replaces the password the registration set)', async () => {
     const user = await registerPending();
     const { code } = await requestSignIn(required, user.email);
     expect(await withCode(required, user.email, code)).toMatchObject({ __typename: 'AuthPayload', user: { emailVerified: true } });
-    expect((await required.gql(LOGIN, { input: { username: user.username, password: user.password } })).data.login.__typename).toBe('AuthPayload');
+    // Whoever registered may not own the mailbox: their password does not open the verified account.
+    expect((await required.gql(LOGIN, { input: { username: user.username, password: user.password } })).data.login.code).toBe('INVALID_CREDENTIALS');
+    const token = await requestReset(required, user.email);
+    expect((await required.gql(RESET, { token, password: 'set by the mailbox owner' })).data.resetPassword.__typename).toBe('AuthPayload');
+    expect((await required.gql(LOGIN, { input: { username: user.username, password: 'set by the mailbox owner' } })).data.login.__typename).toBe('AuthPayload');
   });
 });
 
