@@ -42,7 +42,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const metrics = createMetrics(logger);
   const { services, keysCreated, warnings } = await createServices(config, options.clock, {
     logger,
-    observers: { passwordHashes: metrics.passwordHashes, mailDelivery: metrics.mailDelivery },
+    observers: { passwordHashes: metrics.passwordHashes, mailDelivery: metrics.mailDelivery, stores: metrics.stores },
   });
   if (services.mailSender) metrics.observeOutboxDepth(() => db.mailOutbox.countWaiting());
   const { db, accessTokens } = services;

@@ -3,6 +3,7 @@ import { type DocumentNode, type GraphQLSchema, getOperationAST, Kind } from 'gr
 import type { Plugin } from 'graphql-yoga';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { PasswordHashObserver } from './auth/passwords.js';
+import type { StoreObserver } from './db/observer.js';
 import type { Logger } from './logger.js';
 import type { MailDeliveryObserver } from './mail/outbox-sender.js';
 
@@ -16,6 +17,8 @@ export interface Metrics {
   scrape(): Promise<string>;
   /** Given to PasswordHasher (src/auth knows this interface only, not prom-client). */
   readonly passwordHashes: PasswordHashObserver;
+  /** Given to the database: cache lookups and refresh-rotation batch sizes. */
+  readonly stores: StoreObserver;
   /** Given to the outbox sender. */
   readonly mailDelivery: MailDeliveryObserver;
   /** One audited auth event (the context's `audit`). */
@@ -36,6 +39,8 @@ const MAX_DISTINCT_OUTCOMES = 128;
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const HASH_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+// A group commit carries at most 500 claims (session-rotation.ts).
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 500];
 
 export function createMetrics(logger: Logger): Metrics {
   const registry = new Registry();
@@ -82,6 +87,19 @@ export function createMetrics(logger: Logger): Metrics {
     registers: [registry],
   });
 
+  const cacheLookups = new Counter({
+    name: 'gatehouse_cache_lookups_total',
+    help: 'Reads of the in-memory copies of users, sessions and API tokens: hit, miss (read from the database), bypass (change feed not live).',
+    labelNames: ['cache', 'outcome'] as const,
+    registers: [registry],
+  });
+  const rotationBatches = new Histogram({
+    name: 'gatehouse_refresh_rotation_batch_size',
+    help: 'Refresh-token rotations written by one group commit (one statement, one commit).',
+    buckets: BATCH_BUCKETS,
+    registers: [registry],
+  });
+
   const events = new BoundedLabel(MAX_DISTINCT_EVENTS);
   const outcomes = new BoundedLabel(MAX_DISTINCT_OUTCOMES);
 
@@ -89,6 +107,10 @@ export function createMetrics(logger: Logger): Metrics {
     registry,
     scrape,
     passwordHashes: { observeHash: (operation, ms) => hashTime.observe({ operation }, ms / 1000) },
+    stores: {
+      cacheLookup: (cache, outcome) => cacheLookups.inc({ cache, outcome }),
+      rotationBatch: (claims) => rotationBatches.observe(claims),
+    },
     mailDelivery: { mailOutcome: (outcome) => mails.inc({ outcome }) },
     authEvent: (event, outcome) => authEvents.inc({ event: events.of(event), outcome: outcomes.of(outcome) }),
     observeOutboxDepth: (countWaiting) => {

@@ -18,6 +18,7 @@ import { UserAdministration } from './auth/user-admin.js';
 import type { Config } from './config.js';
 import type { LimitsStore, Services } from './context.js';
 import { type Database, openDatabaseAt } from './db/database.js';
+import type { StoreObserver } from './db/observer.js';
 import { createLogger, type Logger } from './logger.js';
 import { type MailDeliveryObserver, OutboxSender } from './mail/outbox-sender.js';
 import { loadTemplates } from './mail/templates.js';
@@ -38,7 +39,11 @@ export interface ServiceOptions {
   /** False keeps rate limits and lockout in process even with REDIS_URL (the admin CLI checks no passwords). */
   readonly sharedLimits?: boolean;
   /** Where hash times and mail outcomes are reported (the server's metrics; the admin CLI passes none). */
-  readonly observers?: { readonly passwordHashes?: PasswordHashObserver; readonly mailDelivery?: MailDeliveryObserver };
+  readonly observers?: {
+    readonly passwordHashes?: PasswordHashObserver;
+    readonly mailDelivery?: MailDeliveryObserver;
+    readonly stores?: StoreObserver;
+  };
 }
 
 // Tries a mailed sign-in code allows before it is dead (issue: 5 wrong tries).
@@ -50,7 +55,13 @@ const REDIS_START_WAIT_MS = 3_000;
 /** Wires the auth services over an already migrated database; shared by the server and the admin CLI. */
 export async function createServices(config: Config, clock: Clock = systemClock, options: ServiceOptions = {}): Promise<CreatedServices> {
   const db = await openDatabaseAt(
-    { url: config.databaseUrl, sqliteSynchronous: config.sqliteSynchronous, sessionIdleTimeoutMs: config.sessions.idleTimeoutMs, redis: config.redis },
+    {
+      url: config.databaseUrl,
+      sqliteSynchronous: config.sqliteSynchronous,
+      sessionIdleTimeoutMs: config.sessions.idleTimeoutMs,
+      redis: config.redis,
+      observer: options.observers?.stores,
+    },
     clock,
   );
   let keys: KeyFile;

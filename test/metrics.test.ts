@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { Environment } from '../src/config.js';
-import { createTestApp, LOGIN, REGISTER, type TestApp, uniqueName } from './support/app.js';
+import { bearer, createTestApp, LOGIN, ME, REFRESH, REGISTER, type TestApp, uniqueName } from './support/app.js';
 
 // Production refuses the cheap test argon2 settings; these apps hash nothing. Email off: production
 // needs SMTP settings with it on.
@@ -109,6 +109,30 @@ describe('GET /metrics', () => {
     // Named or aliased, `me` is counted as `me`; the unknown root field (refused by validation) as 'other'.
     expect(moved({ operation: 'me' })).toBe(2);
     expect(moved({ operation: 'other', outcome: 'invalid' })).toBe(1);
+  });
+
+  it('counts cache lookups per cache and the size of each refresh-rotation batch', async () => {
+    const before = await samples(app);
+    const password = 'a long enough password';
+    const sessions = await Promise.all(
+      Array.from({ length: 6 }, async () => (await app.gql(REGISTER, { input: { username: uniqueName(), password } })).data.register),
+    );
+    const [first] = sessions;
+    for (let i = 0; i < 3; i++) expect((await app.gql(ME, undefined, bearer(first.accessToken))).data.me.id).toBe(first.user.id);
+    const rotated = await Promise.all(sessions.map((session) => app.gql(REFRESH, { token: session.refreshToken })));
+    for (const answer of rotated) expect(answer.data.refresh.__typename).toBe('AuthPayload');
+    const after = await samples(app);
+
+    const moved = (name: string, labels: Record<string, string> = {}) => sumOf(after, name, labels) - sumOf(before, name, labels);
+    // Three `me` calls read the user three times; at most the first one reads the database.
+    expect(moved('gatehouse_cache_lookups_total', { cache: 'users', outcome: 'hit' })).toBeGreaterThanOrEqual(2);
+    expect(moved('gatehouse_cache_lookups_total', { cache: 'users' })).toBeGreaterThanOrEqual(3);
+    expect(moved('gatehouse_cache_lookups_total', { cache: 'sessions' })).toBeGreaterThanOrEqual(3);
+    // Every rotation is in exactly one batch, however the six were grouped.
+    expect(moved('gatehouse_refresh_rotation_batch_size_sum')).toBe(6);
+    const batches = moved('gatehouse_refresh_rotation_batch_size_count');
+    expect(batches).toBeGreaterThanOrEqual(1);
+    expect(batches).toBeLessThanOrEqual(6);
   });
 
   it('shows the outbox depth at scrape time, and counts sent mail', async () => {

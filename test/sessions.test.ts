@@ -154,7 +154,7 @@ describe('group commit of rotations', () => {
         await refresh(c.refreshToken); // c is at generation 1 now; its generation 0 is stale
         const prepared = path === 'Prisma' ? undefined : preparedStatementsOf(rawDb(app.services))!;
         if (prepared) expect(prepared.available).toBe(true);
-        const committer = new SessionRotations(rawDb(app.services), () => clock.now(), app.services.config.sessions.idleTimeoutMs, prepared);
+        const committer = new SessionRotations(rawDb(app.services), () => clock.now(), app.services.config.sessions.idleTimeoutMs, { prepared });
         const writes = prepared ? vi.spyOn(prepared, 'writeReturning') : vi.spyOn(rawDb(app.services), '$queryRaw');
         let outcomes: Awaited<ReturnType<typeof committer.claim>>[];
         try {

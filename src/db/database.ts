@@ -9,6 +9,7 @@ import { SessionStore } from './stores/sessions.js';
 import { UserStore } from './stores/users.js';
 import { runInPrismaTransaction, type Transaction } from './transaction.js';
 import { isPostgresUrl } from './migrate.js';
+import { NO_STORE_OBSERVER, type StoreObserver } from './observer.js';
 import { PostgresDatabase } from './postgres-database.js';
 import type { Engine } from './store-client.js';
 
@@ -19,6 +20,8 @@ export interface DatabaseSettings {
   readonly sessionIdleTimeoutMs: number;
   /** With PostgreSQL, changes also travel through Redis pub/sub (change-feed/). */
   readonly redis?: RedisSettings;
+  /** Told about cache lookups and rotation batches (metrics); nothing by default. */
+  readonly observer?: StoreObserver;
 }
 
 /**
@@ -75,20 +78,25 @@ export class SqliteDatabase implements Database {
   readonly #client: SqliteClient;
 
   /** Builds the stores over an open client (openDatabase); the stores' caches live on `clock`'s monotonic time. */
-  constructor(client: SqliteClient, clock: StoreClock, { sessionIdleTimeoutMs }: Pick<DatabaseSettings, 'sessionIdleTimeoutMs'>) {
+  constructor(
+    client: SqliteClient,
+    clock: StoreClock,
+    { sessionIdleTimeoutMs, observer = NO_STORE_OBSERVER }: Pick<DatabaseSettings, 'sessionIdleTimeoutMs' | 'observer'>,
+  ) {
     this.#client = client;
     this.changes = sqliteChangeFeed(async () => {
       const [row] = await client.$queryRawUnsafe<{ data_version: number | bigint }[]>('PRAGMA data_version');
       return Number(row?.data_version);
     });
     const prepared = preparedStatementsOf(client);
-    this.users = new UserStore(client, clock, 'sqlite', this.changes, { prepared });
+    this.users = new UserStore(client, clock, 'sqlite', this.changes, { prepared, observer });
     this.sessions = new SessionStore(client, clock, this.changes, {
       idleTimeoutMs: sessionIdleTimeoutMs,
       transaction: (work) => this.transaction(work),
       prepared,
+      observer,
     });
-    this.apiTokens = new ApiTokenStore(client, clock, this.changes);
+    this.apiTokens = new ApiTokenStore(client, clock, this.changes, { observer });
     this.emailTokens = new EmailTokenStore(client, clock);
     this.mailOutbox = new MailOutboxStore(client, clock);
   }

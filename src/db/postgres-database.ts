@@ -1,3 +1,4 @@
+import { NO_STORE_OBSERVER } from './observer.js';
 import { type ChangeFeed, postgresChangeFeed } from './change-feed/index.js';
 import type { StoreClock } from './clock.js';
 import type { Database, DatabaseSettings } from './database.js';
@@ -49,7 +50,7 @@ export class PostgresDatabase implements Database {
   constructor(
     client: PostgresClient,
     clock: StoreClock,
-    { url, sessionIdleTimeoutMs, redis }: Pick<DatabaseSettings, 'url' | 'sessionIdleTimeoutMs' | 'redis'>,
+    { url, sessionIdleTimeoutMs, redis, observer = NO_STORE_OBSERVER }: Pick<DatabaseSettings, 'url' | 'sessionIdleTimeoutMs' | 'redis' | 'observer'>,
   ) {
     this.#client = client;
     const stores: StoreClient = asStoreClient(client);
@@ -62,11 +63,15 @@ export class PostgresDatabase implements Database {
     );
     // A change made by a single statement (a logout) travels in that statement's transaction.
     this.changes.useTransactions((work) => this.transaction(work));
-    this.users = new UserStore(stores, clock, 'postgresql', this.changes);
+    this.users = new UserStore(stores, clock, 'postgresql', this.changes, { observer });
     // No prepared-statement fast path: that one is SQLite's (better-sqlite3); the rotation goes through $queryRaw,
     // a login's look-up and insert through Prisma (the insert in a SERIALIZABLE transaction).
-    this.sessions = new SessionStore(stores, clock, this.changes, { idleTimeoutMs: sessionIdleTimeoutMs, transaction: (work) => this.transaction(work) });
-    this.apiTokens = new ApiTokenStore(stores, clock, this.changes);
+    this.sessions = new SessionStore(stores, clock, this.changes, {
+      idleTimeoutMs: sessionIdleTimeoutMs,
+      transaction: (work) => this.transaction(work),
+      observer,
+    });
+    this.apiTokens = new ApiTokenStore(stores, clock, this.changes, { observer });
     this.emailTokens = new EmailTokenStore(stores, clock);
     this.mailOutbox = new MailOutboxStore(stores, clock);
   }

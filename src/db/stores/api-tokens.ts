@@ -1,3 +1,4 @@
+import { NO_STORE_OBSERVER, type StoreObserver } from '../observer.js';
 import { LRUCache } from 'lru-cache';
 import type { Change } from '../change-feed/changes.js';
 import type { ChangeFeed, MirroredCache } from '../change-feed/feed.js';
@@ -45,13 +46,18 @@ export class ApiTokenStore implements MirroredCache {
   readonly #cache: LRUCache<string, MutableState>;
   /** Moves on with every dropped entry: a read that began before must not mirror its (possibly older) row. */
   #generation = 0;
+  readonly #observer: StoreObserver;
 
   constructor(
     private readonly prisma: StoreClient,
     private readonly clock: StoreClock,
     private readonly feed: ChangeFeed,
-    cache: { maxEntries: number; ttlMs: number } = { maxEntries: 10_000, ttlMs: 30_000 },
+    {
+      cache = { maxEntries: 10_000, ttlMs: 30_000 },
+      observer = NO_STORE_OBSERVER,
+    }: { readonly cache?: { maxEntries: number; ttlMs: number }; readonly observer?: StoreObserver } = {},
   ) {
+    this.#observer = observer;
     feed.register(this);
     // Lifetime in monotonic time: setting the wall clock back must not keep a revoked token cached.
     this.#cache = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.monotonicMs() } });
@@ -139,7 +145,9 @@ export class ApiTokenStore implements MirroredCache {
   async findBySecretHash(secretHash: string): Promise<ApiTokenState | null> {
     if (cannotBeStored(secretHash)) return null;
     const cached = this.#cache.get(secretHash);
-    if (cached && (cached.revoked || this.feed.trusted)) return cached;
+    const usable = cached && (cached.revoked || this.feed.trusted);
+    this.#observer.cacheLookup('api_tokens', usable ? 'hit' : this.feed.trusted ? 'miss' : 'bypass');
+    if (usable) return cached;
     const generation = this.#generation;
     const record = await this.prisma.apiToken.findUnique({ where: { secretHash } });
     if (!record) return null;

@@ -1,3 +1,4 @@
+import { NO_STORE_OBSERVER, type StoreObserver } from '../observer.js';
 import { Prisma } from '../generated/sqlite/client.js';
 import type { StoreClient } from '../store-client.js';
 import { GroupCommit } from '../group-commit.js';
@@ -33,13 +34,17 @@ type RotatedRow = { id: string; refreshCounter: number };
  */
 export class SessionRotations {
   readonly #batches: GroupCommit<RotationClaim, RotationOutcome>;
+  readonly #prepared: PreparedStatements | undefined;
+  readonly #observer: StoreObserver;
 
   constructor(
     private readonly prisma: Pick<StoreClient, '$queryRaw'>,
     private readonly now: () => number,
     private readonly idleTimeoutMs: number,
-    private readonly prepared?: PreparedStatements,
+    { prepared, observer = NO_STORE_OBSERVER }: { readonly prepared?: PreparedStatements | undefined; readonly observer?: StoreObserver } = {},
   ) {
+    this.#prepared = prepared;
+    this.#observer = observer;
     this.#batches = new GroupCommit((claims) => this.#commit(claims), MAX_BATCH);
   }
 
@@ -49,6 +54,7 @@ export class SessionRotations {
   }
 
   async #commit(claims: readonly RotationClaim[]): Promise<RotationOutcome[]> {
+    this.#observer.rotationBatch(claims.length);
     // At most one generation per session can match; the same claim twice goes in once.
     const key = (sessionId: string, counter: number) => `${sessionId}.${counter}`;
     const firstClaimOf = new Map<string, RotationClaim>();
@@ -72,7 +78,7 @@ export class SessionRotations {
     const idleCutoff = new Date(now.getTime() - this.idleTimeoutMs);
     type Row = { id: string; refreshCounter: number | bigint };
     let rows: Row[];
-    if (this.prepared?.available) {
+    if (this.#prepared?.available) {
       // The same statement as below, as a prepared statement cached per batch size (prepared-statements.ts).
       const sql = `UPDATE "Session" SET "refreshCounter" = "refreshCounter" + 1, "rotatedAt" = ?, "lastUsedAt" = ?
         WHERE "revokedAt" IS NULL AND "expiresAt" > ? AND "lastUsedAt" > ?
@@ -81,7 +87,7 @@ export class SessionRotations {
       const stamp = sqliteTimestamp(now);
       const args: SqlArgument[] = [stamp, stamp, stamp, sqliteTimestamp(idleCutoff)];
       for (const claim of claims) args.push(claim.sessionId, claim.counter);
-      rows = await this.prepared.writeReturning<Row>(sql, args);
+      rows = await this.#prepared.writeReturning<Row>(sql, args);
     } else {
       // The CAST types the VALUES column for PostgreSQL, which would read an untyped parameter there as text.
       const pairs = Prisma.join(claims.map((claim) => Prisma.sql`(${claim.sessionId}, CAST(${claim.counter} AS INTEGER))`));

@@ -1,3 +1,4 @@
+import { NO_STORE_OBSERVER, type StoreObserver } from '../observer.js';
 import { LRUCache } from 'lru-cache';
 import type { Change } from '../change-feed/changes.js';
 import type { ChangeFeed, MirroredCache } from '../change-feed/feed.js';
@@ -50,6 +51,7 @@ export interface SessionStoreOptions {
   readonly cache?: { readonly maxEntries: number; readonly ttlMs: number };
   /** The database's transactions (Database.transaction), for the login's insert without `prepared`. */
   readonly transaction: RunInTransaction;
+  readonly observer?: StoreObserver;
   /**
    * The SQLite prepared-statement path for the rotation and the login's insert; without it both go
    * through Prisma.
@@ -74,26 +76,31 @@ export class SessionStore implements MirroredCache {
   readonly #idleTimeoutMs: number;
   readonly #transaction: RunInTransaction;
   readonly #prepared: PreparedStatements | undefined;
+  readonly #observer: StoreObserver;
 
   constructor(
     private readonly prisma: StoreClient,
     private readonly clock: StoreClock,
     private readonly feed: ChangeFeed,
-    { idleTimeoutMs, transaction, cache = { maxEntries: 50_000, ttlMs: 30_000 }, prepared }: SessionStoreOptions,
+    { idleTimeoutMs, transaction, cache = { maxEntries: 50_000, ttlMs: 30_000 }, prepared, observer = NO_STORE_OBSERVER }: SessionStoreOptions,
   ) {
+    this.#observer = observer;
     feed.register(this);
     this.#idleTimeoutMs = idleTimeoutMs;
     this.#transaction = transaction;
     this.#prepared = prepared;
     // Lifetime in monotonic time: setting the wall clock back must not keep a revoked session cached.
     this.#snapshots = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, ttlAutopurge: false, perf: { now: () => clock.monotonicMs() } });
-    this.#rotations = new SessionRotations(prisma, () => clock.now(), idleTimeoutMs, prepared);
+    this.#rotations = new SessionRotations(prisma, () => clock.now(), idleTimeoutMs, { prepared, observer });
   }
 
   /** The mirrored state, if this process has it and may use it; never reads the database. */
   cached(sessionId: string): SessionSnapshot | undefined {
     const cached = this.#snapshots.get(sessionId);
-    return cached?.ended || this.feed.trusted ? cached : undefined;
+    // An ENDED mark of this process is final, so it is used even while the feed is not live.
+    const usable = cached?.ended || this.feed.trusted ? cached : undefined;
+    this.#observer.cacheLookup('sessions', usable ? 'hit' : this.feed.trusted ? 'miss' : 'bypass');
+    return usable;
   }
 
   /** The state from memory, or read once and mirrored; null when no such session exists. */

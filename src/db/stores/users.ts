@@ -1,3 +1,4 @@
+import { NO_STORE_OBSERVER, type StoreObserver } from '../observer.js';
 import { LRUCache } from 'lru-cache';
 import type { Change } from '../change-feed/changes.js';
 import type { ChangeFeed, MirroredCache } from '../change-feed/feed.js';
@@ -36,6 +37,7 @@ export interface UserStoreOptions {
   readonly cache?: { readonly maxEntries: number; readonly ttlMs: number };
   /** The SQLite prepared-statement path for a login's look-up by name; without it the look-up goes through Prisma. */
   readonly prepared?: PreparedStatements;
+  readonly observer?: StoreObserver;
 }
 
 /** The role column holds only what the stores write: USER or ADMIN. */
@@ -54,6 +56,7 @@ export class UserStore implements MirroredCache {
   #writes = 0;
 
   readonly #prepared: PreparedStatements | undefined;
+  readonly #observer: StoreObserver;
 
   constructor(
     private readonly prisma: StoreClient,
@@ -61,8 +64,9 @@ export class UserStore implements MirroredCache {
     /** The dialect of the admin search's statement (user-search.ts). */
     private readonly engine: Engine,
     private readonly feed: ChangeFeed,
-    { cache = { maxEntries: 10_000, ttlMs: 30_000 }, prepared }: UserStoreOptions = {},
+    { cache = { maxEntries: 10_000, ttlMs: 30_000 }, prepared, observer = NO_STORE_OBSERVER }: UserStoreOptions = {},
   ) {
+    this.#observer = observer;
     this.#cache = new LRUCache({ max: cache.maxEntries, ttl: cache.ttlMs, perf: { now: () => clock.monotonicMs() } });
     this.#prepared = prepared;
     feed.register(this);
@@ -70,8 +74,12 @@ export class UserStore implements MirroredCache {
 
   /** The user, from memory when this process read it recently and the change feed is live. */
   async findCached(id: string): Promise<UserRecord | null> {
-    if (!this.feed.trusted) return this.find(id);
+    if (!this.feed.trusted) {
+      this.#observer.cacheLookup('users', 'bypass');
+      return this.find(id);
+    }
     const cached = this.#cache.get(id);
+    this.#observer.cacheLookup('users', cached ? 'hit' : 'miss');
     if (cached) return cached;
     const writesBefore = this.#writes;
     const user = await this.find(id);
