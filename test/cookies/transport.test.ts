@@ -172,6 +172,19 @@ describe('transport cookie', () => {
     expect(signedIn(await send(cookie, REFRESH_BY_COOKIE, {}, { cookie: survivor.cookie!.value })).code).toBe('REFRESH_TOKEN_REVOKED');
   });
 
+  it('takes the previous token inside the grace window (a tab that lost a refresh race) as a plain logout', async () => {
+    const registered = await register(cookie);
+    const refreshed = await send(cookie, REFRESH_BY_COOKIE, {}, { cookie: registered.cookie!.value });
+    clock.advance(5_000);
+    const userId = signedIn(registered).user.id;
+    const before = logs.entries().length;
+    expect((await send(cookie, LOGOUT, {}, { cookie: registered.cookie!.value })).data?.logout).toBe(true);
+    const logged = logs.entries().slice(before);
+    expect(logged).toContainEqual(expect.objectContaining({ event: 'logout', outcome: 'success:refresh_token', userId }));
+    expect(logged).not.toContainEqual(expect.objectContaining({ outcome: 'REFRESH_TOKEN_REUSED' }));
+    expect(signedIn(await send(cookie, REFRESH_BY_COOKIE, {}, { cookie: refreshed.cookie!.value })).code).toBe('REFRESH_TOKEN_REVOKED');
+  });
+
   it('never takes the cookie as authentication for other fields', async () => {
     const registered = await register(cookie);
     const me = await send(cookie, ME, {}, { cookie: registered.cookie!.value });
