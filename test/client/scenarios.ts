@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest';
+import type { LoginMutation, MeQuery, MySessionsQuery, RegisterMutation } from '../../client/generated/graphql.js';
+import { createGatehouseSession, type GatehouseSession, type LogoutReason, SessionEndedError } from '../../client/session.js';
+import { memoryTokenStorage } from '../../client/token-storage.js';
+import { bearer, LOGIN, type ManualClock, REFRESH, uniqueName } from '../support/app.js';
+import type { ListeningApp } from './support.js';
+import { recordingFetch } from './support.js';
+
+// What both clients must do with the kit, written once: apollo.test.ts and urql.test.ts each run it with a
+// driver for their client. Every request goes over real HTTP to the real server.
+
+/** A query's outcome: the data, or the error the client reported (urql's networkError unwrapped). */
+export interface Outcome<T> {
+  readonly data?: T | null | undefined;
+  readonly error?: unknown;
+}
+
+/** One client (Apollo or urql) wired with the kit to one session. Queries always go to the network. */
+export interface KitDriver {
+  register(input: { username: string; password: string }): Promise<RegisterMutation['register']>;
+  login(input: { username: string; password: string }): Promise<LoginMutation['login']>;
+  me(): Promise<Outcome<MeQuery>>;
+  mySessions(): Promise<Outcome<MySessionsQuery>>;
+  /** urql sends identical queries in flight once (its operation key is the query and variables). */
+  readonly identicalQueriesShareARequest: boolean;
+}
+
+export interface ScenarioSetup {
+  readonly server: ListeningApp;
+  readonly clock: ManualClock;
+  /** The server's ACCESS_TOKEN_TTL_SECONDS. */
+  readonly accessTokenTtlSeconds: number;
+  readonly driver: (session: GatehouseSession) => KitDriver;
+}
+
+export function clientScenarios(name: string, { server, clock, accessTokenTtlSeconds, driver }: ScenarioSetup): void {
+  const { app, url } = server;
+  /** Past the lifetime and the server's 5 s clock tolerance: every access token held so far is refused. */
+  const expireAccessTokens = () => clock.advance((accessTokenTtlSeconds + 10) * 1000);
+
+  function kit() {
+    const network = recordingFetch();
+    const storage = memoryTokenStorage();
+    const loggedOut: LogoutReason[] = [];
+    const session = createGatehouseSession({ url, storage, fetch: network.fetch, onLogout: (reason) => loggedOut.push(reason) });
+    return { network, storage, session, loggedOut, client: driver(session) };
+  }
+
+  async function signedUp() {
+    const k = kit();
+    const username = uniqueName('kit');
+    const password = 'a long enough password';
+    const result = await k.client.register({ username, password });
+    if (result.__typename !== 'AuthPayload') throw new Error(`registration failed: ${JSON.stringify(result)}`);
+    k.session.signIn(result);
+    k.network.reset();
+    return { ...k, username, password, tokens: result };
+  }
+
+  describe(name, () => {
+    it('logs in, keeps both tokens and reads me and mySessions with them', async () => {
+      const { client, session, storage, username, password } = await signedUp();
+      const login = await client.login({ username, password });
+      if (login.__typename !== 'AuthPayload') throw new Error(`login failed: ${JSON.stringify(login)}`);
+      session.signIn(login);
+      expect(storage.load()).toEqual({ accessToken: login.accessToken, refreshToken: login.refreshToken });
+
+      expect((await client.me()).data?.me?.username).toBe(username);
+      const sessions = (await client.mySessions()).data?.mySessions ?? [];
+      expect(sessions).toHaveLength(2);
+      expect(sessions.filter((s) => s.current)).toHaveLength(1);
+    });
+
+    it('refreshes an access token that expired mid-run and retries the request, storing both rotated tokens', async () => {
+      const { client, network, storage, tokens, username, loggedOut } = await signedUp();
+      expect((await client.me()).data?.me?.username).toBe(username);
+
+      expireAccessTokens();
+      const me = await client.me();
+      expect(me.error).toBeUndefined();
+      expect(me.data?.me?.username).toBe(username);
+      expect(network.count('Refresh')).toBe(1);
+      // Once with the token, refused; once more after the refresh.
+      expect(network.count('Me')).toBe(3);
+      const rotated = storage.load();
+      expect(rotated?.accessToken).not.toBe(tokens.accessToken);
+      expect(rotated?.refreshToken).not.toBe(tokens.refreshToken);
+      // The new refresh token is the one the server accepts now; the old one is spent.
+      const again = await app.gql(REFRESH, { token: rotated?.refreshToken });
+      expect(again.data?.refresh?.__typename).toBe('AuthPayload');
+      expect(loggedOut).toEqual([]);
+    });
+
+    it('sends one refresh for parallel requests refused after expiry, and retries each of them once', async () => {
+      const { client, network, username } = await signedUp();
+      expireAccessTokens();
+      const PARALLEL = 6;
+      const outcomes = await Promise.all(Array.from({ length: PARALLEL }, (_, i) => (i % 2 ? client.me() : client.mySessions())));
+      for (const [i, outcome] of outcomes.entries()) {
+        expect(outcome.error).toBeUndefined();
+        if (i % 2) expect((outcome.data as MeQuery).me?.username).toBe(username);
+        else expect((outcome.data as MySessionsQuery).mySessions).toHaveLength(1);
+      }
+      expect(network.count('Refresh')).toBe(1);
+      // Each request refused once and sent once more after the refresh.
+      const requests = client.identicalQueriesShareARequest ? 2 : PARALLEL;
+      expect(network.count('Me') + network.count('MySessions')).toBe(2 * requests);
+    });
+
+    it('signs out when the session was revoked elsewhere: one refresh, tokens cleared, onLogout, no retry loop', async () => {
+      const { client, network, storage, loggedOut, username, password } = await signedUp();
+      // The same user on another device ends every session.
+      const elsewhere = await app.gql(LOGIN, { input: { username, password } });
+      const revoked = await app.gql('mutation { logout(allSessions: true) }', {}, bearer(elsewhere.data.login.accessToken));
+      expect(revoked.data?.logout).toBe(true);
+
+      const me = await client.me();
+      expect(me.error).toBeInstanceOf(SessionEndedError);
+      expect((me.error as SessionEndedError).code).toBe('REFRESH_TOKEN_REVOKED');
+      expect(loggedOut).toEqual(['refresh_failed']);
+      expect(storage.load()).toBeNull();
+      expect(network.count('Refresh')).toBe(1);
+      expect(network.count('Me')).toBe(1);
+
+      // Signed out now: the next request goes without a token and nothing tries to refresh.
+      expect((await client.me()).data?.me).toBeNull();
+      expect(network.count('Refresh')).toBe(1);
+      expect(loggedOut).toEqual(['refresh_failed']);
+    });
+
+    it('logs out on the server and locally', async () => {
+      const { session, storage, loggedOut, tokens, client } = await signedUp();
+      await session.logout();
+      expect(storage.load()).toBeNull();
+      expect(loggedOut).toEqual(['logout']);
+      const refused = await app.gql(REFRESH, { token: tokens.refreshToken });
+      expect(refused.data?.refresh?.__typename).toBe('InvalidRefreshTokenError');
+      expect((await client.me()).data?.me).toBeNull();
+    });
+
+    it('logs out after the access token expired: refreshes once, then ends the session on the server', async () => {
+      const { session, storage, loggedOut, network, username, password } = await signedUp();
+      expireAccessTokens();
+      await session.logout();
+      expect(network.count('Refresh')).toBe(1);
+      expect(network.count('Logout')).toBe(2);
+      expect(storage.load()).toBeNull();
+      expect(loggedOut).toEqual(['logout']);
+      // The only session left is the one this check opens.
+      const check = await app.gql(LOGIN, { input: { username, password } });
+      const sessions = await app.gql('{ mySessions { id } }', {}, bearer(check.data.login.accessToken));
+      expect(sessions.data?.mySessions).toHaveLength(1);
+    });
+  });
+}
