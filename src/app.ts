@@ -14,6 +14,7 @@ import { graphiqlExample } from './graphiql-example.js';
 import { useCors } from './http/cors.js';
 import { useCsrfPrevention } from './http/csrf-prevention.js';
 import { useErrorAnswers } from './http/error-answers.js';
+import { createRefreshCookies } from './http/refresh-cookie.js';
 import { useRequestBodyLimit } from './http/request-body-limit.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics, metricsAuthorized } from './metrics.js';
@@ -36,6 +37,9 @@ export interface AppOptions {
   readonly logger?: Logger;
 }
 
+/** Also the refresh cookie's Path: the browser sends it nowhere else. */
+const GRAPHQL_ENDPOINT = '/graphql';
+
 /** Builds the whole application against an already migrated database. Listening is main.ts's job. */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
   const logger = options.logger ?? createLogger(config.logLevel);
@@ -50,6 +54,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const limits = config.graphql;
   const metricsAccess = limits.metrics;
   const databaseIsWritable = databaseWriteProbe(db, config.databaseUrl);
+  const refreshCookies = createRefreshCookies({
+    transport: config.sessions.refreshTokenTransport,
+    sameSite: config.sessions.refreshCookieSameSite,
+    path: GRAPHQL_ENDPOINT,
+    corsOrigins: limits.corsOrigins,
+    trustProxy: config.http.trustProxy,
+  });
   // Announced on every transition, so an operator sees when (and why) this instance reads the database
   // on every request instead of trusting its caches, and when that ends.
   db.changes.observe({
@@ -66,6 +77,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
   const yoga = createYoga<ServerContext, UserContext>({
     schema,
+    graphqlEndpoint: GRAPHQL_ENDPOINT,
     // Liveness only; /health is the readiness check below, which also asks the database.
     healthCheckEndpoint: '/live',
     graphiql: limits.graphiql ? { title: 'Gatehouse', defaultQuery: graphiqlExample, shouldPersistHeaders: false } : false,
@@ -105,6 +117,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         userAgent: request.headers.get('user-agent'),
         viewer: () => (viewer ??= authenticate(services.authenticator, request.headers.get('authorization'), audit).then((found) => (resolved = found))),
         authenticatedViewer: () => resolved,
+        refreshCookie: refreshCookies.forRequest(request),
         audit,
       };
     },
@@ -125,6 +138,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       useGetEndpoint('/.well-known/jwks.json', ({ Response }) => Response.json(accessTokens.jwks(), { headers: { 'cache-control': 'public, max-age=300' } })),
       useCors(limits.corsOrigins),
       useCsrfPrevention(),
+      // After CSRF prevention: refuses requests carrying the refresh cookie from a foreign Origin.
+      refreshCookies.plugin,
       EnvelopArmorPlugin({
         maxDepth: { n: limits.maxDepth },
         maxAliases: { n: limits.maxAliases },

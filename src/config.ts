@@ -78,6 +78,11 @@ const environmentSchema = z.object({
   SESSION_IDLE_TIMEOUT_DAYS: number().positive().max(MAX_SESSION_DAYS, sessionDaysMessage).default(30),
   SESSION_ABSOLUTE_LIFETIME_DAYS: number().positive().max(MAX_SESSION_DAYS, sessionDaysMessage).default(90),
   REFRESH_REUSE_GRACE_SECONDS: number().int().min(0).max(300).default(10),
+  // Where refresh tokens travel: in answers (body), in an httpOnly cookie only (cookie), or both.
+  REFRESH_TOKEN_TRANSPORT: z.enum(['body', 'cookie', 'both']).default('body'),
+  // Strict by default; no "none": a cross-site cookie would rest on the Origin check alone, and browsers
+  // that block third-party cookies would not send it anyway (README, Browser apps).
+  REFRESH_COOKIE_SAMESITE: z.enum(['strict', 'lax']).default('strict'),
 
   // Upper bounds: argon2's own (32-bit memory and passes, 24-bit lanes); beyond them every hash fails.
   ARGON2_MEMORY_KIB: number()
@@ -207,6 +212,10 @@ export interface Config {
     readonly idleTimeoutMs: number;
     readonly absoluteLifetimeMs: number;
     readonly reuseGraceMs: number;
+    /** body: refresh tokens in answers; cookie: only in the httpOnly cookie (never seen by JavaScript); both. */
+    readonly refreshTokenTransport: 'body' | 'cookie' | 'both';
+    /** The SameSite attribute of the refresh cookie. */
+    readonly refreshCookieSameSite: 'Strict' | 'Lax';
   };
   readonly argon2: Argon2Settings;
   readonly rateLimits: {
@@ -332,6 +341,8 @@ export function loadConfig(environment: Environment): Config {
       idleTimeoutMs: e.SESSION_IDLE_TIMEOUT_DAYS * DAY_MS,
       absoluteLifetimeMs: e.SESSION_ABSOLUTE_LIFETIME_DAYS * DAY_MS,
       reuseGraceMs: e.REFRESH_REUSE_GRACE_SECONDS * 1000,
+      refreshTokenTransport: e.REFRESH_TOKEN_TRANSPORT,
+      refreshCookieSameSite: e.REFRESH_COOKIE_SAMESITE === 'lax' ? 'Lax' : 'Strict',
     },
     argon2: {
       memoryKiB: e.ARGON2_MEMORY_KIB,

@@ -11,6 +11,7 @@ import type { SessionService } from './auth/sessions.js';
 import type { UserAdministration } from './auth/user-admin.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
+import type { RefreshCookie } from './http/refresh-cookie.js';
 import type { OutboxSender } from './mail/outbox-sender.js';
 
 /** The long-lived parts of the application, built once by createApp. */
@@ -66,6 +67,11 @@ export interface UserContext {
   /** The caller if viewer() has already resolved one; never triggers authentication. */
   readonly authenticatedViewer: () => Viewer | null;
   readonly requestId: string;
+  /**
+   * The refresh cookie (REFRESH_TOKEN_TRANSPORT): read only by refresh and logout, set by every answer
+   * that issues a refresh token. Never authentication for anything else.
+   */
+  readonly refreshCookie: RefreshCookie;
   /** Logs an auth event (outcome "success" or a refusal code) with request id, address and user. */
   readonly audit: Audit;
 }

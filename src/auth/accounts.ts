@@ -49,6 +49,8 @@ export interface LoginRequest {
 export interface AuthResult {
   readonly accessToken: string;
   readonly refreshToken: string;
+  /** Seconds the refresh token can be used (idle timeout or the session's absolute end, whichever is first). */
+  readonly refreshTokenExpiresIn: number;
   readonly tokenType: 'Bearer';
   readonly expiresIn: number;
   readonly user: UserRecord;
@@ -293,6 +295,7 @@ export async function authResultFor(accessTokens: AccessTokenService, user: User
   return {
     accessToken: await accessTokens.sign(user.id, issued.sessionId),
     refreshToken: issued.refreshToken,
+    refreshTokenExpiresIn: issued.refreshTokenExpiresIn,
     tokenType: 'Bearer',
     expiresIn: accessTokens.ttlSeconds,
     user,

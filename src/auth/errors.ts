@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'REFRESH_TOKEN_EXPIRED'
   | 'REFRESH_TOKEN_REVOKED'
   | 'REFRESH_TOKEN_REUSED'
+  | 'REFRESH_TOKEN_MISSING'
   | 'USER_NOT_FOUND'
   | 'LAST_ADMIN'
   | 'TOKEN_INVALID'
@@ -85,13 +86,14 @@ export class AccountDisabledError extends ExpectedFailure {
   }
 }
 
-export type RefreshFailure = 'REFRESH_TOKEN_INVALID' | 'REFRESH_TOKEN_EXPIRED' | 'REFRESH_TOKEN_REVOKED' | 'REFRESH_TOKEN_REUSED';
+export type RefreshFailure = 'REFRESH_TOKEN_INVALID' | 'REFRESH_TOKEN_EXPIRED' | 'REFRESH_TOKEN_REVOKED' | 'REFRESH_TOKEN_REUSED' | 'REFRESH_TOKEN_MISSING';
 
 const refreshMessages: Record<RefreshFailure, string> = {
   REFRESH_TOKEN_INVALID: 'The refresh token is not valid.',
   REFRESH_TOKEN_EXPIRED: 'The session has expired; log in again.',
   REFRESH_TOKEN_REVOKED: 'The session has been ended; log in again.',
   REFRESH_TOKEN_REUSED: 'The refresh token was already used; the session has been ended for safety. Log in again.',
+  REFRESH_TOKEN_MISSING: 'No refresh token was sent; log in again.',
 };
 
 export class InvalidRefreshTokenError extends ExpectedFailure {

@@ -20,7 +20,17 @@ export interface ClientMeta {
 export interface IssuedSession {
   readonly sessionId: string;
   readonly refreshToken: string;
+  /** Seconds the refresh token can be used, unless exchanged or ended sooner: to the idle timeout or the absolute end, whichever comes first. */
+  readonly refreshTokenExpiresIn: number;
 }
+
+/**
+ * What a logout by refresh token did. `reused`: the token was an exchanged one (not the previous one
+ * inside the grace window); its session was ended as refresh's reuse detection ends it.
+ */
+export type RefreshLogout =
+  | { readonly outcome: 'ended' | 'ended_all' | 'reused'; readonly userId: string }
+  | { readonly outcome: 'not_active'; readonly userId: null };
 
 /** A rotation's result, with the session's owner as checked for it (active, not disabled). */
 export interface RotatedSession extends IssuedSession {
@@ -59,7 +69,7 @@ export class SessionService {
   /** Creates a session, inside `tx`, for a user who just proved who they are. */
   async start(tx: Transaction, userId: string, meta: ClientMeta): Promise<IssuedSession> {
     const session = await this.db.sessions.create(tx, this.#newSession(userId, meta));
-    return this.#issued(session.id);
+    return this.#issued(session.id, session.expiresAt.getTime());
   }
 
   /**
@@ -72,7 +82,7 @@ export class SessionService {
    */
   async startIfCurrent(userId: string, meta: ClientMeta, verifiedVersion: number): Promise<IssuedSession | 'disabled' | 'credentials_changed'> {
     const created = await this.db.sessions.createIfCredentialsCurrent(this.#newSession(userId, meta), verifiedVersion);
-    return typeof created === 'string' ? created : this.#issued(created.id);
+    return typeof created === 'string' ? created : this.#issued(created.id, created.expiresAt.getTime());
   }
 
   #newSession(userId: string, meta: ClientMeta): NewSession {
@@ -87,8 +97,14 @@ export class SessionService {
     };
   }
 
-  #issued(sessionId: string): IssuedSession {
-    return { sessionId, refreshToken: this.#tokenFor(sessionId, 0) };
+  #issued(sessionId: string, expiresAt: number): IssuedSession {
+    const now = this.clock.now();
+    return { sessionId, refreshToken: this.#tokenFor(sessionId, 0), refreshTokenExpiresIn: this.#secondsLeft(expiresAt, now, now) };
+  }
+
+  /** Seconds a token of a session last used at `lastUsedAt` can still be used (idle timeout, absolute end). */
+  #secondsLeft(expiresAt: number, lastUsedAt: number, now: number): number {
+    return Math.max(0, Math.floor((Math.min(expiresAt, lastUsedAt + this.settings.idleTimeoutMs) - now) / 1000));
   }
 
   /**
@@ -109,7 +125,7 @@ export class SessionService {
     if (known && counter >= known.refreshCounter && this.#isLive(known, this.clock.now())) {
       const owner = await this.#activeOwner(known.userId);
       const won = owner ? await this.db.sessions.claimRotation({ sessionId, userId: known.userId, expiresAt: known.expiresAt, refreshCounter: counter }) : null;
-      if (owner && won) return this.#rotated(sessionId, owner, counter);
+      if (owner && won) return this.#rotated(sessionId, owner, counter, known.expiresAt);
     }
 
     let session = await this.db.sessions.find(sessionId);
@@ -133,7 +149,7 @@ export class SessionService {
           expiresAt: session.expiresAt.getTime(),
           refreshCounter: counter,
         });
-        if (won) return this.#rotated(session.id, owner, counter);
+        if (won) return this.#rotated(session.id, owner, counter, session.expiresAt.getTime());
         session = await this.db.sessions.find(session.id);
         continue;
       }
@@ -144,7 +160,13 @@ export class SessionService {
       const isPrevious = counter === session.refreshCounter - 1;
       const sinceRotation = now - session.rotatedAt.getTime();
       if (isPrevious && sinceRotation >= 0 && sinceRotation < this.settings.reuseGraceMs) {
-        return { sessionId: session.id, user: owner, refreshToken: this.#tokenFor(session.id, session.refreshCounter) };
+        return {
+          sessionId: session.id,
+          user: owner,
+          refreshToken: this.#tokenFor(session.id, session.refreshCounter),
+          // The current token's life started at its rotation.
+          refreshTokenExpiresIn: this.#secondsLeft(session.expiresAt.getTime(), session.lastUsedAt.getTime(), now),
+        };
       }
       if (counter < session.refreshCounter) {
         // A token that was already exchanged came back: it was copied. End the session for everyone.
@@ -157,8 +179,44 @@ export class SessionService {
     throw new InvalidRefreshTokenError('REFRESH_TOKEN_INVALID');
   }
 
-  #rotated(sessionId: string, owner: UserRecord, counter: number): RotatedSession {
-    return { sessionId, user: owner, refreshToken: this.#tokenFor(sessionId, counter + 1) };
+  #rotated(sessionId: string, owner: UserRecord, counter: number, expiresAt: number): RotatedSession {
+    const now = this.clock.now();
+    return { sessionId, user: owner, refreshToken: this.#tokenFor(sessionId, counter + 1), refreshTokenExpiresIn: this.#secondsLeft(expiresAt, now, now) };
+  }
+
+  /**
+   * Logout by refresh token (e.g. from an httpOnly cookie, after the access token expired): ends the
+   * token's session, or with `everywhere` every session of its user. Never rotates: the token stays what
+   * it was, so reuse detection is unchanged.
+   *
+   * The current token, or the previous one inside the grace window (a tab that lost a refresh race), ends
+   * the session as asked. An older, exchanged token is what refresh treats as reuse: its session ends
+   * (reason refresh_token_reused), but never every session of the user, so a copied old token gains no
+   * more at logout than at refresh. Unknown, forged, expired or already ended: nothing to end.
+   */
+  async endByRefreshToken(refreshToken: string, everywhere: boolean): Promise<RefreshLogout> {
+    const nothing = { outcome: 'not_active', userId: null } as const;
+    const presented = this.#parse(refreshToken);
+    if (!presented) return nothing;
+    const session = await this.db.sessions.find(presented.sessionId);
+    const now = this.clock.now();
+    if (!session || session.revokedAt) return nothing;
+    if (!this.#isLive({ ended: false, expiresAt: session.expiresAt.getTime(), lastUsedAt: session.lastUsedAt.getTime() }, now)) return nothing;
+    const { counter } = presented;
+    const sinceRotation = now - session.rotatedAt.getTime();
+    const inGrace = counter === session.refreshCounter - 1 && sinceRotation >= 0 && sinceRotation < this.settings.reuseGraceMs;
+    if (counter === session.refreshCounter || inGrace) {
+      if (everywhere) {
+        await this.endAllForUser(session.userId, 'logout_all');
+        return { outcome: 'ended_all', userId: session.userId };
+      }
+      return (await this.revoke(session.id, 'logout')) ? { outcome: 'ended', userId: session.userId } : nothing;
+    }
+    if (counter < session.refreshCounter) {
+      return (await this.revoke(session.id, 'refresh_token_reused')) ? { outcome: 'reused', userId: session.userId } : nothing;
+    }
+    // A generation from the future: not one we issued (see rotate).
+    return nothing;
   }
 
   #isLive(state: Pick<SessionSnapshot, 'ended' | 'expiresAt' | 'lastUsedAt'>, now: number): boolean {

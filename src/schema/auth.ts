@@ -19,10 +19,18 @@ import { failureAsResult, failureClassOf, withCommitTimeRefusals } from './error
 import { User } from './user.js';
 
 export const AuthPayload = builder.objectRef<AuthResult>('AuthPayload').implement({
-  description: 'Tokens for a new or continued session. Keep the refresh token secret; it is shown only now.',
+  description:
+    'Tokens for a new or continued session. Keep the refresh token secret; it is shown only now. With REFRESH_TOKEN_TRANSPORT cookie or both, the answer also sets it in the httpOnly cookie `gatehouse_refresh`.',
   fields: (t) => ({
     accessToken: t.exposeString('accessToken', { description: 'Send as `Authorization: Bearer <accessToken>`.' }),
-    refreshToken: t.exposeString('refreshToken', { description: 'Exchange for new tokens with `refresh`; single use.' }),
+    refreshToken: t.string({
+      nullable: true,
+      description:
+        "Exchange for new tokens with `refresh`; single use. null with REFRESH_TOKEN_TRANSPORT=cookie: the token is then only in the httpOnly cookie `gatehouse_refresh`, out of JavaScript's reach (`refresh` and `logout` read it). Present with body (the default) and both.",
+      // Decided per request by the transport, not by what the client selects: with cookie it never
+      // reaches a script, so an XSS cannot take the session with it.
+      resolve: (payload, _args, ctx) => (ctx.refreshCookie.inBody ? payload.refreshToken : null),
+    }),
     tokenType: t.exposeString('tokenType', { description: 'Always "Bearer".' }),
     expiresIn: t.exposeInt('expiresIn', { description: 'Seconds until the access token expires.' }),
     user: t.field({ type: User, resolve: (payload) => payload.user }),
@@ -80,13 +88,25 @@ export const LoginResult = builder.unionType('LoginResult', {
 type LoginFailure = InstanceType<(typeof LOGIN_ERRORS)[number]>;
 
 /**
+ * Every answer that issues a refresh token goes through here: with cookie transport the token is set in
+ * the httpOnly cookie (whatever fields the client selected). Other answers pass unchanged.
+ */
+export function handOverSession<T extends object>(ctx: RequestContext, result: T): T {
+  if ('refreshToken' in result && 'refreshTokenExpiresIn' in result) {
+    const issued = result as unknown as AuthResult;
+    ctx.refreshCookie.issue(issued.refreshToken, issued.refreshTokenExpiresIn);
+  }
+  return result;
+}
+
+/**
  * The resolver of a field answering LoginResult: `signIn` runs audited as `event` (the session's user
  * is the subject), and its expected failures come back as members of the union.
  */
 export function signInResolver<Args>(event: string, signIn: (args: Args, ctx: RequestContext) => Promise<AuthResult>) {
   const run = audited(
     event,
-    (_root: unknown, args: Args, ctx: RequestContext) => signIn(args, ctx),
+    async (_root: unknown, args: Args, ctx: RequestContext) => handOverSession(ctx, await signIn(args, ctx)),
     (result) => result.user.id,
   );
   return async (root: unknown, args: Args, ctx: RequestContext): Promise<AuthResult | LoginFailure> => {
@@ -126,7 +146,7 @@ const register = audited(
     ctx: RequestContext,
   ): Promise<AuthResult | { user: UserRecord; verificationRequired?: true }> => {
     await enforceRateLimit(ctx, 'register');
-    if (ctx.services.config.registrationMode === 'open') return ctx.services.accounts.register(input, clientMeta(ctx));
+    if (ctx.services.config.registrationMode === 'open') return handOverSession(ctx, await ctx.services.accounts.register(input, clientMeta(ctx)));
     await requireAdmin(ctx);
     // The caller is checked again where the account is inserted (authorization decided at commit).
     const actor = adminActor(await requireViewer(ctx));

@@ -1,7 +1,7 @@
 import type { EmailChangeRequested as EmailChangeRequestedResult } from '../auth/email-flows.js';
 import { AccountDisabledError, EmailTakenError, InvalidCredentialsError, InvalidTokenError, ValidationError } from '../auth/errors.js';
 import { audited } from './audit.js';
-import { AuthPayload, clientMeta, LoginResult, signInResolver } from './auth.js';
+import { AuthPayload, clientMeta, handOverSession, LoginResult, signInResolver } from './auth.js';
 import { builder } from './builder.js';
 import { failureUnion, withCommitTimeRefusals, withValidationRefusal } from './error-translation.js';
 import { requireSession, requireViewer } from './guards.js';
@@ -71,7 +71,7 @@ builder.mutationFields((t) => ({
       'resetPassword',
       async (_root, { token, newPassword }, ctx) => {
         await enforceRateLimit(ctx, 'login');
-        return ctx.services.email.resetPassword(token, newPassword, clientMeta(ctx));
+        return handOverSession(ctx, await ctx.services.email.resetPassword(token, newPassword, clientMeta(ctx)));
       },
       (result) => result.user.id,
     ),

@@ -26,6 +26,7 @@ const errorCodes: Record<ErrorCodeValue, string> = {
   REFRESH_TOKEN_EXPIRED: 'The session passed its idle timeout or absolute lifetime.',
   REFRESH_TOKEN_REVOKED: 'The session was logged out or revoked.',
   REFRESH_TOKEN_REUSED: 'An already used refresh token was presented; the session has been revoked.',
+  REFRESH_TOKEN_MISSING: 'Neither the refreshToken argument nor (with REFRESH_TOKEN_TRANSPORT cookie or both) the refresh cookie was sent.',
   USER_NOT_FOUND: 'No user has that id.',
   LAST_ADMIN: 'The change would leave no active administrator.',
   TOKEN_INVALID:

@@ -1,6 +1,6 @@
 import { InvalidRefreshTokenError } from '../auth/errors.js';
 import type { SessionRecord } from '../db/database.js';
-import { AuthPayload } from './auth.js';
+import { AuthPayload, handOverSession } from './auth.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
 import { failureUnion } from './error-translation.js';
@@ -42,24 +42,50 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   refresh: t.field({
     type: AuthPayload,
-    description: 'Exchanges a refresh token for a new access token and a new refresh token.',
-    args: { refreshToken: t.arg.string({ required: true }) },
+    description:
+      'Exchanges a refresh token for a new access token and a new refresh token. Without the argument, the refresh cookie is used (REFRESH_TOKEN_TRANSPORT cookie or both); with neither, REFRESH_TOKEN_MISSING. With cookie transport the new token replaces the cookie, and a refused cookie token is cleared.',
+    // The field's description covers the argument; without one the signature stays on one line in schema.graphql.
+    args: { refreshToken: t.arg.string({ required: false }) },
     errors: failureUnion('RefreshResult', [InvalidRefreshTokenError]),
     resolve: audited(
       'refresh',
       async (_root, { refreshToken }, ctx) => {
         await enforceRateLimit(ctx, 'refresh');
-        return ctx.services.accounts.refresh(refreshToken);
+        const fromCookie = refreshToken === null || refreshToken === undefined;
+        const token = fromCookie ? ctx.refreshCookie.read() : refreshToken;
+        if (token === null) throw new InvalidRefreshTokenError('REFRESH_TOKEN_MISSING');
+        try {
+          return handOverSession(ctx, await ctx.services.accounts.refresh(token));
+        } catch (error) {
+          // A refused cookie can never work again: take it off the browser.
+          if (fromCookie && error instanceof InvalidRefreshTokenError) ctx.refreshCookie.clear();
+          throw error;
+        }
       },
       (result) => result.user.id,
     ),
   }),
   logout: t.boolean({
-    description:
-      'Ends the current session, or with allSessions every session of the caller. Their tokens stop working at once. Always true when it returns: the session is over (an already ended session is refused with UNAUTHENTICATED before this runs), so there is nothing more to tell.',
-    args: { allSessions: t.arg.boolean({ required: true, defaultValue: false }) },
-    authScopes: { session: true },
-    resolve: audited('logout', async (_root, { allSessions }, ctx) => {
+    description: [
+      'Ends a session. With a refresh token (the argument, or else the refresh cookie under REFRESH_TOKEN_TRANSPORT cookie or both) it ends the session of that token and needs no access token, so it works after the access token expired; otherwise the session of the access token (not an API token). allSessions ends every session of the user instead.',
+      'The token is not rotated. An exchanged (older) refresh token counts as reuse, as at `refresh`: its session ends, but allSessions is not honoured for it.',
+      'With cookie transport the cookie is cleared in every case.',
+      'Returns true when the session ended; false when the refresh token matched no active session (unknown, expired, already ended). With an access token it is always true when it returns: an ended session is refused with UNAUTHENTICATED before this runs.',
+    ].join(' '),
+    args: {
+      allSessions: t.arg.boolean({ required: true, defaultValue: false }),
+      refreshToken: t.arg.string({ required: false }),
+    },
+    // No authScopes: a refresh token alone may end its session. The access-token path checks the session below.
+    resolve: audited('logout', async (_root, { allSessions, refreshToken }, ctx) => {
+      ctx.refreshCookie.clear();
+      const token = refreshToken ?? ctx.refreshCookie.read();
+      if (token !== null) {
+        await enforceRateLimit(ctx, 'refresh');
+        const ended = await ctx.services.sessions.endByRefreshToken(token, allSessions);
+        if (ended.outcome === 'reused') ctx.audit('refresh', 'REFRESH_TOKEN_REUSED', ended.userId);
+        return ended.outcome !== 'not_active';
+      }
       const viewer = await requireSession(ctx);
       // With allSessions, a login racing the logout cannot add a session either (credentials version).
       if (allSessions) await ctx.services.sessions.endAllForUser(viewer.userId, 'logout_all');
