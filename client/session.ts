@@ -1,5 +1,12 @@
 import { print } from 'graphql';
-import { LogoutDocument, RefreshDocument, type LogoutMutation, type RefreshMutation, type RefreshMutationVariables } from './generated/graphql.js';
+import {
+  LogoutDocument,
+  type LogoutMutation,
+  type LogoutMutationVariables,
+  RefreshDocument,
+  type RefreshMutation,
+  type RefreshMutationVariables,
+} from './generated/graphql.js';
 import { memoryTokenStorage, type StoredTokens, type TokenStorage } from './token-storage.js';
 
 // The part of the kit both clients share: which tokens are in use, the one refresh in flight, logout. The
@@ -126,7 +133,8 @@ export function createGatehouseSession(options: GatehouseSessionOptions): Gateho
       if (current) endSession('refresh_failed');
       throw new SessionEndedError(null);
     }
-    const variables: RefreshMutationVariables = { refreshToken: refreshToken ?? '' };
+    // Under cookie transport no argument: the server reads the httpOnly cookie the browser sends along.
+    const variables: RefreshMutationVariables = transport === 'body' ? { refreshToken } : {};
     const answer = await post<RefreshMutation>('Refresh', RefreshDocument, variables, null);
     const result = answer.data?.refresh;
     if (result?.__typename === 'AuthPayload') {
@@ -166,18 +174,18 @@ export function createGatehouseSession(options: GatehouseSessionOptions): Gateho
       return inFlight;
     },
     async logout({ allSessions = false } = {}) {
+      const tokens = storage.load();
+      // The refresh token (body) or the cookie (cookie transport) names the session, so logout needs no valid
+      // access token: it works after the access token expired, without a refresh. The access token goes along
+      // for a session signed in without a refresh token; the server uses it only when there is none.
+      const variables: LogoutMutationVariables =
+        transport === 'body' && tokens?.refreshToken ? { allSessions, refreshToken: tokens.refreshToken } : { allSessions };
       try {
-        const token = session.accessToken();
-        const answer = await post<LogoutMutation>('Logout', LogoutDocument, { allSessions }, token);
-        // logout needs a valid access token: an expired one is refreshed once, then logout is sent again.
-        if (token && isUnauthenticated(answer.errors)) {
-          await session.refresh(token);
-          await post<LogoutMutation>('Logout', LogoutDocument, { allSessions }, session.accessToken());
-        }
+        await post<LogoutMutation>('Logout', LogoutDocument, variables, tokens?.accessToken ?? null);
       } catch {
         // Signed out locally whatever the server said: the user asked to leave.
       } finally {
-        if (storage.load() !== null) endSession('logout');
+        if (tokens !== null) endSession('logout');
       }
     },
   };

@@ -1,13 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { LoginMutation, MeQuery, MySessionsQuery, RegisterMutation } from '../../client/generated/graphql.js';
-import { createGatehouseSession, type GatehouseSession, type LogoutReason, SessionEndedError } from '../../client/session.js';
-import { memoryTokenStorage } from '../../client/token-storage.js';
+import { createGatehouseSession, type GatehouseSession, type LogoutReason, type RefreshTokenTransport, SessionEndedError } from '../../client/session.js';
+import { memoryTokenStorage, type TokenStorage } from '../../client/token-storage.js';
 import { bearer, LOGIN, type ManualClock, REFRESH, uniqueName } from '../support/app.js';
-import type { ListeningApp } from './support.js';
-import { recordingFetch } from './support.js';
+import { cookieJar } from './cookie-jar.js';
+import { type ListeningApp, recordingFetch } from './support.js';
 
 // What both clients must do with the kit, written once: apollo.test.ts and urql.test.ts each run it with a
-// driver for their client. Every request goes over real HTTP to the real server.
+// driver for their client, against a server with body transport and one with cookie transport. Every
+// request goes over real HTTP to the real server; under cookie transport through a cookie jar, as a
+// browser would keep the httpOnly cookie.
+
+const REFRESH_COOKIE = 'gatehouse_refresh';
 
 /** A query's outcome: the data, or the error the client reported (urql's networkError unwrapped). */
 export interface Outcome<T> {
@@ -26,24 +30,28 @@ export interface KitDriver {
 }
 
 export interface ScenarioSetup {
+  /** A server whose REFRESH_TOKEN_TRANSPORT serves `transport`. */
   readonly server: ListeningApp;
+  readonly transport: RefreshTokenTransport;
   readonly clock: ManualClock;
   /** The server's ACCESS_TOKEN_TTL_SECONDS. */
   readonly accessTokenTtlSeconds: number;
   readonly driver: (session: GatehouseSession) => KitDriver;
 }
 
-export function clientScenarios(name: string, { server, clock, accessTokenTtlSeconds, driver }: ScenarioSetup): void {
+export function clientScenarios(name: string, { server, transport, clock, accessTokenTtlSeconds, driver }: ScenarioSetup): void {
   const { app, url } = server;
   /** Past the lifetime and the server's 5 s clock tolerance: every access token held so far is refused. */
   const expireAccessTokens = () => clock.advance((accessTokenTtlSeconds + 10) * 1000);
 
-  function kit() {
-    const network = recordingFetch();
-    const storage = memoryTokenStorage();
+  /** A page of the app: its storage, its client, and (cookie transport) the browser's cookie jar. */
+  function kit(jar = cookieJar(), storage: TokenStorage = memoryTokenStorage()) {
+    const network = recordingFetch(transport === 'cookie' ? jar.fetch : fetch);
     const loggedOut: LogoutReason[] = [];
-    const session = createGatehouseSession({ url, storage, fetch: network.fetch, onLogout: (reason) => loggedOut.push(reason) });
-    return { network, storage, session, loggedOut, client: driver(session) };
+    const session = createGatehouseSession({ url, storage, transport, fetch: network.fetch, onLogout: (reason) => loggedOut.push(reason) });
+    /** The refresh token in force: in the storage (body) or in the cookie (cookie). */
+    const refreshToken = () => (transport === 'body' ? storage.load()?.refreshToken : jar.get(REFRESH_COOKIE, url));
+    return { network, storage, jar, session, loggedOut, refreshToken, client: driver(session) };
   }
 
   async function signedUp() {
@@ -54,16 +62,23 @@ export function clientScenarios(name: string, { server, clock, accessTokenTtlSec
     if (result.__typename !== 'AuthPayload') throw new Error(`registration failed: ${JSON.stringify(result)}`);
     k.session.signIn(result);
     k.network.reset();
-    return { ...k, username, password, tokens: result };
+    return { ...k, username, password, tokens: result, issuedRefreshToken: k.refreshToken() };
   }
 
   describe(name, () => {
-    it('logs in, keeps both tokens and reads me and mySessions with them', async () => {
-      const { client, session, storage, username, password } = await signedUp();
+    it(`logs in, keeps the tokens (${transport === 'body' ? 'both in the storage' : 'the refresh token only in the cookie'}) and reads me and mySessions`, async () => {
+      const { client, session, storage, jar, username, password } = await signedUp();
       const login = await client.login({ username, password });
       if (login.__typename !== 'AuthPayload') throw new Error(`login failed: ${JSON.stringify(login)}`);
       session.signIn(login);
-      expect(storage.load()).toEqual({ accessToken: login.accessToken, refreshToken: login.refreshToken });
+      if (transport === 'body') {
+        expect(storage.load()).toEqual({ accessToken: login.accessToken, refreshToken: login.refreshToken });
+      } else {
+        // JavaScript never sees the refresh token: not in the answer, not in the storage; the jar keeps it httpOnly.
+        expect(login.refreshToken).toBeNull();
+        expect(storage.load()).toEqual({ accessToken: login.accessToken, refreshToken: null });
+        expect(jar.cookies.get(REFRESH_COOKIE)).toMatchObject({ path: '/graphql', httpOnly: true });
+      }
 
       expect((await client.me()).data?.me?.username).toBe(username);
       const sessions = (await client.mySessions()).data?.mySessions ?? [];
@@ -71,8 +86,9 @@ export function clientScenarios(name: string, { server, clock, accessTokenTtlSec
       expect(sessions.filter((s) => s.current)).toHaveLength(1);
     });
 
-    it('refreshes an access token that expired mid-run and retries the request, storing both rotated tokens', async () => {
-      const { client, network, storage, tokens, username, loggedOut } = await signedUp();
+    it('refreshes an access token that expired mid-run and retries the request, keeping both rotated tokens', async () => {
+      const { client, network, storage, refreshToken, tokens, issuedRefreshToken, username, loggedOut } = await signedUp();
+      expect(issuedRefreshToken).toEqual(expect.any(String));
       expect((await client.me()).data?.me?.username).toBe(username);
 
       expireAccessTokens();
@@ -82,11 +98,12 @@ export function clientScenarios(name: string, { server, clock, accessTokenTtlSec
       expect(network.count('Refresh')).toBe(1);
       // Once with the token, refused; once more after the refresh.
       expect(network.count('Me')).toBe(3);
-      const rotated = storage.load();
-      expect(rotated?.accessToken).not.toBe(tokens.accessToken);
-      expect(rotated?.refreshToken).not.toBe(tokens.refreshToken);
-      // The new refresh token is the one the server accepts now; the old one is spent.
-      const again = await app.gql(REFRESH, { token: rotated?.refreshToken });
+      expect(storage.load()?.accessToken).not.toBe(tokens.accessToken);
+      const rotated = refreshToken();
+      expect(rotated).toEqual(expect.any(String));
+      expect(rotated).not.toBe(issuedRefreshToken);
+      // The rotated refresh token is the one the server accepts now.
+      const again = await app.gql(REFRESH, { token: rotated });
       expect(again.data?.refresh?.__typename).toBe('AuthPayload');
       expect(loggedOut).toEqual([]);
     });
@@ -129,27 +146,45 @@ export function clientScenarios(name: string, { server, clock, accessTokenTtlSec
     });
 
     it('logs out on the server and locally', async () => {
-      const { session, storage, loggedOut, tokens, client } = await signedUp();
+      const { session, storage, loggedOut, issuedRefreshToken, client, jar } = await signedUp();
       await session.logout();
       expect(storage.load()).toBeNull();
       expect(loggedOut).toEqual(['logout']);
-      const refused = await app.gql(REFRESH, { token: tokens.refreshToken });
+      const refused = await app.gql(REFRESH, { token: issuedRefreshToken });
       expect(refused.data?.refresh?.__typename).toBe('InvalidRefreshTokenError');
       expect((await client.me()).data?.me).toBeNull();
+      expect(jar.cookies.has(REFRESH_COOKIE)).toBe(false);
     });
 
-    it('logs out after the access token expired: refreshes once, then ends the session on the server', async () => {
-      const { session, storage, loggedOut, network, username, password } = await signedUp();
+    it('logs out after the access token expired, by the refresh token alone: no refresh needed', async () => {
+      const { session, storage, loggedOut, network, issuedRefreshToken } = await signedUp();
       expireAccessTokens();
       await session.logout();
-      expect(network.count('Refresh')).toBe(1);
-      expect(network.count('Logout')).toBe(2);
+      expect(network.count('Refresh')).toBe(0);
+      expect(network.count('Logout')).toBe(1);
       expect(storage.load()).toBeNull();
       expect(loggedOut).toEqual(['logout']);
-      // The only session left is the one this check opens.
-      const check = await app.gql(LOGIN, { input: { username, password } });
-      const sessions = await app.gql('{ mySessions { id } }', {}, bearer(check.data.login.accessToken));
-      expect(sessions.data?.mySessions).toHaveLength(1);
+      const refused = await app.gql(REFRESH, { token: issuedRefreshToken });
+      expect(refused.data?.refresh?.__typename).toBe('InvalidRefreshTokenError');
     });
+
+    if (transport === 'cookie') {
+      it('restores the session after a page reload from the cookie alone', async () => {
+        const { jar, username } = await signedUp();
+        // A reload: the access token (in memory) is gone, the browser still has the cookie.
+        const reloaded = kit(jar);
+        expect(reloaded.session.accessToken()).toBeNull();
+        await reloaded.session.refresh();
+        expect(reloaded.session.accessToken()).toEqual(expect.any(String));
+        expect((await reloaded.client.me()).data?.me?.username).toBe(username);
+      });
+
+      it('a reload without the cookie stays signed out: the refresh is refused once, onLogout is not called', async () => {
+        const fresh = kit();
+        await expect(fresh.session.refresh()).rejects.toMatchObject({ name: 'SessionEndedError', code: 'REFRESH_TOKEN_MISSING' });
+        expect(fresh.network.count('Refresh')).toBe(1);
+        expect(fresh.loggedOut).toEqual([]);
+      });
+    }
   });
 }
