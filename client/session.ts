@@ -93,6 +93,9 @@ export function createGatehouseSession(options: GatehouseSessionOptions): Gateho
   const fetchFn = options.fetch ?? ((input, init) => fetch(input, init));
   const credentials = transport === 'cookie' ? 'include' : 'same-origin';
   let inFlight: Promise<void> | null = null;
+  // Moves on every sign-in and sign-out: a refresh answer that arrives after either belongs to a session the
+  // app has left and must not overwrite what is stored now.
+  let epoch = 0;
 
   async function post<T>(
     operationName: string,
@@ -123,6 +126,7 @@ export function createGatehouseSession(options: GatehouseSessionOptions): Gateho
   }
 
   function endSession(reason: LogoutReason): void {
+    epoch += 1;
     storage.clear();
     options.onLogout?.(reason);
   }
@@ -135,7 +139,9 @@ export function createGatehouseSession(options: GatehouseSessionOptions): Gateho
     }
     // Under cookie transport no argument: the server reads the httpOnly cookie the browser sends along.
     const variables: RefreshMutationVariables = transport === 'body' ? { refreshToken } : {};
+    const startedIn = epoch;
     const answer = await post<RefreshMutation>('Refresh', RefreshDocument, variables, null);
+    if (epoch !== startedIn) throw new SessionEndedError(null, 'Signed in or out while refreshing; this session is no longer in use.');
     const result = answer.data?.refresh;
     if (result?.__typename === 'AuthPayload') {
       storage.save({ accessToken: result.accessToken, refreshToken: result.refreshToken ?? null });
@@ -157,6 +163,7 @@ export function createGatehouseSession(options: GatehouseSessionOptions): Gateho
     credentials,
     accessToken: () => storage.load()?.accessToken ?? null,
     signIn(tokens) {
+      epoch += 1;
       storage.save({ accessToken: tokens.accessToken, refreshToken: transport === 'body' ? (tokens.refreshToken ?? null) : null });
     },
     refresh(staleAccessToken) {

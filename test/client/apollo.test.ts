@@ -13,6 +13,7 @@ import { listeningTestApp } from './support.js';
 const clock = new ManualClock();
 const ACCESS_TOKEN_TTL_SECONDS = 60;
 const server = await listeningTestApp({ ACCESS_TOKEN_TTL_SECONDS: String(ACCESS_TOKEN_TTL_SECONDS) }, { clock });
+const refreshLimited = await listeningTestApp({ ACCESS_TOKEN_TTL_SECONDS: String(ACCESS_TOKEN_TTL_SECONDS), RATE_LIMIT_REFRESH: '1/1h' }, { clock });
 const cookieServer = await listeningTestApp({ ACCESS_TOKEN_TTL_SECONDS: String(ACCESS_TOKEN_TTL_SECONDS), REFRESH_TOKEN_TRANSPORT: 'cookie' }, { clock });
 
 /** The outcome of a query as the app sees it: Apollo 4 reports a link's error (e.g. SessionEndedError) as is. */
@@ -39,7 +40,7 @@ function apolloDriver(session: GatehouseSession): KitDriver {
 }
 
 const common = { clock, accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS, driver: apolloDriver };
-clientScenarios('Apollo Client with the kit, body transport', { ...common, server, transport: 'body' });
+clientScenarios('Apollo Client with the kit, body transport', { ...common, server, transport: 'body', refreshLimited });
 clientScenarios('Apollo Client with the kit, cookie transport', { ...common, server: cookieServer, transport: 'cookie' });
 
 describe("Apollo's cache and the Error interface", () => {

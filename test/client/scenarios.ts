@@ -37,25 +37,27 @@ export interface ScenarioSetup {
   /** The server's ACCESS_TOKEN_TTL_SECONDS. */
   readonly accessTokenTtlSeconds: number;
   readonly driver: (session: GatehouseSession) => KitDriver;
+  /** A server of the same transport allowing one refresh per hour (RATE_LIMIT_REFRESH=1/1h), for a refresh that fails without ending the session. */
+  readonly refreshLimited?: ListeningApp;
 }
 
-export function clientScenarios(name: string, { server, transport, clock, accessTokenTtlSeconds, driver }: ScenarioSetup): void {
-  const { app, url } = server;
+export function clientScenarios(name: string, { server, transport, clock, accessTokenTtlSeconds, driver, refreshLimited }: ScenarioSetup): void {
+  const { app } = server;
   /** Past the lifetime and the server's 5 s clock tolerance: every access token held so far is refused. */
   const expireAccessTokens = () => clock.advance((accessTokenTtlSeconds + 10) * 1000);
 
   /** A page of the app: its storage, its client, and (cookie transport) the browser's cookie jar. */
-  function kit(jar = cookieJar(), storage: TokenStorage = memoryTokenStorage()) {
-    const network = recordingFetch(transport === 'cookie' ? jar.fetch : fetch);
+  function kit(jar = cookieJar(), storage: TokenStorage = memoryTokenStorage(), url = server.url, wrap = (f: typeof fetch) => f) {
+    const network = recordingFetch(wrap(transport === 'cookie' ? jar.fetch : fetch));
     const loggedOut: LogoutReason[] = [];
     const session = createGatehouseSession({ url, storage, transport, fetch: network.fetch, onLogout: (reason) => loggedOut.push(reason) });
     /** The refresh token in force: in the storage (body) or in the cookie (cookie). */
-    const refreshToken = () => (transport === 'body' ? storage.load()?.refreshToken : jar.get(REFRESH_COOKIE, url));
+    const refreshToken = () => (transport === 'body' ? storage.load()?.refreshToken : jar.get(REFRESH_COOKIE, server.url));
     return { network, storage, jar, session, loggedOut, refreshToken, client: driver(session) };
   }
 
-  async function signedUp() {
-    const k = kit();
+  async function signedUp(url = server.url) {
+    const k = kit(undefined, undefined, url);
     const username = uniqueName('kit');
     const password = 'a long enough password';
     const result = await k.client.register({ username, password });
@@ -167,6 +169,51 @@ export function clientScenarios(name: string, { server, transport, clock, access
       const refused = await app.gql(REFRESH, { token: issuedRefreshToken });
       expect(refused.data?.refresh?.__typename).toBe('InvalidRefreshTokenError');
     });
+
+    it('a refresh answer arriving after logout does not bring the tokens back', async () => {
+      // The refresh's answer is held (after the server sent it) until logout has run.
+      let release = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const holdRefresh =
+        (base: typeof fetch): typeof fetch =>
+        async (input, init) => {
+          const response = await base(input, init);
+          if (typeof init?.body === 'string' && JSON.parse(init.body).operationName === 'Refresh') await held;
+          return response;
+        };
+      const k = kit(undefined, undefined, server.url, holdRefresh);
+      const registered = await k.client.register({ username: uniqueName('kit'), password: 'a long enough password' });
+      if (registered.__typename !== 'AuthPayload') throw new Error('registration failed');
+      k.session.signIn(registered);
+
+      const refreshing = k.session.refresh(registered.accessToken);
+      await expect.poll(() => k.network.count('Refresh')).toBe(1);
+      await k.session.logout();
+      release();
+      await expect(refreshing).rejects.toBeInstanceOf(SessionEndedError);
+      expect(k.storage.load()).toBeNull();
+      expect(k.loggedOut).toEqual(['logout']);
+    });
+
+    if (refreshLimited) {
+      it('a refresh that fails without a verdict on the session (RATE_LIMITED) fails the request but keeps the tokens', async () => {
+        const { client, network, storage, loggedOut, username } = await signedUp(refreshLimited.url);
+        expireAccessTokens();
+        expect((await client.me()).data?.me?.username).toBe(username);
+        const kept = storage.load();
+
+        expireAccessTokens();
+        const me = await client.me();
+        expect(me.error).toBeDefined();
+        expect(me.error).not.toBeInstanceOf(SessionEndedError);
+        expect(storage.load()).toEqual(kept);
+        expect(loggedOut).toEqual([]);
+        expect(network.count('Refresh')).toBe(2);
+        expect(network.count('Me')).toBe(3);
+      });
+    }
 
     if (transport === 'cookie') {
       it('restores the session after a page reload from the cookie alone', async () => {

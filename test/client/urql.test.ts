@@ -13,6 +13,7 @@ import { listeningTestApp, recordingFetch } from './support.js';
 const clock = new ManualClock();
 const ACCESS_TOKEN_TTL_SECONDS = 60;
 const server = await listeningTestApp({ ACCESS_TOKEN_TTL_SECONDS: String(ACCESS_TOKEN_TTL_SECONDS) }, { clock });
+const refreshLimited = await listeningTestApp({ ACCESS_TOKEN_TTL_SECONDS: String(ACCESS_TOKEN_TTL_SECONDS), RATE_LIMIT_REFRESH: '1/1h' }, { clock });
 const cookieServer = await listeningTestApp({ ACCESS_TOKEN_TTL_SECONDS: String(ACCESS_TOKEN_TTL_SECONDS), REFRESH_TOKEN_TRANSPORT: 'cookie' }, { clock });
 
 /** urql reports a failed refresh (SessionEndedError) as the operation's network error. */
@@ -33,7 +34,7 @@ function urqlDriver(session: GatehouseSession): KitDriver {
 }
 
 const common = { clock, accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS, driver: urqlDriver };
-clientScenarios('urql with the kit, body transport', { ...common, server, transport: 'body' });
+clientScenarios('urql with the kit, body transport', { ...common, server, transport: 'body', refreshLimited });
 clientScenarios('urql with the kit, cookie transport', { ...common, server: cookieServer, transport: 'cookie' });
 
 describe('urql and CSRF prevention', () => {
