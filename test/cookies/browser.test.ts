@@ -102,7 +102,8 @@ describe('in Chromium', () => {
         // Virtual time waits for the page's fetches; the budget only bounds timers.
         '--virtual-time-budget=20000',
         '--dump-dom',
-        `${appOrigin}/`,
+        // Under the cookie's Path (cookies ignore ports): without HttpOnly, document.cookie would show it here.
+        `${appOrigin}/graphql/app`,
       ],
       { timeout: 60_000 },
     );
