@@ -1,9 +1,10 @@
 import { InvalidRefreshTokenError } from '../auth/errors.js';
+import type { RequestContext } from '../context.js';
 import type { SessionRecord } from '../db/database.js';
 import { AuthPayload, handOverSession } from './auth.js';
 import { audited } from './audit.js';
 import { builder } from './builder.js';
-import { failureUnion } from './error-translation.js';
+import { failureUnion, outcomeCodeOf } from './error-translation.js';
 import { boundedId } from './ids.js';
 import { requireSession, requireViewer } from './guards.js';
 import { enforceRateLimit } from './rate-limits.js';
@@ -38,6 +39,29 @@ builder.queryFields((t) => ({
     },
   }),
 }));
+
+const logoutBySession = audited('logout', async (_root: unknown, { allSessions }: { allSessions: boolean }, ctx: RequestContext) => {
+  const viewer = await requireSession(ctx);
+  // With allSessions, a login racing the logout cannot add a session either (credentials version).
+  if (allSessions) await ctx.services.sessions.endAllForUser(viewer.userId, 'logout_all');
+  else await ctx.services.sessions.revoke(viewer.sessionId, 'logout');
+  return true;
+});
+
+/** Logged here rather than by audited(): the subject is the token's user, and no viewer is resolved. */
+async function logoutByRefreshToken(token: string, allSessions: boolean, ctx: RequestContext): Promise<boolean> {
+  try {
+    await enforceRateLimit(ctx, 'refresh');
+  } catch (error) {
+    ctx.audit('logout', outcomeCodeOf(error), null);
+    throw error;
+  }
+  const ended = await ctx.services.sessions.endByRefreshToken(token, allSessions);
+  if (ended.outcome === 'reused') ctx.audit('refresh', 'REFRESH_TOKEN_REUSED', ended.userId);
+  if (ended.outcome === 'not_active') ctx.audit('logout', 'NO_ACTIVE_SESSION', null);
+  else ctx.audit('logout', 'success:refresh_token', ended.userId, 'info');
+  return ended.outcome !== 'not_active';
+}
 
 builder.mutationFields((t) => ({
   refresh: t.field({
@@ -77,21 +101,11 @@ builder.mutationFields((t) => ({
       refreshToken: t.arg.string({ required: false }),
     },
     // No authScopes: a refresh token alone may end its session. The access-token path checks the session below.
-    resolve: audited('logout', async (_root, { allSessions, refreshToken }, ctx) => {
+    resolve: async (root, args, ctx) => {
       ctx.refreshCookie.clear();
-      const token = refreshToken ?? ctx.refreshCookie.read();
-      if (token !== null) {
-        await enforceRateLimit(ctx, 'refresh');
-        const ended = await ctx.services.sessions.endByRefreshToken(token, allSessions);
-        if (ended.outcome === 'reused') ctx.audit('refresh', 'REFRESH_TOKEN_REUSED', ended.userId);
-        return ended.outcome !== 'not_active';
-      }
-      const viewer = await requireSession(ctx);
-      // With allSessions, a login racing the logout cannot add a session either (credentials version).
-      if (allSessions) await ctx.services.sessions.endAllForUser(viewer.userId, 'logout_all');
-      else await ctx.services.sessions.revoke(viewer.sessionId, 'logout');
-      return true;
-    }),
+      const token = args.refreshToken ?? ctx.refreshCookie.read();
+      return token === null ? logoutBySession(root, args, ctx) : logoutByRefreshToken(token, args.allSessions, ctx);
+    },
   }),
   revokeSession: t.boolean({
     description: "Ends one of the caller's sessions. false when no such session of the caller is active.",

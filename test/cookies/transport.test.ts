@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createTestApp, ManualClock, type TestApp, uniqueName } from '../support/app.js';
+import { capturingLogger } from '../support/logs.js';
 import { type Answer, LOGIN, LOGOUT, ME, REFRESH_BY_ARGUMENT, REFRESH_BY_COOKIE, REGISTER, send } from './support.js';
 
 // REFRESH_TOKEN_TRANSPORT: where refresh tokens travel (answers, an httpOnly cookie, or both), how
@@ -8,11 +9,12 @@ import { type Answer, LOGIN, LOGOUT, ME, REFRESH_BY_ARGUMENT, REFRESH_BY_COOKIE,
 
 const DAY_S = 86_400;
 const clock = new ManualClock();
+const logs = capturingLogger('info');
 // Idle one day, absolute two: the cookie's Max-Age is whichever ends first.
 const SESSIONS = { SESSION_IDLE_TIMEOUT_DAYS: '1', SESSION_ABSOLUTE_LIFETIME_DAYS: '2', REFRESH_REUSE_GRACE_SECONDS: '10' };
 const [body, cookie, both] = await Promise.all([
   createTestApp({ ...SESSIONS }),
-  createTestApp({ ...SESSIONS, REFRESH_TOKEN_TRANSPORT: 'cookie' }, { clock }),
+  createTestApp({ ...SESSIONS, REFRESH_TOKEN_TRANSPORT: 'cookie' }, { clock, logger: logs.logger }),
   createTestApp({ ...SESSIONS, REFRESH_TOKEN_TRANSPORT: 'both', REFRESH_COOKIE_SAMESITE: 'lax' }),
 ]);
 
@@ -136,6 +138,10 @@ describe('transport cookie', () => {
     expect(logout.data?.logout).toBe(true);
     expect(logout.cookie).toMatchObject({ value: '', attributes: { 'max-age': '0' } });
     expect(signedIn(await send(cookie, REFRESH_BY_COOKIE, {}, { cookie: registered.cookie!.value })).code).toBe('REFRESH_TOKEN_REVOKED');
+    // Logged with the token's user (no access token named one), and never with the token.
+    const userId = signedIn(registered).user.id;
+    expect(logs.entries()).toContainEqual(expect.objectContaining({ event: 'logout', outcome: 'success:refresh_token', userId }));
+    expect(logs.lines.join('\n')).not.toContain(registered.cookie!.value);
   });
 
   it('clears the cookie on every logout, with the access token or none at all', async () => {
@@ -164,6 +170,19 @@ describe('transport cookie', () => {
     const third = await send(cookie, LOGIN, { input: { username, password } });
     expect((await send(cookie, LOGOUT, { all: true }, { cookie: third.cookie!.value })).data?.logout).toBe(true);
     expect(signedIn(await send(cookie, REFRESH_BY_COOKIE, {}, { cookie: survivor.cookie!.value })).code).toBe('REFRESH_TOKEN_REVOKED');
+  });
+
+  it('takes the previous token inside the grace window (a tab that lost a refresh race) as a plain logout', async () => {
+    const registered = await register(cookie);
+    const refreshed = await send(cookie, REFRESH_BY_COOKIE, {}, { cookie: registered.cookie!.value });
+    clock.advance(5_000);
+    const userId = signedIn(registered).user.id;
+    const before = logs.entries().length;
+    expect((await send(cookie, LOGOUT, {}, { cookie: registered.cookie!.value })).data?.logout).toBe(true);
+    const logged = logs.entries().slice(before);
+    expect(logged).toContainEqual(expect.objectContaining({ event: 'logout', outcome: 'success:refresh_token', userId }));
+    expect(logged).not.toContainEqual(expect.objectContaining({ outcome: 'REFRESH_TOKEN_REUSED' }));
+    expect(signedIn(await send(cookie, REFRESH_BY_COOKIE, {}, { cookie: refreshed.cookie!.value })).code).toBe('REFRESH_TOKEN_REVOKED');
   });
 
   it('never takes the cookie as authentication for other fields', async () => {
